@@ -1,0 +1,72 @@
+"""The DuckDB warehouse: one file, one writer at a time.
+
+DuckDB allows a single writing process per database file. Dagster may start several runs at once
+(a schedule firing while `journeys run` is busy), so every writer takes an exclusive file lock
+next to the database first and *waits* for it instead of failing. The lock is released when the
+connection is closed, so a crashed process never leaves a stale lock behind (the OS drops flock
+locks with the process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from transforms.errors import UserError
+
+DEFAULT_LOCK_TIMEOUT_S = 6 * 3600.0
+
+
+@contextlib.contextmanager
+def writer_lock(db_path: str | Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+                on_wait: object = None) -> Iterator[None]:
+    """Hold the exclusive writer lock of the warehouse at `db_path`, waiting up to `timeout_s`."""
+    lock_path = Path(f"{db_path}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced and callable(on_wait):
+                    on_wait(f"waiting for another run to finish writing {db_path}")
+                    announced = True
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"the warehouse {db_path} stayed locked by another run for "
+                        f"{timeout_s:.0f} s; wait for that run to finish and try again"
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+@contextlib.contextmanager
+def connect(db_path: str | Path, *, read_only: bool = False,
+            lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+            on_wait: object = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse, holding its lock for as long as the connection is open."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if read_only and not db_path.exists():
+        raise UserError(f"no warehouse at {db_path}: run `journeys run` first")
+    # DuckDB refuses a read-only open while another process has the file open for writing, so
+    # readers queue on the same lock; they are short-lived (dashboards, CLI summaries).
+    with writer_lock(db_path, lock_timeout_s, on_wait):
+        con = duckdb.connect(str(db_path), read_only=read_only)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
