@@ -1,0 +1,255 @@
+"""Source definitions: load and validate the project config (`sources.yaml`).
+
+The file says where the warehouse, the journey map and the outputs live, and per source system
+where its exports are and how their fields map to our columns. Every mistake stops with a
+`ConfigError` naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from transforms.errors import ConfigError
+
+FORMATS = ("jsonl", "csv")
+TYPES = ("string", "integer", "decimal", "timestamp", "json")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# columns every source must map, because the unified events table is built from them
+REQUIRED_MAPPINGS = {
+    "clickstream": ("event_id", "anonymous_id", "user_id", "event_name", "client_ts"),
+    "bookings": ("booking_id", "customer_id", "status", "changed_at"),
+    "payments": ("payment_id", "booking_id", "status", "created_at"),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    path_glob: str  # absolute glob
+    format: str
+    columns: dict[str, str]  # our column -> field in the export
+    types: dict[str, str]
+    required: tuple[str, ...]
+    enums: dict[str, tuple[str, ...]]
+    ranges: dict[str, dict[str, float]]
+    event_time: str
+    timezone: str
+    id_columns: tuple[str, ...]
+    late_days: int
+    earliest: dt.date
+    max_days_after_export: int
+    clock_skew_column: str | None = None
+    clock_skew_max_seconds: float | None = None
+
+    def type_of(self, column: str) -> str:
+        return self.types.get(column, "string")
+
+    def files(self) -> list[Path]:
+        """Export files of this source, sorted by name."""
+        base = Path(self.path_glob)
+        anchor = Path(base.anchor)
+        return sorted(anchor.glob(str(base.relative_to(anchor))))
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    path: Path
+    warehouse: Path
+    journey_map: Path
+    output_dir: Path
+    sources: dict[str, Source] = field(default_factory=dict)
+
+
+def _fail(path: Path, key: str, problem: str, fix: str) -> ConfigError:
+    return ConfigError(path, key, problem, fix)
+
+
+def _mapping(raw: Any, path: Path, key: str) -> dict:
+    if not isinstance(raw, dict):
+        raise _fail(path, key, f"expected a mapping, got {type(raw).__name__}",
+                    "write it as `name: value` pairs")
+    return raw
+
+
+def _str_list(raw: Any, path: Path, key: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise _fail(path, key, "expected a list of names", "write it as [a, b, c]")
+    return tuple(raw)
+
+
+def load_config(config_path: str | Path) -> ProjectConfig:
+    """Read and validate the project config. Raises ConfigError on any mistake."""
+    path = Path(config_path).expanduser().resolve()
+    if not path.exists():
+        raise _fail(path, "(file)", "the config file does not exist",
+                    "pass --config with the path of your sources.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise _fail(path, "(syntax)", f"not valid YAML{where}",
+                    "fix the indentation or quoting there") from None
+    raw = _mapping(raw, path, "(top level)")
+    base = path.parent
+
+    def rel(key: str, default: str) -> Path:
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise _fail(path, key, "expected a path", f"write e.g. `{key}: {default}`")
+        return (base / value).resolve()
+
+    sources_raw = _mapping(raw.get("sources"), path, "sources")
+    unknown = set(raw) - {"warehouse", "journey_map", "output_dir", "sources"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise _fail(path, key, "unknown key",
+                    "use only warehouse, journey_map, output_dir and sources at the top level")
+    missing = [s for s in REQUIRED_MAPPINGS if s not in sources_raw]
+    if missing:
+        raise _fail(path, f"sources.{missing[0]}", "source is missing",
+                    f"define the {missing[0]} source (see data/sample/sources.yaml)")
+    sources = {name: _load_source(name, src, path, base) for name, src in sources_raw.items()}
+    return ProjectConfig(
+        path=path,
+        warehouse=rel("warehouse", "warehouse/journeys.duckdb"),
+        journey_map=rel("journey_map", "journey_map.yaml"),
+        output_dir=rel("output_dir", "output"),
+        sources=sources,
+    )
+
+
+def _load_source(name: str, raw: Any, path: Path, base: Path) -> Source:
+    k = f"sources.{name}"
+    if name not in REQUIRED_MAPPINGS:
+        raise _fail(path, k, "unknown source",
+                    f"sources must be {', '.join(REQUIRED_MAPPINGS)} (each maps onto the "
+                    "unified events table)")
+    raw = _mapping(raw, path, k)
+    allowed = {"path", "format", "columns", "types", "required", "enums", "ranges", "event_time",
+               "timezone", "id_columns", "late_days", "plausible", "clock_skew"}
+    extra = set(raw) - allowed
+    if extra:
+        raise _fail(path, f"{k}.{sorted(extra)[0]}", "unknown key",
+                    f"allowed keys are {', '.join(sorted(allowed))}")
+    glob = raw.get("path")
+    if not isinstance(glob, str) or not glob:
+        raise _fail(path, f"{k}.path", "missing", "give a glob of the export files, "
+                    "e.g. raw/clickstream/*.jsonl")
+    fmt = raw.get("format")
+    if fmt not in FORMATS:
+        raise _fail(path, f"{k}.format", f"{fmt!r} is not supported",
+                    f"use one of {', '.join(FORMATS)}")
+    columns = _mapping(raw.get("columns"), path, f"{k}.columns")
+    for col, fld in columns.items():
+        if not isinstance(col, str) or not NAME_RE.match(col):
+            raise _fail(path, f"{k}.columns.{col}", "column names must be lowercase snake_case",
+                        "rename it, e.g. event_name")
+        if not isinstance(fld, str) or not fld:
+            raise _fail(path, f"{k}.columns.{col}", "expected the field name in the export",
+                        f"write e.g. `{col}: {col}`")
+    for col in REQUIRED_MAPPINGS[name]:
+        if col not in columns:
+            raise _fail(path, f"{k}.columns.{col}", "missing",
+                        f"map `{col}` to the export field that holds it")
+    types = _mapping(raw.get("types", {}), path, f"{k}.types")
+    for col, typ in types.items():
+        if col not in columns:
+            raise _fail(path, f"{k}.types.{col}", "not a mapped column",
+                        "add it under columns or remove it here")
+        if typ not in TYPES:
+            raise _fail(path, f"{k}.types.{col}", f"unknown type {typ!r}",
+                        f"use one of {', '.join(TYPES)}")
+    required = _str_list(raw.get("required", []), path, f"{k}.required")
+    for col in required:
+        if col not in columns:
+            raise _fail(path, f"{k}.required", f"{col!r} is not a mapped column",
+                        "add it under columns or remove it from required")
+    enums_raw = _mapping(raw.get("enums", {}), path, f"{k}.enums")
+    enums = {}
+    for col, values in enums_raw.items():
+        if col not in columns:
+            raise _fail(path, f"{k}.enums.{col}", "not a mapped column",
+                        "add it under columns or remove it here")
+        enums[col] = _str_list(values, path, f"{k}.enums.{col}")
+    ranges_raw = _mapping(raw.get("ranges", {}), path, f"{k}.ranges")
+    ranges: dict[str, dict[str, float]] = {}
+    for col, bounds in ranges_raw.items():
+        bounds = _mapping(bounds, path, f"{k}.ranges.{col}")
+        if col not in columns or types.get(col) not in ("integer", "decimal"):
+            raise _fail(path, f"{k}.ranges.{col}", "ranges apply to integer/decimal columns",
+                        f"declare {col} as integer or decimal under types")
+        for b, v in bounds.items():
+            if b not in ("min", "max") or not isinstance(v, int | float):
+                raise _fail(path, f"{k}.ranges.{col}.{b}", "expected min/max numbers",
+                            "write e.g. {min: 0, max: 5}")
+        ranges[col] = dict(bounds)
+    event_time = raw.get("event_time")
+    if event_time not in columns or types.get(event_time) != "timestamp":
+        raise _fail(path, f"{k}.event_time", f"{event_time!r} is not a timestamp column",
+                    "name a mapped column declared `timestamp` under types")
+    tz = raw.get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(str(tz))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise _fail(path, f"{k}.timezone", f"unknown time zone {tz!r}",
+                    "use an IANA name such as UTC or Europe/Berlin") from None
+    id_columns = _str_list(raw.get("id_columns"), path, f"{k}.id_columns")
+    for col in id_columns:
+        if col not in columns:
+            raise _fail(path, f"{k}.id_columns", f"{col!r} is not a mapped column",
+                        "list mapped columns that identify a record")
+    late_days = raw.get("late_days", 1)
+    if not isinstance(late_days, int) or isinstance(late_days, bool) or not 0 <= late_days <= 30:
+        raise _fail(path, f"{k}.late_days", f"{late_days!r} is not a number of days",
+                    "use an integer from 0 to 30")
+    plaus = _mapping(raw.get("plausible", {}), path, f"{k}.plausible")
+    try:
+        earliest = dt.date.fromisoformat(str(plaus.get("earliest", "2000-01-01")))
+    except ValueError:
+        raise _fail(path, f"{k}.plausible.earliest", "not a date",
+                    "write it as YYYY-MM-DD") from None
+    max_after = plaus.get("max_days_after_export", 1)
+    if not isinstance(max_after, int) or max_after < 0:
+        raise _fail(path, f"{k}.plausible.max_days_after_export", "not a number of days",
+                    "use an integer >= 0")
+    skew_col = skew_max = None
+    if "clock_skew" in raw:
+        skew = _mapping(raw["clock_skew"], path, f"{k}.clock_skew")
+        skew_col = skew.get("received_column")
+        if skew_col not in columns or types.get(skew_col) != "timestamp":
+            raise _fail(path, f"{k}.clock_skew.received_column", f"{skew_col!r} is not a "
+                        "timestamp column", "name the mapped received-at timestamp column")
+        skew_max = skew.get("max_seconds")
+        if not isinstance(skew_max, int | float) or skew_max <= 0:
+            raise _fail(path, f"{k}.clock_skew.max_seconds", "not a positive number",
+                        "write e.g. `max_seconds: 86400`")
+    return Source(
+        name=name, path_glob=str((base / glob).resolve()) if not Path(glob).is_absolute()
+        else glob, format=fmt, columns=dict(columns), types=dict(types), required=required,
+        enums=enums, ranges=ranges, event_time=event_time, timezone=str(tz),
+        id_columns=id_columns, late_days=late_days, earliest=earliest,
+        max_days_after_export=max_after, clock_skew_column=skew_col,
+        clock_skew_max_seconds=float(skew_max) if skew_max else None,
+    )
+
+
+FILE_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def file_date(path: Path) -> dt.date | None:
+    """The export day written in a file name (last YYYY-MM-DD in it), or None."""
+    found = FILE_DATE_RE.findall(path.name)
+    if not found:
+        return None
+    try:
+        return dt.date.fromisoformat(found[-1])
+    except ValueError:
+        return None
