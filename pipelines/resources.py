@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from transforms import warehouse
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SOURCES = PROJECT_ROOT / "data" / "sample" / "sources.yaml"
-DEFAULT_JOURNEY_MAP = PROJECT_ROOT / "data" / "sample" / "journey_map.yaml"
-
-
-def default_sources_path() -> str:
-    return os.environ.get("JOURNEYS_SOURCES", str(DEFAULT_SOURCES))
-
-
-def default_journey_map_path() -> str:
-    return os.environ.get("JOURNEYS_JOURNEY_MAP", str(DEFAULT_JOURNEY_MAP))
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -43,3 +29,15 @@ class Warehouse(dg.ConfigurableResource):
         log = dg.get_dagster_logger()
         with warehouse.connect(self.database, read_only=read_only, on_wait=log.info) as con:
             yield con
+
+
+class Progress(dg.ConfigurableResource):
+    """Where assets report progress: the run log, and the terminal when `echo` is on
+    (`journeys run` turns it on so a user sees a line per asset and partition)."""
+
+    echo: bool = False
+
+    def report(self, context: dg.AssetExecutionContext, line: str) -> None:
+        context.log.info(line)
+        if self.echo:
+            print(line, flush=True)

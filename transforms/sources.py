@@ -65,6 +65,29 @@ class ProjectConfig:
     journey_map: Path
     output_dir: Path
     sources: dict[str, Source] = field(default_factory=dict)
+    schedule_hour_utc: int = 4
+    start_date: dt.date | None = None
+
+    def first_partition(self) -> dt.date:
+        """The first daily partition: start_date, else the earliest export day found, else
+        today (UTC), moved back by how far a timestamp may lie after its export day."""
+        if self.start_date:
+            return self.start_date
+        days = [d for s in self.sources.values() for p in s.files()
+                if (d := file_date(p)) is not None]
+        earliest = min(days) if days else dt.datetime.now(dt.UTC).date()
+        back = max(s.max_days_after_export for s in self.sources.values())
+        return earliest - dt.timedelta(days=back)
+
+    def data_range(self) -> tuple[dt.date, dt.date] | None:
+        """Partitions that can hold rows of the exported files: from first_partition() to the
+        latest export day plus the largest allowed lead of a timestamp over its export day."""
+        days = [d for s in self.sources.values() for p in s.files()
+                if (d := file_date(p)) is not None]
+        if not days:
+            return None
+        ahead = max(s.max_days_after_export for s in self.sources.values())
+        return self.first_partition(), max(days) + dt.timedelta(days=ahead)
 
 
 def _fail(path: Path, key: str, problem: str, fix: str) -> ConfigError:
@@ -107,11 +130,23 @@ def load_config(config_path: str | Path) -> ProjectConfig:
         return (base / value).resolve()
 
     sources_raw = _mapping(raw.get("sources"), path, "sources")
-    unknown = set(raw) - {"warehouse", "journey_map", "output_dir", "sources"}
+    top_keys = {"warehouse", "journey_map", "output_dir", "sources", "schedule", "start_date"}
+    unknown = set(raw) - top_keys
     if unknown:
         key = sorted(unknown)[0]
         raise _fail(path, key, "unknown key",
-                    "use only warehouse, journey_map, output_dir and sources at the top level")
+                    f"use only {', '.join(sorted(top_keys))} at the top level")
+    schedule = _mapping(raw.get("schedule", {}), path, "schedule")
+    hour = schedule.get("hour_utc", 4)
+    if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+        raise _fail(path, "schedule.hour_utc", f"{hour!r} is not an hour",
+                    "use an integer from 0 to 23 (UTC)")
+    start_date = None
+    if raw.get("start_date") is not None:
+        try:
+            start_date = dt.date.fromisoformat(str(raw["start_date"]))
+        except ValueError:
+            raise _fail(path, "start_date", "not a date", "write it as YYYY-MM-DD") from None
     missing = [s for s in REQUIRED_MAPPINGS if s not in sources_raw]
     if missing:
         raise _fail(path, f"sources.{missing[0]}", "source is missing",
@@ -123,6 +158,8 @@ def load_config(config_path: str | Path) -> ProjectConfig:
         journey_map=rel("journey_map", "journey_map.yaml"),
         output_dir=rel("output_dir", "output"),
         sources=sources,
+        schedule_hour_utc=hour,
+        start_date=start_date,
     )
 
 

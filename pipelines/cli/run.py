@@ -1,0 +1,112 @@
+"""`journeys run`: materialise the whole asset graph in-process for a range of daily partitions."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+
+from transforms.errors import UserError
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="load the sources and build everything (journeys, metrics, mining, dashboard)",
+        description="Materialise the whole Dagster asset graph in this process for the given "
+        "daily partitions (default: every day present in the configured sources). The run is "
+        "recorded in the project's Dagster instance, so `journeys ui` shows it.",
+    )
+    p.add_argument("--start", metavar="YYYY-MM-DD", help="first partition day (UTC)")
+    p.add_argument("--end", metavar="YYYY-MM-DD", help="last partition day (UTC), inclusive")
+    p.add_argument("--config", metavar="PATH",
+                   help="project config (sources.yaml); default: the committed sample's")
+    p.set_defaults(func=handle)
+
+
+def _day(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} {value!r} is not a date; write it as YYYY-MM-DD") from None
+
+
+def choose_range(cfg: object, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    data = cfg.data_range()
+    if data is None and (start is None or end is None):
+        globs = ", ".join(s.path_glob for s in cfg.sources.values())
+        raise UserError(f"no export files found ({globs}); check the `path` globs in "
+                        f"{cfg.path} or pass --start and --end")
+    first = start or data[0]
+    last = end or data[1]
+    if first > last:
+        raise UserError(f"--start {first} is after --end {last}")
+    if first < cfg.first_partition():
+        raise UserError(f"--start {first} is before the first partition "
+                        f"{cfg.first_partition()}; set start_date in {cfg.path} to load "
+                        "earlier days")
+    return first, last
+
+
+def handle(args: argparse.Namespace) -> int:
+    from pipelines.project import dagster_home, use_config
+
+    cfg = use_config(args.config)
+    first, last = choose_range(cfg, _day(args.start, "--start"), _day(args.end, "--end"))
+    home = dagster_home(cfg)
+    os.environ["JOURNEYS_PROGRESS"] = "1"
+    os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
+
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is currently in beta")
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    print(f"journeys run: partitions {first} … {last} ({(last - first).days + 1} days), "
+          f"config {cfg.path}", flush=True)
+    started = time.monotonic()
+    job = defs().resolve_job_def("daily_refresh")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            raise_on_error=False,
+        )
+    elapsed = time.monotonic() - started
+    failures = _failures(result)
+    from pipelines.summary import print_summary
+
+    print_summary(cfg, first, last, elapsed, home, result.run_id)
+    if failures or not result.success:
+        for line in failures or ["the run failed; open `journeys ui` for the run log"]:
+            print(f"journeys run: error: {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _failures(result: object) -> list[str]:
+    """One line per failed step or failed blocking check, without stack traces."""
+    lines = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            err = event.step_failure_data.error
+            cause = err
+            while cause.cause is not None and cause.cls_name.startswith("Dagster"):
+                cause = cause.cause
+            msg = cause.message.strip().splitlines()[-1] if cause.message else cause.cls_name
+            lines.append(f"{event.step_key} failed: {msg}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed:
+                lines.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed")
+    return lines
