@@ -1,0 +1,38 @@
+# The two commands (see README):  make run   |   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup run test test-fast ui dashboard lint bench clean
+
+$(BIN)/journeys: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/journeys
+
+## set up, then load the committed sample data and build everything; prints the dashboard path
+run: setup
+	$(BIN)/journeys run
+
+## set up, then run the whole test suite (browser tests skip when Chromium is absent)
+test: setup
+	$(BIN)/pytest
+
+## the suite without the slow end-to-end runs
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+ui: setup
+	$(BIN)/journeys ui
+
+dashboard: setup
+	$(BIN)/journeys dashboard
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf warehouse output .pytest_cache
