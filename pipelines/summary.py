@@ -38,7 +38,7 @@ def print_summary(cfg: ProjectConfig, first: dt.date, last: dt.date, elapsed: fl
                 "select count(*), count(distinct customer_id) from events").fetchone()
             print(f"events: {n:,} events of {customers:,} customers")
     print(f"\nwarehouse:  {cfg.warehouse}")
-    print(f"quarantine: table `quarantine` in the warehouse (reason, file, line, raw record)")
+    print("quarantine: table `quarantine` in the warehouse (reason, file, line, raw record)")
     print(f"run history: {home} (open it with `journeys ui`)")
     models = cfg.output_dir / "models"
     if models.exists():

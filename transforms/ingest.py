@@ -145,7 +145,9 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     for col, fld in source.columns.items():
         path = "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in fld.split("."))
         if source.type_of(col) == "json":
-            fields.append(f"case when ok then json_extract(raw_record, ?) end as {ident('s_' + col)}")
+            fields.append(
+                f"case when ok then json_extract(raw_record, ?) end as {ident('s_' + col)}"
+            )
         else:
             fields.append(
                 f"case when ok then json_extract_string(raw_record, ?) end as {ident('s_' + col)}"
@@ -305,7 +307,7 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                     "integer": "not an integer"}[kind]
             checks.append(f"when coalesce({s}, '') <> '' and {ident(col)} is null "
                           f"then '{what} in {col}: ' || left({s}, 60)")
-    for col, values in source.enums.items():
+    for col in source.enums:
         checks.append(f"when {ident(col)} is not null and not list_contains(?, {ident(col)}) "
                       f"then 'unknown {col}: ' || left({ident(col)}, 60)")
     enum_params = [list(v) for v in source.enums.values()]

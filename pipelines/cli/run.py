@@ -38,7 +38,8 @@ def _day(value: str | None, option: str) -> dt.date | None:
         raise UserError(f"{option} {value!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def choose_range(cfg: object, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+def choose_range(cfg: object, start: dt.date | None,
+                 end: dt.date | None) -> tuple[dt.date, dt.date]:
     data = cfg.data_range()
     if data is None and (start is None or end is None):
         globs = ", ".join(s.path_glob for s in cfg.sources.values())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
-import pytest
 
 from tests.conftest import TinyProject, click
 from transforms import ingest
@@ -135,8 +134,8 @@ def test_clock_skewed_client_time_falls_back_to_received_time(tiny: TinyProject)
 
 
 def test_implausible_timestamp_in_the_future_is_quarantined(tiny: TinyProject) -> None:
-    tiny.bookings("2026-10-01",
-                  "b1,c1,s1,Berlin,hair,2026-10-05 10:00:00,45.00,EUR,created,,,,2031-01-01 10:00:00")
+    tiny.bookings("2026-10-01", "b1,c1,s1,Berlin,hair,2026-10-05 10:00:00,45.00,EUR,created,,,,"
+                  "2031-01-01 10:00:00")
     con, stats, _ = load(tiny, "bookings")
     assert quarantined(con, "bookings")[0][2] == (
         "implausible timestamp: 2031-01-01 09:00:00 UTC in a file exported on 2026-10-01")

@@ -1,0 +1,58 @@
+"""`journeys dashboard`: rebuild the offline HTML dashboard from the existing warehouse."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from transforms.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "dashboard",
+        help="rebuild the HTML dashboard from the warehouse (no pipeline run)",
+        description="Build the dashboard site (overview, journey map, bottlenecks, paths, "
+        "repeat purchase, data quality) from the tables already in the warehouse. The site "
+        "works offline: open its index.html in any browser.",
+    )
+    parser.add_argument("--config", metavar="PATH",
+                        help="project config (sources.yaml); default: the committed sample's")
+    parser.add_argument("--out", metavar="DIR",
+                        help="folder to write the site to (default: <output_dir>/dashboard)")
+    parser.add_argument("--period-days", type=int, default=None, metavar="N",
+                        help="length of the period the headline numbers cover, compared with "
+                        "the N days before it (default 28)")
+    parser.add_argument("--open", action="store_true", help="open the site in a browser")
+    parser.set_defaults(func=handle)
+
+
+def locations(config: str | None) -> tuple[Path, Path]:
+    """The warehouse file and the default dashboard folder of a project config."""
+    from pipelines.project import SAMPLE_CONFIG
+    from transforms.sources import load_config
+
+    cfg = load_config(config or SAMPLE_CONFIG)
+    return cfg.warehouse, cfg.output_dir / "dashboard"
+
+
+def handle(args: argparse.Namespace) -> int:
+    from dashboards.site import DEFAULT_PERIOD_DAYS, build_site, site_size
+    from transforms.warehouse import connect
+
+    database, default_out = locations(args.config)
+    if not database.exists():
+        raise UserError(f"no warehouse at {database}: run `journeys run` first")
+    period = DEFAULT_PERIOD_DAYS if args.period_days is None else args.period_days
+    if period < 1:
+        raise UserError(f"--period-days must be 1 or more, not {period}")
+    out = Path(args.out).expanduser() if args.out else default_out
+    with connect(database, read_only=True) as con:
+        index = build_site(con, out, period_days=period)
+    print(index.resolve())
+    print(f"({site_size(out) / 1e6:.1f} MB in {out.resolve()})")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(index.resolve().as_uri())
+    return 0

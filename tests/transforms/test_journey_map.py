@@ -1,0 +1,91 @@
+"""The journey map loads, and every mistake names the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from transforms.errors import ConfigError
+from transforms.journey_map import load_journey_map
+
+DEFAULT_MAP = Path(__file__).resolve().parents[2] / "data" / "sample" / "journey_map.yaml"
+
+
+def test_default_map_loads():
+    m = load_journey_map(DEFAULT_MAP)
+    assert m.stage_names == ["Discovery", "Consideration", "Decision", "Purchase", "Service",
+                             "Repeat"]
+    assert m.window_seconds == 30 * 86400
+    assert [s.name for s in m.required_stages] == ["Discovery", "Decision", "Purchase",
+                                                   "Service", "Repeat"]
+    assert m.stage("Repeat").repeat.repeat_of == "Purchase"
+    assert m.repeat_horizons == (30, 60, 90)
+    assert [s.name for s in m.segments] == ["channel", "platform", "city", "service_category",
+                                            "customer_type"]
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    doc = yaml.safe_load(DEFAULT_MAP.read_text())
+    mutate(doc)
+    path = tmp_path / "map.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _set(path: list, value):
+    def mutate(doc):
+        node = doc
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+    return mutate
+
+
+@pytest.mark.parametrize(("mutate", "key", "fix_part"), [
+    (_set(["stages", 2, "rules", 0, "source"], "crm"), "stages[2].rules[0].source",
+     "clickstream"),
+    (_set(["stages", 1, "name"], "Discovery"), "stages[1].name", "unique"),
+    (_set(["stages", 3, "rules"], []), "stages[3].rules", "add"),
+    (_set(["conversion_window"], "1mo"), "conversion_window", "s, m, h or d"),
+    (_set(["conversion_window"], "soon"), "conversion_window", "30d"),
+    (_set(["segments", "platform"], {"column": "device"}), "segments.platform.column",
+     "service_category"),
+    (_set(["stages", 5, "rules", 0, "repeat_of"], "Checkout"), "stages[5].rules[0].repeat_of",
+     "Purchase"),
+    (_set(["conversion_stage"], "Paid"), "conversion_stage", "Purchase"),
+    (_set(["stages", 2, "rules", 0, "event_name"], []), "stages[2].rules[0].event_name",
+     "at least one"),
+    (_set(["stages", 4, "pains", 2, "rule", "where", "rating"], {"below": 2}),
+     "stages[4].pains[2].rule.where.rating.below", "lte"),
+    (_set(["stages", 0, "touchpoints"], ["screen", "colour"]), "stages[0].touchpoints[1]",
+     "channel"),
+    (_set(["repeat_horizons"], [30, -1]), "repeat_horizons[1]", "30"),
+    (_set(["stages", 0, "optional"], True), "stages[0].optional", "first stage"),
+    (_set(["stages", 0, "rulez"], []), "stages[0].rulez", "rules"),
+    (_set(["metric_events", "refund"], {"source": "payments"}), "metric_events.refund",
+     "payment_refunded"),
+])
+def test_config_errors_name_file_key_and_fix(tmp_path, mutate, key, fix_part):
+    path = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_journey_map(path)
+    assert err.value.path == str(path)
+    assert err.value.key == key
+    assert fix_part in err.value.fix
+    assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("version: 1\nstages:\n  - name: Discovery\n   rules: [\n")
+    with pytest.raises(ConfigError) as err:
+        load_journey_map(path)
+    assert "line 4" in err.value.problem and err.value.key == "(file)"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_journey_map(tmp_path / "nope.yaml")
+    assert "does not exist" in err.value.problem

@@ -1,0 +1,285 @@
+"""Stage mapping, journeys, funnels and transitions on hand-built `events` tables.
+
+Every expected number is worked out by hand in the comments next to it. The default journey
+map (data/sample/journey_map.yaml) is used unless a test says otherwise: stages Discovery,
+Consideration (optional), Decision, Purchase, Service, Repeat; window 30 days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from transforms import journeys as J
+from transforms.journey_map import JourneyMap, load_journey_map
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MAP = ROOT / "data" / "sample" / "journey_map.yaml"
+T0 = dt.datetime(2024, 3, 1)  # a Friday, 00:00 UTC
+DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
+
+EVENTS_DDL = """
+create or replace table events (
+    event_id varchar, source varchar, customer_id varchar, is_identified boolean,
+    anonymous_id varchar, event_name varchar, event_ts timestamp, event_date date,
+    booking_id varchar, payment_id varchar, platform varchar, channel varchar, city varchar,
+    service_category varchar, salon_id varchar, screen varchar, amount decimal(12, 2),
+    status varchar, method varchar, failure_reason varchar, cancel_reason varchar,
+    complaint varchar, rating integer, properties json
+)"""
+COLUMNS = ("event_id", "source", "customer_id", "is_identified", "anonymous_id", "event_name",
+           "event_ts", "event_date", "booking_id", "payment_id", "platform", "channel", "city",
+           "service_category", "salon_id", "screen", "amount", "status", "method",
+           "failure_reason", "cancel_reason", "complaint", "rating", "properties")
+
+
+def E(customer: str | None, name: str, ts: dt.datetime, **cols: Any) -> dict[str, Any]:  # noqa: N802
+    """One `events` row as the contract builds it; the source follows from the event name."""
+    source = ("bookings" if name.startswith("booking_")
+              else "payments" if name.startswith("payment_") else "clickstream")
+    row: dict[str, Any] = {c: None for c in COLUMNS}
+    row.update(source=source, customer_id=customer, event_name=name, event_ts=ts,
+               event_date=ts.date(),
+               is_identified=customer is not None and not customer.startswith("anon:"))
+    if source == "clickstream":
+        row["channel"] = "organic"
+    if source != "clickstream" and name.split("_", 1)[1] not in ("", None):
+        row["status"] = name.split("_", 1)[1]
+    row.update(cols)
+    return row
+
+
+def make_events_table(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Create `events` holding `rows` (event ids numbered in order when not given)."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(EVENTS_DDL)
+    for n, row in enumerate(rows):
+        row = dict(row)
+        row["event_id"] = row["event_id"] or f"{row['source']}:{n:04d}"
+        con.execute(f"insert into events values ({', '.join('?' for _ in COLUMNS)})",
+                    [row[c] for c in COLUMNS])
+
+
+@pytest.fixture
+def jmap() -> JourneyMap:
+    return load_journey_map(DEFAULT_MAP)
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect()
+    yield c
+    c.close()
+
+
+def _basic_rows() -> list[dict[str, Any]]:
+    """Five customers, a late unrelated event (data end = T0 + 60 d) and an orphan payment."""
+    return [
+        # c1: installs (new), browses, books, a failed then a successful payment, is served
+        E("c1", "app_installed", T0, platform="ios", channel="paid_social", city="Berlin"),
+        E("c1", "logged_in", T0 + HOUR / 2, platform="ios"),  # no rule: unmapped
+        E("c1", "service_viewed", T0 + HOUR, platform="ios", service_category="hair"),
+        E("c1", "booking_created", T0 + 2 * HOUR, booking_id="b1", amount=50,
+          service_category="hair", city="Berlin"),
+        E("c1", "payment_failed", T0 + 3 * HOUR, booking_id="b1", payment_id="p1",
+          method="card", failure_reason="card_declined"),  # no rule: unmapped
+        E("c1", "payment_succeeded", T0 + 4 * HOUR, booking_id="b1", payment_id="p2",
+          method="card", amount=50),
+        E("c1", "booking_completed", T0 + 2 * DAY, booking_id="b1"),
+        # c2: existing user (no install), books straight away (skips Consideration), never pays
+        E("c2", "app_opened", T0, platform="android"),
+        E("c2", "booking_created", T0 + 2 * HOUR, booking_id="b2", amount=30),
+        # c3: opens the app and leaves
+        E("c3", "app_opened", T0 + DAY, platform="android"),
+        # c4: installs and browses only
+        E("c4", "app_installed", T0 + DAY, platform="android"),
+        E("c4", "service_viewed", T0 + DAY + HOUR, platform="android"),
+        # c5: enters 50 days in: its 30-day window is not observed by the data end (incomplete)
+        E("c5", "app_opened", T0 + 50 * DAY, platform="web"),
+        # unrelated event that sets the data end, and an orphan payment (no customer)
+        E("x", "favourite_removed", T0 + 60 * DAY),
+        E(None, "payment_succeeded", T0 + 5 * DAY, booking_id="zz", payment_id="pz"),
+    ]
+
+
+def _build_all(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
+    J.build_stage_events(con, jmap)
+    J.build_purchases(con, jmap)
+    J.build_journeys(con, jmap)
+    J.build_funnels(con, jmap)
+    J.build_transitions(con, jmap)
+
+
+def test_stage_mapping_counts_mapped_and_unmapped(con, jmap):
+    make_events_table(con, _basic_rows())
+    stats = J.build_stage_events(con, jmap)
+    # 15 events. Unmapped: c1 logged_in, c1 payment_failed, x favourite_removed, and the orphan
+    # payment_succeeded (it matches Purchase but has no customer) = 4; mapped 11.
+    assert (stats.events, stats.mapped_events, stats.unmapped_events) == (15, 11, 4)
+    assert stats.stage_events == 11  # no event matches two stages, no repeat purchase
+    per_stage = dict(con.execute(
+        "select stage, count(*) from stage_events group by all").fetchall())
+    # Discovery: c1 install, c2/c3/c5 open, c4 install; Consideration: c1, c4 service_viewed;
+    # Decision: b1, b2 created; Purchase: c1's success; Service: b1 completed
+    assert per_stage == {"Discovery": 5, "Consideration": 2, "Decision": 2, "Purchase": 1,
+                         "Service": 1}
+    summary = {(r[0], r[1]): r[2:] for r in con.execute(
+        "select source, event_name, events, mapped_events, unmapped_events, without_customer, "
+        "stages from stage_mapping_summary").fetchall()}
+    assert summary[("payments", "payment_succeeded")] == (2, 1, 1, 1, ["Purchase"])
+    assert summary[("payments", "payment_failed")] == (1, 0, 1, 0, [])
+    assert summary[("clickstream", "logged_in")] == (1, 0, 1, 0, [])
+
+
+def test_journeys_columns(con, jmap):
+    make_events_table(con, _basic_rows())
+    _build_all(con, jmap)
+    rows = {r[0]: r[1:] for r in con.execute(
+        "select customer_id, entry_ts, channel, platform, city, service_category, customer_type,"
+        " furthest_stage, stages_reached, converted, skipped_stages, complete from journeys"
+    ).fetchall()}
+    assert set(rows) == {"c1", "c2", "c3", "c4", "c5"}  # x never reaches Discovery
+    # c1: segments from the install; city from it too; category from the first later event
+    # that has one (service_viewed); 'new' (install at entry); reached Service (5 stages)
+    assert rows["c1"] == (T0, "paid_social", "ios", "Berlin", "hair", "new", "Service", 5,
+                          True, [], True)
+    # c2: no install -> returning; Consideration implied by Decision, so skipped
+    assert rows["c2"] == (T0, "organic", "android", None, None, "returning", "Decision", 3,
+                          False, ["Consideration"], True)
+    assert rows["c4"][6:8] == ("Consideration", 2)
+    # c5 entered at T0+50d; T0+50d+30d > data end T0+60d -> incomplete
+    assert rows["c5"][-1] is False
+    wide = con.execute('select "Decision", "Purchase", "Consideration" from journeys_wide '
+                       "where customer_id = 'c2'").fetchall()
+    assert wide == [(T0 + 2 * HOUR, None, None)]  # implied stages carry no timestamp
+    secs = dict(con.execute("select stage, seconds_from_previous from journey_stages "
+                            "where customer_id = 'c1'").fetchall())
+    # 1 h browse, 1 h to book, 2 h to pay (failed attempt in between), 2 d - 4 h to service
+    assert secs == {"Discovery": None, "Consideration": 3600.0, "Decision": 3600.0,
+                    "Purchase": 7200.0, "Service": 2 * 86400.0 - 4 * 3600.0}
+
+
+def test_funnel_steps_complete_journeys_only(con, jmap):
+    make_events_table(con, _basic_rows())
+    _build_all(con, jmap)
+    rows = con.execute(
+        "select stage, entered, observed, overall_conversion, step_conversion, dropoff_count, "
+        "median_seconds, incomplete_journeys from funnel_steps order by stage_index").fetchall()
+    # complete journeys c1..c4 (c5 kept out): Discovery 4; Consideration c1, c4 observed + c2
+    # implied = 3; Decision c1, c2 = 2; Purchase, Service c1 = 1; Repeat 0
+    assert [r[1] for r in rows] == [4, 3, 2, 1, 1, 0]
+    assert [r[2] for r in rows] == [4, 2, 2, 1, 1, 0]
+    assert [r[3] for r in rows] == [1.0, 0.75, 0.5, 0.25, 0.25, 0.0]
+    assert rows[2][4] == pytest.approx(2 / 3) and rows[2][5] == 1
+    # Decision timed only where Consideration was observed (c1: 1 h); c2 skipped it
+    assert rows[2][6] == 3600.0
+    assert {r[7] for r in rows} == {1}  # c5
+
+
+def test_funnel_cohorts_mark_incomplete_days(con, jmap):
+    make_events_table(con, _basic_rows())
+    _build_all(con, jmap)
+    got = {(r[0], r[1]): (r[2], r[3]) for r in con.execute(
+        "select cohort_date, stage, entered, complete from funnel_cohorts").fetchall()}
+    d0, d1, d50 = T0.date(), (T0 + DAY).date(), (T0 + 50 * DAY).date()
+    # day 0: c1, c2 (both reach Decision, c1 pays); day 1: c3, c4; day 50: c5 only
+    assert got[(d0, "Decision")] == (2, True) and got[(d0, "Purchase")] == (1, True)
+    assert got[(d1, "Discovery")] == (2, True) and got[(d1, "Consideration")] == (1, True)
+    # a cohort is complete when day + 1 d + 30 d <= data end (T0 + 60 d): day 50 is not
+    assert got[(d50, "Discovery")] == (1, False)
+
+
+def test_funnel_segments(con, jmap):
+    make_events_table(con, _basic_rows())
+    _build_all(con, jmap)
+    android = [r[0] for r in con.execute(
+        "select entered from funnel_segments where segment = 'platform' and "
+        "segment_value = 'android' order by stage_index").fetchall()]
+    # android complete journeys: c2 (to Decision), c3 (Discovery), c4 (Consideration)
+    assert android == [3, 2, 1, 0, 0, 0]
+    new = [r[0] for r in con.execute(
+        "select entered from funnel_segments where segment = 'customer_type' and "
+        "segment_value = 'new' order by stage_index").fetchall()]
+    assert new == [2, 2, 1, 1, 1, 0]  # c1 all the way to Service, c4 to Consideration
+
+
+def test_transitions_ranked(con, jmap):
+    make_events_table(con, _basic_rows())
+    _build_all(con, jmap)
+    rows = con.execute(
+        "select from_stage, to_stage, entered_from, reached_to, dropout_rate, rank_dropout, "
+        "rank_dropoff, is_bottleneck from stage_transitions order by from_index").fetchall()
+    # 4->3 (0.25), 3->2 (1/3), 2->1 (0.5), 1->1 (0), 1->0 (1.0): Service->Repeat worst
+    assert [(r[2], r[3]) for r in rows] == [(4, 3), (3, 2), (2, 1), (1, 1), (1, 0)]
+    assert [r[5] for r in rows] == [4, 3, 2, 5, 1]
+    assert [r[6] for r in rows] == [1, 1, 1, 5, 1]  # one journey lost at each but Purchase
+    assert [r[7] for r in rows] == [False, False, False, False, True]
+
+
+def test_transition_segment_z_test(con, jmap):
+    # 25 iOS and 25 Android customers open the app; 20 iOS and 10 Android go on to browse
+    rows = [E("x", "favourite_removed", T0 + 60 * DAY)]
+    for platform, browsers in (("ios", 20), ("android", 10)):
+        for i in range(25):
+            c = f"{platform}{i}"
+            rows.append(E(c, "app_opened", T0, platform=platform))
+            if i < browsers:
+                rows.append(E(c, "service_viewed", T0 + HOUR, platform=platform))
+    make_events_table(con, rows)
+    _build_all(con, jmap)
+    z, p, sig, rest = con.execute(
+        "select z_score, p_value, significant, rest_dropout_rate from stage_transition_segments"
+        " where segment = 'platform' and segment_value = 'ios' and from_index = 1").fetchone()
+    # p1 = 20/25 = 0.8, p2 = 10/25 = 0.4, pooled 30/50 = 0.6
+    # z = 0.4 / sqrt(0.6 * 0.4 * (1/25 + 1/25)) = 0.4 / sqrt(0.0192) = 2.88675
+    import math
+    assert z == pytest.approx(0.4 / math.sqrt(0.0192))
+    assert p == pytest.approx(math.erfc(z / math.sqrt(2)), abs=1e-6)  # ~0.0039
+    assert sig is True and rest == pytest.approx(0.6)
+
+
+def test_reentry_restarts_the_window(con, jmap):
+    # first open at T0; the booking at T0+31d is outside its 30-day window, but a second open
+    # at T0+20d starts a new attempt that reaches Decision 11 days later
+    make_events_table(con, [
+        E("r", "app_opened", T0), E("r", "app_opened", T0 + 20 * DAY),
+        E("r", "booking_created", T0 + 31 * DAY, booking_id="rb"),
+        E("x", "favourite_removed", T0 + 80 * DAY),
+    ])
+    _build_all(con, jmap)
+    assert con.execute("select entry_ts, furthest_stage, complete from journeys").fetchall() \
+        == [(T0 + 20 * DAY, "Decision", True)]
+
+
+def test_window_boundary_is_inclusive(con, jmap):
+    make_events_table(con, [
+        E("a", "app_opened", T0), E("a", "booking_created", T0 + 30 * DAY, booking_id="ab"),
+        E("b", "app_opened", T0),
+        E("b", "booking_created", T0 + 30 * DAY + dt.timedelta(seconds=1), booking_id="bb"),
+    ])
+    _build_all(con, jmap)
+    got = dict(con.execute("select customer_id, furthest_stage from journeys").fetchall())
+    assert got == {"a": "Decision", "b": "Discovery"}
+
+
+def test_repeat_stage_skips_refunded_bookings(con, jmap):
+    make_events_table(con, [
+        E("r", "app_opened", T0),
+        E("r", "payment_succeeded", T0 + DAY, booking_id="k1", payment_id="q1"),
+        E("r", "payment_succeeded", T0 + 2 * DAY, booking_id="k2", payment_id="q2"),
+        E("r", "payment_refunded", T0 + 3 * DAY, booking_id="k2", payment_id="q2"),
+        E("r", "payment_succeeded", T0 + 4 * DAY, booking_id="k3", payment_id="q3"),
+        E("r", "payment_succeeded", T0 + 4 * DAY + HOUR, booking_id="k3", payment_id="q4"),
+    ])
+    J.build_stage_events(con, jmap)
+    # k2 is refunded, so the 2nd purchase is k3, reached by its first success (q3)
+    assert con.execute("select booking_id, event_ts from stage_events where stage = 'Repeat'"
+                       ).fetchall() == [("k3", T0 + 4 * DAY)]
+    J.build_purchases(con, jmap)
+    assert con.execute("select booking_id, purchase_number from purchases order by 2"
+                       ).fetchall() == [("k1", 1), ("k3", 2)]

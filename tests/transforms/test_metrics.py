@@ -1,0 +1,211 @@
+"""Bookings, payments, daily anomalies, repeat purchase, retention and lifecycle on hand-built
+`events` tables; expected values are worked out by hand in the comments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.transforms.test_journeys import DAY, HOUR, T0, E, con, jmap, make_events_table
+from transforms import journeys as J
+from transforms import metrics as M
+
+__all__ = ["con", "jmap"]  # fixtures shared with test_journeys
+
+
+def _pay(c, name, ts, booking, payment, **cols):
+    return E(c, name, ts, booking_id=booking, payment_id=payment, **cols)
+
+
+def _booking_rows():
+    return [
+        E("c1", "app_opened", T0, platform="android"),
+        E("c1", "booking_created", T0 + HOUR, booking_id="b1", amount=40, platform="android",
+          service_category="nails"),
+        # b1: a card payment fails, the retry succeeds -> paid (no payment dropout)
+        _pay("c1", "payment_failed", T0 + 2 * HOUR, "b1", "p1", method="card",
+             platform="android", failure_reason="card_declined"),
+        _pay("c1", "payment_succeeded", T0 + 3 * HOUR, "b1", "p2", method="card",
+             platform="android"),
+        E("c1", "booking_completed", T0 + 2 * DAY, booking_id="b1"),
+        E("c1", "booking_reviewed", T0 + 2 * DAY + HOUR, booking_id="b1", rating=1,
+          complaint="late"),
+        # b2: initiated, failed, never paid -> payment dropout
+        E("c2", "booking_created", T0 + HOUR, booking_id="b2", amount=60, platform="android"),
+        _pay("c2", "payment_initiated", T0 + 2 * HOUR, "b2", "p3", method="card",
+             platform="android"),
+        _pay("c2", "payment_failed", T0 + 2 * HOUR, "b2", "p3", method="card",
+             platform="android", failure_reason="card_declined"),
+        # b3: created, no payment at all
+        E("c3", "booking_created", T0 + HOUR, booking_id="b3", amount=20, platform="ios"),
+        E("x", "favourite_removed", T0 + 60 * DAY),
+    ]
+
+
+def test_booking_funnel_retry_counts_as_paid(con, jmap):
+    make_events_table(con, _booking_rows())
+    M.build_booking_outcomes(con, jmap)
+    M.build_booking_funnel(con, jmap)
+    rows = con.execute(
+        "select step, entered, dropoff_count, payment_started, payment_not_paid, "
+        "payment_dropout_rate from booking_funnel where segment = 'all' order by step_index"
+    ).fetchall()
+    # created b1, b2, b3 = 3; paid only b1 (failed then succeeded) = 1; completed b1 = 1.
+    # payment started: b1, b2 = 2; started but never paid: b2 = 1 -> dropout 0.5
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("booking created", 3, None), ("payment succeeded", 1, 2), ("booking completed", 1, 0)]
+    assert {r[3:] for r in rows} == {(2, 1, 0.5)}
+    b1 = con.execute("select paid, purchase, payment_attempts, failed_attempts, rating, "
+                     "complaint from booking_outcomes where booking_id = 'b1'").fetchone()
+    assert b1 == (True, True, 2, 1, 1, "late")
+    android = con.execute("select entered from booking_funnel where segment = 'platform' and "
+                          "segment_value = 'android' order by step_index").fetchall()
+    assert [r[0] for r in android] == [2, 1, 1]  # b1, b2 booked on android
+
+
+def test_payment_failures_by_reason_platform_method_day(con, jmap):
+    make_events_table(con, _booking_rows())
+    M.build_payment_failures(con, jmap)
+    rows = con.execute("select event_date, platform, method, failure_reason, failures, "
+                       "attempts, failure_rate from payment_failures").fetchall()
+    # attempts (outcomes) on android/card on day 0: p1 failed, p2 succeeded, p3 failed = 3
+    assert rows == [(T0.date(), "android", "card", "card_declined", 2, 3, pytest.approx(2 / 3))]
+
+
+def test_refund_cancels_purchase_and_repeat_horizons(con, jmap):
+    def buy(c, day, booking, rating=None):
+        rows = [_pay(c, "payment_succeeded", T0 + day * DAY, booking, "p" + booking)]
+        if rating is not None:
+            rows.append(E(c, "booking_reviewed", T0 + day * DAY + HOUR, booking_id=booking,
+                          rating=rating))
+        return rows
+
+    rows = [E("x", "favourite_removed", T0 + 100 * DAY)]  # data end: T0 + 100 d
+    rows += buy("A", 0, "a1", rating=1) + buy("A", 20, "a2")     # repeat after 20 d
+    rows += buy("B", 0, "b1", rating=5) + buy("B", 45, "b2")     # repeat after 45 d
+    rows += buy("C", 50, "c1") + buy("C", 55, "c2")              # repeat after 5 d, late start
+    rows += buy("D", 0, "d1") + buy("D", 80, "d2")               # d1 refunded: one purchase
+    rows.append(_pay("D", "payment_refunded", T0 + 2 * DAY, "d1", "pd1"))
+    rows += buy("E", 0, "e1")                                    # never again
+    make_events_table(con, rows)
+    J.build_purchases(con, jmap)
+    M.build_booking_outcomes(con, jmap)
+    M.build_repeat_purchase(con, jmap)
+    got = {r[0]: r[1:] for r in con.execute(
+        "select horizon_days, purchasers, repeat_purchasers, eligible, repeated_within, "
+        "repeat_rate, median_days_to_second from repeat_purchase where group_name = 'all'"
+    ).fetchall()}
+    # purchasers A B C D E = 5 (D's refunded d1 does not count; d2 at 80 d does), repeat: A B C
+    # 30 d: observed >= 30 d after the first purchase: A B C(50+30 <= 100) E; D (80) not -> 4;
+    #       repeated within 30 d: A (20), C (5) -> 2/4
+    # 60 d: A B E (C: 50+60 > 100) -> 3; within 60 d: A, B -> 2/3
+    # 90 d: A B E (0+90 <= 100) -> 3; A, B -> 2/3.  median days to second of 20, 45, 5 = 20
+    assert got[30] == (5, 3, 4, 2, 0.5, 20.0)
+    assert got[60] == (5, 3, 3, 2, pytest.approx(2 / 3), 20.0)
+    assert got[90] == (5, 3, 3, 2, pytest.approx(2 / 3), 20.0)
+    by_rating = {r[0]: r[1:] for r in con.execute(
+        "select group_value, eligible, repeated_within from repeat_purchase "
+        "where group_name = 'first_rating' and horizon_days = 60").fetchall()}
+    # A rated its first booking 1 (low) and came back; B rated 5 (high) and came back
+    assert by_rating["low (<=2)"] == (1, 1) and by_rating["high (>=3)"] == (1, 1)
+    assert by_rating["no rating"] == (1, 0)  # E (C and D are not observed 60 days)
+    freq = con.execute("select purchases, customers, share from purchase_frequency").fetchall()
+    assert freq == [(1, 2, 0.4), (2, 3, 0.6)]
+
+
+def _monthly_rows():
+    d = dt.datetime
+    rows = [E("x", "favourite_removed", d(2024, 4, 15))]  # data end: mid April
+    for c, when in (("P1", d(2024, 1, 10)), ("P1", d(2024, 3, 5)),
+                    ("P2", d(2024, 1, 12)),
+                    ("P3", d(2024, 1, 20)), ("P3", d(2024, 2, 3)),
+                    ("P4", d(2024, 3, 9))):
+        rows.append(_pay(c, "payment_succeeded", when, f"{c}-{when:%m%d}", f"p{c}{when:%m%d}"))
+    return rows
+
+
+def test_retention_on_vs_on_or_after(con, jmap):
+    make_events_table(con, _monthly_rows())
+    J.build_purchases(con, jmap)
+    M.build_retention(con, jmap)
+    rows = con.execute(
+        "select period_number, cohort_size, customers_on, customers_on_or_after, complete "
+        "from retention_cohorts where period_type = 'month' and cohort_start = '2024-01-01' "
+        "order by period_number").fetchall()
+    # January cohort P1 P2 P3. Feb: on = P3; on or after = P3 + P1 (bought again in March).
+    # Mar: on = P1 = on or after. Apr: nobody, and April has not ended by 15 April.
+    assert rows == [(0, 3, 3, 3, True), (1, 3, 1, 2, True), (2, 3, 1, 1, True),
+                    (3, 3, 0, 0, False)]
+
+
+def test_lifecycle_classes(con, jmap):
+    make_events_table(con, _monthly_rows())
+    J.build_purchases(con, jmap)
+    M.build_retention(con, jmap)
+    got = {(str(r[0]), r[1]): r[2] for r in con.execute(
+        "select period_start, status, customers from lifecycle where period_type = 'month' "
+        "and customers > 0").fetchall()}
+    # Jan: P1 P2 P3 new. Feb: P3 returning; P1 P2 dormant. Mar: P1 resurrecting (not in Feb,
+    # bought before), P4 new, P3 dormant. Apr: P1 and P4 dormant.
+    assert got == {("2024-01-01", "new"): 3, ("2024-02-01", "returning"): 1,
+                   ("2024-02-01", "dormant"): 2, ("2024-03-01", "resurrecting"): 1,
+                   ("2024-03-01", "new"): 1, ("2024-03-01", "dormant"): 1,
+                   ("2024-04-01", "dormant"): 2}
+
+
+def test_daily_anomaly_flags_outage_day(con, jmap):
+    # 10 days x 20 customers: open, book, pay. 2 payments fail per day, 12 on day 5 (outage).
+    rows = [E("x", "favourite_removed", T0 + 60 * DAY)]
+    for day in range(10):
+        fails = 12 if day == 5 else 2
+        for i in range(20):
+            c, t = f"d{day}c{i}", T0 + day * DAY + i * 60 * dt.timedelta(seconds=1)
+            rows += [E(c, "app_opened", t),
+                     E(c, "booking_created", t + HOUR, booking_id=f"{c}b"),
+                     _pay(c, "payment_failed" if i < fails else "payment_succeeded",
+                          t + 2 * HOUR, f"{c}b", f"{c}p", failure_reason="timeout")]
+    make_events_table(con, rows)
+    J.build_stage_events(con, jmap)
+    J.build_purchases(con, jmap)
+    J.build_journeys(con, jmap)
+    M.build_daily_stage_rates(con, jmap)
+    flagged = con.execute("select event_date, stage, anomaly_reason, failure_z, dropout_z "
+                          "from daily_stage_rates where anomaly order by stage_index").fetchall()
+    # failure rate: 0.1 on nine days, 0.6 on day 5. median 0.1, MAD 0 -> scale = 1.253314 x
+    # mean absolute deviation (0.5 / 10 = 0.05): z = 0.5 / 0.0626657 = 7.98 > 3.5.
+    # Decision -> Purchase dropout is the same series (failed customers never pay).
+    day5 = (T0 + 5 * DAY).date()
+    assert [(r[0], r[1], r[2]) for r in flagged] == [
+        (day5, "Decision", "dropout_rate high"), (day5, "Purchase", "payment_failure_rate high")]
+    assert flagged[1][3] == pytest.approx(0.5 / (1.253314 * 0.05))
+    assert flagged[0][4] == pytest.approx(0.5 / (1.253314 * 0.05))
+
+
+def test_touchpoints_pains_and_metrics(con, jmap):
+    make_events_table(con, _booking_rows())
+    J.build_stage_events(con, jmap)
+    J.build_purchases(con, jmap)
+    J.build_journeys(con, jmap)
+    J.build_funnels(con, jmap)
+    M.build_booking_outcomes(con, jmap)
+    M.build_payment_failures(con, jmap)
+    M.build_repeat_purchase(con, jmap)
+    M.build_stage_touchpoints(con, jmap)
+    M.build_stage_pains(con, jmap)
+    M.build_stage_metrics(con, jmap)
+    pains = {(r[0], r[1], r[2]): r[3] for r in con.execute(
+        "select stage, pain, reason, events from stage_pains").fetchall()}
+    # two declined card payments (b1's first attempt and b2), one low rating, one complaint
+    assert pains[("Purchase", "payment_failed", "card_declined")] == 2
+    assert pains[("Service", "low_rating", "1")] == 1
+    assert pains[("Service", "complaint", "late")] == 1
+    methods = con.execute("select value, events from stage_touchpoints where stage = "
+                          "'Purchase' and dimension = 'method'").fetchall()
+    assert methods == [("card", 1)]  # only b1's success maps to Purchase
+    metric = {(r[0], r[1], r[2]): r[3] for r in con.execute(
+        "select metric, segment, segment_value, value from stage_metrics").fetchall()}
+    assert metric[("payment_dropout_rate", "all", "all")] == 0.5  # b2 of b1, b2
+    assert metric[("average_basket", "all", "all")] == 40.0  # (40 + 60 + 20) / 3
+    assert metric[("payment_failure_rate", "all", "all")] == pytest.approx(2 / 3)
+    assert metric[("average_rating", "all", "all")] == 1.0
