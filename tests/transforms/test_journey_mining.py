@@ -1,0 +1,154 @@
+"""Mining tables from hand-built stage events; expected values worked out in the comments."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import SAMPLE_CONFIG
+from transforms.journey_map import load_journey_map
+from transforms.journey_mining import build_mining_log, build_mining_tables
+
+STAGE_INDEX = {"Discovery": 1, "Consideration": 2, "Decision": 3, "Purchase": 4, "Service": 5,
+               "Repeat": 6}
+T0 = dt.datetime(2026, 10, 1, 9, 0)
+
+
+def minutes(m: float) -> dt.datetime:
+    return T0 + dt.timedelta(minutes=m)
+
+
+# (customer, stage, event_name, minute); event ids are assigned in this order
+EVENTS = [
+    # c1: Discovery, Consideration x2 (one visit), Decision, Purchase -> converted, no deviation
+    ("c1", "Discovery", "app_installed", 0),
+    ("c1", "Consideration", "service_viewed", 1),
+    ("c1", "Consideration", "salon_viewed", 2),
+    ("c1", "Decision", "booking_created", 4),
+    ("c1", "Purchase", "payment_succeeded", 5),
+    # c2: Discovery, Decision (Consideration is optional: not a skip), then stops
+    ("c2", "Discovery", "app_opened", 0),
+    ("c2", "Decision", "slot_selected", 10),
+    # c3: Discovery then Purchase without Decision -> Decision skipped; and Consideration
+    # after Purchase -> out of order
+    ("c3", "Discovery", "app_opened", 0),
+    ("c3", "Purchase", "payment_succeeded", 3),
+    ("c3", "Consideration", "service_viewed", 6),
+    # c4: full path to Repeat, then more events that must be cut off after the first Repeat
+    ("c4", "Discovery", "app_installed", 0),
+    ("c4", "Consideration", "service_viewed", 2),
+    ("c4", "Decision", "booking_created", 3),
+    ("c4", "Purchase", "payment_succeeded", 4),
+    ("c4", "Service", "booking_completed", 60),
+    ("c4", "Decision", "booking_created", 100),
+    ("c4", "Purchase", "payment_succeeded", 101),
+    ("c4", "Repeat", "payment_succeeded", 101),  # the same event, also the 2nd purchase
+    ("c4", "Consideration", "service_viewed", 200),  # after the first Repeat: cut
+    # c5: Discovery only
+    ("c5", "Discovery", "app_opened", 0),
+]
+CONVERTED = {"c1": True, "c2": False, "c3": True, "c4": True, "c5": False}
+PLATFORM = {"c1": "ios", "c2": "android", "c3": "android", "c4": "web", "c5": "ios"}
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("""create table stage_events (event_id varchar, customer_id varchar,
+                   stage varchar, stage_index integer, event_name varchar, event_ts timestamp)""")
+    rows = []
+    for i, (cust, stage, name, m) in enumerate(EVENTS):
+        # a repeat purchase is one event mapped to two stages: same event id
+        eid = f"e{i - 1:02d}" if stage == "Repeat" else f"e{i:02d}"
+        rows.append((eid, cust, stage, STAGE_INDEX[stage], name, minutes(m)))
+    con.executemany("insert into stage_events values (?, ?, ?, ?, ?, ?)", rows)
+    con.execute("create table journeys (customer_id varchar, converted boolean, "
+                "platform varchar, channel varchar)")
+    con.executemany("insert into journeys values (?, ?, ?, 'organic')",
+                    [(c, CONVERTED[c], PLATFORM[c]) for c in CONVERTED])
+    return con
+
+
+@pytest.fixture
+def jmap():
+    return load_journey_map(SAMPLE_CONFIG.parent / "journey_map.yaml")
+
+
+def paths(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    rows = con.execute('select "case", list(activity order by event_index) from mining_log '
+                       'group by 1 order by 1').fetchall()
+    return dict(rows)
+
+
+def test_mining_log_collapses_repeats_and_stops_at_the_first_repeat(con, jmap) -> None:
+    assert build_mining_log(con, jmap) == 4 + 2 + 3 + 8 + 1
+    assert paths(con) == {
+        "c1": ["Discovery", "Consideration", "Decision", "Purchase"],
+        "c2": ["Discovery", "Decision"],
+        "c3": ["Discovery", "Purchase", "Consideration"],
+        # Service -> Decision -> Purchase -> Repeat: the second booking, then the cut
+        "c4": ["Discovery", "Consideration", "Decision", "Purchase", "Service", "Decision",
+               "Purchase", "Repeat"],
+        "c5": ["Discovery"],
+    }
+
+
+def test_tables_from_hand_built_journeys(con, jmap, tmp_path: Path) -> None:
+    stats = build_mining_tables(con, jmap, tmp_path / "models")
+    assert (stats.journeys, stats.variants) == (5, 5)  # every path is distinct
+    assert {p.suffix for p in stats.model_files} == {".bpmn", ".pnml"}
+    assert all(p.stat().st_size > 0 for p in stats.model_files)
+
+    # directly-follows counts over the five paths above, and c1's Discovery->Consideration
+    # edge is 1 minute, c4's 2 minutes: mean 90 s, median 90 s
+    edges = {(s, t): (n, mean) for s, t, n, mean in con.execute(
+        "select source, target, count, mean_s from dfg_edges").fetchall()}
+    assert edges[("Discovery", "Consideration")] == (2, 90.0)
+    assert edges[("Decision", "Purchase")][0] == 3  # c1, c4 twice
+    assert edges[("Purchase", "Repeat")] == (1, 0.0)
+    assert edges[("Discovery", "Decision")] == (1, 600.0)
+    assert sum(n for n, _ in edges.values()) == 3 + 1 + 2 + 7 + 0
+
+    ends = dict(con.execute("select activity, count from dfg_endpoints where kind = 'end'"
+                            ).fetchall())
+    assert ends == {"Purchase": 1, "Decision": 1, "Consideration": 1, "Repeat": 1,
+                    "Discovery": 1}
+    # non-converting journeys: c2 ends at Decision, c5 at Discovery
+    assert sorted(con.execute("select stage, journeys, share from dropoff_points").fetchall()
+                  ) == [("Decision", 1, 0.5), ("Discovery", 1, 0.5)]
+
+
+def test_conformance_names_the_deviations(con, jmap, tmp_path: Path) -> None:
+    build_mining_tables(con, jmap, tmp_path / "models")
+    got = sorted(con.execute("select stage, deviation, journeys from conformance_deviations "
+                             "where segment = 'all'").fetchall())
+    assert got == [
+        ("Consideration", "out_of_order", 1),  # c3 browsed after paying
+        ("Decision", "repeated", 1),           # c4's second booking
+        ("Decision", "skipped", 1),            # c3 paid without a Decision
+        ("Purchase", "repeated", 1),           # c4
+    ]
+    by_platform = sorted(con.execute(
+        "select segment_value, stage, deviation from conformance_deviations "
+        "where segment = 'platform'").fetchall())
+    assert by_platform == [("android", "Consideration", "out_of_order"),
+                           ("android", "Decision", "skipped"),
+                           ("web", "Decision", "repeated"), ("web", "Purchase", "repeated")]
+    fit = dict(con.execute("select customer_id, is_fit from journey_variants").fetchall())
+    # prefixes of the designed journey (with Consideration optional) fit; c3 and c4 do not
+    assert fit == {"c1": True, "c2": True, "c3": False, "c4": False, "c5": True}
+    journeys, fitting = con.execute(
+        "select journeys, fitting_share from conformance_overall").fetchall()[0]
+    assert (journeys, fitting) == (5, 3 / 5)
+
+
+def test_event_level_variants_inside_a_stage(con, jmap, tmp_path: Path) -> None:
+    build_mining_tables(con, jmap, tmp_path / "models")
+    rows = con.execute("select path, visits from stage_event_variants "
+                       "where stage = 'Consideration' order by rank").fetchall()
+    # visits: c1 [service_viewed, salon_viewed]; c3 [service_viewed]; c4 [service_viewed],
+    # and c4's browse after the Repeat (stage events are not cut here: every visit counts)
+    assert rows == [("service_viewed", 3), ("service_viewed → salon_viewed", 1)]

@@ -1,0 +1,277 @@
+"""Process mining of the observed journeys: the tables the Paths dashboard reads.
+
+The mining log (`mining_log`, one row per stage visit) is each customer's stage events in time
+order with consecutive repeats of a stage collapsed into one visit (ten service views in a row
+are one Consideration visit), up to and including the customer's first Repeat: the designed
+journey ends there, and later purchases would only repeat it. Ties at one instant are ordered
+by stage position, then event id.
+
+Everything per event runs in DuckDB (transforms.mining); pm4py sees one trace per variant for
+the discovered model (inductive miner, exported as BPMN and PNML) and for conformance
+(token-based replay against the designed journey, prefix-closed: stopping early is drop-off,
+reported by the funnel, not a deviation). Grains:
+
+- `mining_log`: one row per stage visit of a customer (case, activity, ts, event_index).
+- `variants`: one row per distinct stage path (variant).
+- `journey_variants`: one row per customer journey: its variant and replay fitness.
+- `dfg_edges`: one row per directly-follows pair of stages; `dfg_endpoints`: one row per
+  (activity, start|end).
+- `dropoff_points`: one row per stage where non-converting journeys end.
+- `conformance_overall`: one row; `conformance_deviations`: one row per (stage, deviation,
+  segment, segment value); deviations are skipped / repeated / out_of_order (transforms.mining).
+- `stage_event_variants`: one row per (stage, sequence of event names inside one visit of that
+  stage), the top paths within each stage (e.g. what people did inside Consideration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from transforms import mining
+from transforms.journey_map import JourneyMap
+from transforms.sqlutil import ident
+
+TOP_STAGE_EVENT_VARIANTS = 15
+
+
+@dataclass(frozen=True)
+class MiningStats:
+    journeys: int
+    visits: int
+    variants: int
+    edges: int
+    log_fitness: float
+    fitting_share: float
+    model_files: tuple[Path, ...]
+
+
+def build_mining_log(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+    """(Re)build `mining_log` from `stage_events` and `journeys` (see the module doc)."""
+    last_stage = jmap.stages[-1].name
+    con.execute("""
+        create or replace table mining_log as
+        with ordered as (
+            select customer_id, stage, stage_index, event_ts, event_id,
+                   row_number() over (partition by customer_id
+                                      order by event_ts, stage_index, event_id) as seq
+            from stage_events
+            where customer_id is not null
+        ),
+        first_repeat as (
+            select customer_id, min(seq) as seq
+            from ordered where stage = $last_stage group by customer_id
+        ),
+        bounded as (
+            -- up to the first visit of the last stage; the same event's mapping to an earlier
+            -- stage (a repeat purchase is also a Purchase) sorts before it and is kept
+            select o.* from ordered o left join first_repeat r using (customer_id)
+            where r.seq is null or o.seq <= r.seq
+        ),
+        visits as (
+            select *, lag(stage) over (partition by customer_id order by seq) as previous_stage
+            from bounded
+        ),
+        final as (
+            select customer_id as "case", stage as activity, event_ts as ts,
+                   row_number() over (order by customer_id, seq) as event_index
+            from visits
+            where previous_stage is null or previous_stage <> stage
+        )
+        select * from final order by "case", event_index
+    """, {"last_stage": last_stage})
+    return con.execute("select count(*) from mining_log").fetchone()[0]
+
+
+def build_mining_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                        models_dir: str | Path) -> MiningStats:
+    """Build every mining table and export the discovered model. Needs `stage_events`,
+    `journeys` (for conversion and segments)."""
+    visits = build_mining_log(con, jmap)
+    con.execute("""
+        create or replace temp view _mining_cases as
+        select l.*, coalesce(j.converted, false) as converted
+        from mining_log l left join journeys j on j.customer_id = l."case"
+    """)
+    counts = mining.variant_counts(con, "_mining_cases")
+    designed = mining.DesignedJourney(
+        tuple(jmap.stage_names),
+        frozenset(s.name for s in jmap.stages if s.optional),
+    )
+    result = mining.conformance(counts, designed)
+    _variants_table(con, result)
+    _dfg_tables(con)
+    _dropoff_table(con)
+    _conformance_tables(con, jmap, result)
+    _stage_event_variants(con)
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    model = mining.discover_model(counts)
+    files = (mining.export_bpmn(model, models_dir / "journey_model.bpmn"),
+             mining.export_pnml(model, models_dir / "journey_model.pnml"))
+    (models_dir / "journey_model.tree.txt").write_text(str(model) + "\n")
+    n_journeys = sum(counts.values())
+    edges = con.execute("select count(*) from dfg_edges").fetchone()[0]
+    return MiningStats(n_journeys, visits, len(counts), edges, result.log_fitness,
+                       result.fitting_cases_share, files)
+
+
+def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance) -> None:
+    fitness = [(list(v.activities), v.fitness, v.is_fit,
+                list(v.deviations.skipped), list(v.deviations.repeated),
+                list(v.deviations.out_of_order), list(v.deviations.unexpected))
+               for v in result.variants]
+    con.execute("""
+        create or replace temp table _variant_fitness (
+            stages VARCHAR[], fitness DOUBLE, is_fit BOOLEAN, skipped VARCHAR[],
+            repeated VARCHAR[], out_of_order VARCHAR[], unexpected VARCHAR[])""")
+    if fitness:
+        con.executemany("insert into _variant_fitness values (?, ?, ?, ?, ?, ?, ?)", fitness)
+    con.execute("create or replace temp table _mining_variants as "
+                + mining.variants(con, "_mining_cases").sql_query())
+    con.execute("""
+        create or replace table variants as
+        with base as (
+            select activities as stages, cases as journeys, share,
+                   median_duration_seconds, converted_cases, conversion_rate
+            from _mining_variants
+        ),
+        final as (
+            select
+                row_number() over (order by b.journeys desc, array_to_string(b.stages, '>'))
+                    as variant_id,
+                b.stages,
+                array_to_string(b.stages, ' → ') as path,
+                b.journeys,
+                b.share,
+                b.median_duration_seconds as median_duration_s,
+                b.converted_cases,
+                b.conversion_rate as converted_share,
+                f.fitness,
+                f.is_fit,
+                f.skipped, f.repeated, f.out_of_order
+            from base b left join _variant_fitness f on f.stages = b.stages
+        )
+        select * from final order by variant_id
+    """)
+    con.execute("""
+        create or replace table journey_variants as
+        with paths as (
+            select "case" as customer_id, list(activity order by ts, event_index) as stages
+            from mining_log group by "case"
+        )
+        select p.customer_id, v.variant_id, v.fitness, v.is_fit
+        from paths p join variants v on v.stages = p.stages
+        order by p.customer_id
+    """)
+
+
+def _dfg_tables(con: duckdb.DuckDBPyConnection) -> None:
+    edges = mining.dfg(con, "_mining_cases")
+    con.execute(f"""
+        create or replace table dfg_edges as
+        select "from" as source, "to" as target, count, mean_seconds as mean_s,
+               median_seconds as median_s, p90_seconds as p90_s
+        from ({edges.sql_query()}) order by count desc, source, target
+    """)
+    con.execute("""
+        create or replace table dfg_endpoints as
+        with paths as (
+            select list(activity order by ts, event_index) as stages
+            from mining_log group by "case"
+        ),
+        final as (
+            select stages[1] as activity, 'start' as kind, count(*) as count from paths
+            group by 1
+            union all
+            select stages[-1], 'end', count(*) from paths group by 1
+        )
+        select * from final order by kind desc, count desc, activity
+    """)
+
+
+def _dropoff_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        create or replace table dropoff_points as
+        with ends as (
+            select "case", arg_max(activity, event_index) as stage, bool_or(converted) as conv
+            from _mining_cases group by "case"
+        ),
+        final as (
+            select stage, count(*) as journeys, count(*) / sum(count(*)) over () as share
+            from ends where not conv group by stage
+        )
+        select * from final order by journeys desc, stage
+    """)
+
+
+def _conformance_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                        result: mining.Conformance) -> None:
+    con.execute("create or replace table conformance_overall as select ? as journeys, "
+                "? as fitness, ? as fitting_share, ? as average_journey_fitness",
+                [sum(v.count for v in result.variants), result.log_fitness,
+                 result.fitting_cases_share, result.average_case_fitness])
+    journey_cols = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = 'journeys'"
+    ).fetchall()}
+    segments = [s.name for s in jmap.segments if s.name in journey_cols]
+    seg_rows = " union all ".join(
+        ["select customer_id, 'all' as segment, 'all' as segment_value from journeys"]
+        + [f"select customer_id, ? as segment, "
+           f"coalesce(cast({ident(name)} as varchar), '(unknown)') from journeys"
+           for name in segments]
+    )
+    con.execute(f"""
+        create or replace table conformance_deviations as
+        with per_journey as (
+            select jv.customer_id, d.deviation, unnest(d.stages) as stage
+            from journey_variants jv
+            join variants v using (variant_id),
+            lateral (select * from (values ('skipped', v.skipped), ('repeated', v.repeated),
+                                           ('out_of_order', v.out_of_order))
+                     as t(deviation, stages)) d
+        ),
+        segs as ({seg_rows}),
+        final as (
+            select p.stage, p.deviation, s.segment, s.segment_value,
+                   count(distinct p.customer_id) as journeys
+            from per_journey p join segs s using (customer_id)
+            group by all
+        )
+        select * from final order by segment, segment_value, journeys desc, stage, deviation
+    """, segments)
+
+
+def _stage_event_variants(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        create or replace table stage_event_variants as
+        with ordered as (
+            select customer_id, stage, stage_index, event_name, event_ts, event_id,
+                   lag(stage) over w as previous_stage
+            from stage_events where customer_id is not null
+            window w as (partition by customer_id order by event_ts, stage_index, event_id)
+        ),
+        numbered as (
+            -- a visit = consecutive events of one stage; number the visits per customer
+            select *, sum(case when previous_stage is distinct from stage then 1 else 0 end)
+                      over (partition by customer_id order by event_ts, stage_index, event_id
+                            rows unbounded preceding) as visit
+            from ordered
+        ),
+        visits as (
+            select stage, list(event_name order by event_ts, stage_index, event_id) as events
+            from numbered group by customer_id, visit, stage
+        ),
+        grouped as (
+            select stage, events, count(*) as visits,
+                   count(*) / sum(count(*)) over (partition by stage) as share,
+                   row_number() over (partition by stage order by count(*) desc,
+                                      array_to_string(events, '>')) as rank
+            from visits group by stage, events
+        )
+        select stage, rank, events, array_to_string(events, ' → ') as path, visits, share
+        from grouped where rank <= $top
+        order by stage, rank
+    """, {"top": TOP_STAGE_EVENT_VARIANTS})
