@@ -92,6 +92,7 @@ def handle(args: argparse.Namespace) -> int:
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # stdout/stderr carry only the result
         events = read_events_file(con, args.events)
         result = funnel(
             con, events, steps, window_seconds=window, order=args.order,

@@ -1,0 +1,818 @@
+"""The funnel engine: who reached each step, in order, within a window (set-based DuckDB SQL).
+
+Semantics (terms as in shared/reference/funnel-semantics.md)
+------------------------------------------------------------
+Input. One row per event with an actor column (the counting unit: customer, session, booking
+id, any column), an event column and a time column. Timestamps are converted to UTC instants
+first: ISO 8601 text with an offset (`+02:00`, `Z`) is honoured, naive text means UTC,
+TIMESTAMPTZ columns are converted to UTC, TIMESTAMP/DATE columns are taken as UTC. A non-empty
+time value that does not parse raises `UserError`. Rows whose actor or time is NULL are ignored.
+
+Steps. A step is a condition on one event: `event` (the event column equals it; None = any event)
+and `filters` (column == value, NULL meaning IS NULL). An event may match several steps.
+
+Event order. Events of an actor are sorted by (UTC time, lowest step the event matches,
+step-match bitmask, breakdown value); events matching no step come last within their instant.
+So events of different steps at the same instant count in step order (`signup@t, pay@t`
+converts), and rows that still tie are interchangeable for every output: shuffling input rows
+changes nothing.
+
+Attempt and window. Every step-1 event whose time lies in [start, end) is an *entry* and starts
+its own attempt (re-entry restarts the clock). The window is absolute seconds from the entry
+time, boundary inclusive: an event at entry + window counts, one microsecond later does not
+(daylight-saving changes do not move it, because times are UTC instants).
+
+Order modes.
+- ``ordered`` (default): step k of an attempt is filled by the first event (in the event order
+  above) after the event that filled step k-1 that matches step k and lies within the window.
+  One event fills at most one step, so a repeated step (view -> view) needs two events.
+- ``strict``: step k must be filled by the very next event of the actor after the step k-1 event
+  (within the window). Any other event of the actor in between breaks the attempt, *including
+  events that match none of the steps and exclusion events*; every input row of the actor counts.
+- ``any``: every event matching any step is an entry. From the entry, events within the window
+  are taken in event order and each one fills the lowest-numbered unfilled step it matches (one
+  event fills at most one step). Reaching "step k" means k distinct steps are filled;
+  step_k_ts is the time the k-th one was filled, and "step N" in attribution and exclusions
+  means the N-th filled step.
+
+Re-entry. ``latest`` (default, as PostHog): all entries are attempts and the actor counts at the
+furthest step reached by any attempt; ``first`` (as Mixpanel): only the actor's first entry in
+the date range is an attempt. Counts are cumulative (step k = reached at least k).
+
+Exclusions. Exclusion(event X, from_step i, to_step j), 1-based, i < j <= n (else UserError).
+An attempt that filled step i is *spoiled* by an X event strictly after the step-i event's time
+and strictly before the step-j event's time, or, if the attempt never filled step j, strictly
+after step i and at or before entry + window. X at the very instant of step i or step j does not
+spoil. An event that is both X and a step event still fills the step.
+
+Counted attempt. The actor's counted attempt is the *best clean attempt*: among the attempts
+spoiled by no exclusion, the one that reached the furthest step; on a tie, the earliest entry.
+Spoiled attempts are ignored entirely, so an actor whose every attempt is spoiled is removed from
+the whole funnel (including step 1), and a clean attempt (later or earlier) heals an actor whose
+furthest attempt was spoiled, counting them at that clean attempt's step. Without exclusions this
+is "the furthest attempt, first on a tie". step_k_ts and time to convert come from it.
+
+Date range. ``start``/``end`` bound the entry only: conversions may complete after ``end``, up to
+the window. A ``date`` bound means whole days (``end`` includes that whole day); a ``datetime``
+``end`` is exclusive.
+
+Completeness. ``complete`` is true when entry + window <= the latest event time in the input
+(the end of the data): that actor's window has fully elapsed. Incomplete actors are counted like
+the others (every tool does) but flagged; ``funnel(..., complete_only=True)`` keeps them out of
+all counts, conversions and averages, and `entry_day_completeness` marks incomplete entry days.
+
+Breakdown. ``breakdown`` names a column; its value (as text) is taken from one event of the
+counted attempt: ``first`` (default) the entry event, ``last`` the event that filled the
+furthest step reached, ``step:N`` the event that filled step N. With step:N, actors whose counted
+attempt did not reach step N are *not attributed* (``attributed`` false, ``breakdown_value``
+NULL) and appear in no breakdown row; every attributed actor counts in exactly one row.
+
+Reporting per step k (FunnelResult.steps): count n_k = actors reaching at least step k;
+conversion n_k/n_1; step_conversion n_k/n_(k-1); dropoff_count n_(k-1)-n_k; dropout_rate
+1 - n_k/n_(k-1); seconds to convert from step k-1 to k over actors reaching k: median, p75, p90
+(interpolated quantiles) and mean. Step 1 has conversion 1.0, step_conversion 1.0, dropout 0.0,
+dropoff 0 and null times. A ratio whose denominator is 0 is null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from transforms.errors import UserError
+from transforms.sqlutil import ident, literal
+
+ORDERS = ("ordered", "strict", "any")
+REENTRIES = ("latest", "first")
+MAX_STEPS = 60  # step-match bitmasks are BIGINTs
+
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Step:
+    """A condition on one event: the event column equals `event` (None = any event) and each
+    `filters` column equals its value (passed as a parameter; None means IS NULL)."""
+
+    name: str
+    event: str | None = None
+    filters: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Event `event` between step `from_step` and step `to_step` (1-based) spoils an attempt."""
+
+    event: str
+    from_step: int
+    to_step: int
+
+
+@dataclass
+class FunnelResult:
+    """Per-step funnel figures, optionally per breakdown value (see the module docstring)."""
+
+    steps: list[dict[str, Any]]
+    breakdown: list[dict[str, Any]] | None = None
+    actors: int = 0
+    incomplete_actors: int = 0
+    unattributed_actors: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"steps": self.steps}
+        if self.breakdown is not None:
+            out["breakdown"] = self.breakdown
+            out["unattributed_actors"] = self.unattributed_actors
+        out["actors"] = self.actors
+        out["incomplete_actors"] = self.incomplete_actors
+        out["options"] = self.options
+        return out
+
+    def to_json(self) -> str:
+        """One JSON object: {"steps": [...], "breakdown": [...]?, ...}."""
+        return json.dumps(self.to_dict(), default=str)
+
+    def to_table(self) -> str:
+        """A plain-text table per funnel (and per breakdown value) for the terminal."""
+        parts = [_render_steps(self.steps)]
+        for row in self.breakdown or []:
+            parts.append(f"\n{self.options.get('breakdown')} = {row['value']}")
+            parts.append(_render_steps(row["steps"]))
+        if self.breakdown is not None and self.unattributed_actors:
+            parts.append(f"\n{self.unattributed_actors} actor(s) not attributed "
+                         f"(did not reach the attribution step)")
+        if self.incomplete_actors:
+            parts.append(f"\n{self.incomplete_actors} of {self.actors} actor(s) entered less than "
+                         "one window before the end of the data (incomplete)")
+        return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def funnel_actors(
+    con: duckdb.DuckDBPyConnection,
+    events: str | duckdb.DuckDBPyRelation,
+    steps: Sequence[Step | str],
+    *,
+    window_seconds: int | float = 14 * 86400,
+    order: str = "ordered",
+    reentry: str = "latest",
+    exclusions: Sequence[Exclusion] = (),
+    actor_col: str = "actor",
+    event_col: str = "event",
+    time_col: str = "timestamp",
+    breakdown: str | None = None,
+    attribution: str = "first",
+    start: dt.date | dt.datetime | str | None = None,
+    end: dt.date | dt.datetime | str | None = None,
+) -> duckdb.DuckDBPyRelation:
+    """One row per actor that entered (and has a clean attempt): actor, entry_ts, furthest_step
+    (1..n), step_1_ts..step_n_ts (NULL beyond furthest), complete, and with a breakdown
+    breakdown_value (text) and attributed. Times are naive UTC TIMESTAMPs.
+
+    The result lives in a temporary table of `con` (dropped with the connection).
+    """
+    table = _actors_table(con, events, steps, window_seconds=window_seconds, order=order,
+                          reentry=reentry, exclusions=exclusions, actor_col=actor_col,
+                          event_col=event_col, time_col=time_col, breakdown=breakdown,
+                          attribution=attribution, start=start, end=end)
+    return con.sql(f"select * from {table}")
+
+
+def _actors_table(con: duckdb.DuckDBPyConnection, events: str | duckdb.DuckDBPyRelation,
+                  steps: Sequence[Step | str], **options: Any) -> str:
+    """Build the funnel_actors temp table and return its name."""
+    return _Plan.build(con, events, steps, **options).run()
+
+
+def funnel(
+    con: duckdb.DuckDBPyConnection,
+    events: str | duckdb.DuckDBPyRelation,
+    steps: Sequence[Step | str],
+    *,
+    complete_only: bool = False,
+    **options: Any,
+) -> FunnelResult:
+    """Count actors per step (cumulative) with conversions, drop-off and time to convert.
+
+    `options` are those of `funnel_actors`. `complete_only` keeps actors whose window has not
+    fully elapsed by the end of the data out of every figure.
+    """
+    norm_steps = _normalise_steps(steps)
+    table = _actors_table(con, events, norm_steps, **_with_defaults(options))
+    where = "where complete" if complete_only else ""
+    try:
+        total, incomplete = con.execute(
+            f"select count(*), count(*) filter (where not complete) from {table}").fetchall()[0]
+        steps_out = _step_stats(con, table, norm_steps, where, group=None)[None]
+        breakdown_rows = None
+        unattributed = 0
+        if options.get("breakdown") is not None:
+            attributed_where = ("where attributed and complete" if complete_only
+                                else "where attributed")
+            per_value = _step_stats(con, table, norm_steps, attributed_where,
+                                    group="breakdown_value")
+            breakdown_rows = [{"value": value, "steps": s} for value, s in per_value.items()]
+            breakdown_rows.sort(key=lambda r: (-r["steps"][0]["count"], r["value"] is None,
+                                               str(r["value"])))
+            unattributed = con.execute(
+                f"select count(*) from {table} where not attributed "
+                + ("and complete" if complete_only else "")).fetchall()[0][0]
+    finally:
+        con.execute(f"drop table if exists {table}")
+    opts = {k: v for k, v in options.items() if k != "exclusions"}
+    opts["exclusions"] = [
+        {"event": x.event, "from_step": x.from_step, "to_step": x.to_step}
+        for x in options.get("exclusions", ())
+    ]
+    opts["complete_only"] = complete_only
+    opts["steps"] = [s.name for s in norm_steps]
+    for key in ("start", "end"):
+        if opts.get(key) is not None:
+            opts[key] = str(opts[key])
+    return FunnelResult(steps=steps_out, breakdown=breakdown_rows, actors=int(total),
+                        incomplete_actors=int(incomplete), unattributed_actors=int(unattributed),
+                        options=opts)
+
+
+def dropped_actors(
+    con: duckdb.DuckDBPyConnection,
+    events: str | duckdb.DuckDBPyRelation,
+    steps: Sequence[Step | str],
+    step: int,
+    **options: Any,
+) -> duckdb.DuckDBPyRelation:
+    """Actors who reached step `step` (1-based) but not step `step`+1, sorted by actor: the
+    drop-off segment after step `step`. Columns: actor, entry_ts, step_<step>_ts, complete (and
+    breakdown_value with a breakdown)."""
+    norm_steps = _normalise_steps(steps)
+    if not isinstance(step, int) or not 1 <= step < len(norm_steps):
+        raise UserError(f"drop-off step {step!r} is out of range: give a step number from 1 to "
+                        f"{len(norm_steps) - 1} (nobody drops off after the last step)")
+    table = _actors_table(con, events, norm_steps, **_with_defaults(options))
+    extra = ", breakdown_value" if options.get("breakdown") is not None else ""
+    return con.sql(
+        f"select actor, entry_ts, step_{step}_ts, complete{extra} from {table} "
+        f"where furthest_step = {step} order by actor"
+    )
+
+
+def entry_day_completeness(
+    con: duckdb.DuckDBPyConnection, actors: duckdb.DuckDBPyRelation
+) -> duckdb.DuckDBPyRelation:
+    """One row per UTC entry day of a `funnel_actors` result: actors, incomplete_actors and
+    complete (every actor entering that day had their whole window inside the data)."""
+    return con.sql(
+        f"select cast(entry_ts as date) as entry_day, count(*) as actors, "
+        f"count(*) filter (where not complete) as incomplete_actors, "
+        f"bool_and(complete) as complete "
+        f"from ({actors.sql_query()}) a group by all order by entry_day"
+    )
+
+
+def parse_window(text: str) -> int:
+    """'14d', '30s', '90m', '12h', '2w' (or bare seconds) -> seconds."""
+    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(text))
+    if not m:
+        raise UserError(f"invalid window {text!r}: use a whole number with a unit s, m, h, d or w "
+                        "(for example 14d or 30s)")
+    value = int(m.group(1))
+    seconds = value * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
+    if seconds <= 0:
+        raise UserError(f"invalid window {text!r}: the window must be longer than 0 seconds")
+    return seconds
+
+
+# --------------------------------------------------------------------------------------------
+# the plan: validation and SQL
+
+
+def _normalise_steps(steps: Sequence[Step | str]) -> list[Step]:
+    if isinstance(steps, str | Step):
+        steps = [steps]
+    out: list[Step] = []
+    for s in steps:
+        if isinstance(s, str):
+            if not s:
+                raise UserError("empty step name: give each step an event name")
+            out.append(Step(name=s, event=s))
+        elif isinstance(s, Step):
+            out.append(s)
+        else:
+            raise UserError(f"invalid step {s!r}: give an event name or a Step")
+    if not out:
+        raise UserError("no steps given: a funnel needs at least one step")
+    if len(out) > MAX_STEPS:
+        raise UserError(f"{len(out)} steps given: a funnel has at most {MAX_STEPS} steps")
+    return out
+
+
+def _as_bound(value: dt.date | dt.datetime | str | None, *, is_end: bool) -> dt.datetime | None:
+    """A date bound is whole days; end dates include their whole day; datetimes are UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = (dt.date.fromisoformat(text) if len(text) == 10
+                     else dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+        except ValueError:
+            raise UserError(f"invalid date {value!r}: use YYYY-MM-DD or an ISO 8601 time") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+    if isinstance(value, dt.date):
+        day = dt.datetime(value.year, value.month, value.day)
+        return day + dt.timedelta(days=1) if is_end else day
+    raise UserError(f"invalid date {value!r}: use a date, a datetime or YYYY-MM-DD")
+
+
+_DEFAULTS: dict[str, Any] = {
+    "window_seconds": 14 * 86400, "order": "ordered", "reentry": "latest", "exclusions": (),
+    "actor_col": "actor", "event_col": "event", "time_col": "timestamp", "breakdown": None,
+    "attribution": "first", "start": None, "end": None,
+}
+
+
+def _with_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown funnel option(s): {', '.join(sorted(unknown))}")
+    return {**_DEFAULTS, **options}
+
+
+@dataclass
+class _Plan:
+    con: duckdb.DuckDBPyConnection
+    source: str
+    steps: list[Step]
+    window_us: int
+    order: str
+    reentry: str
+    exclusions: list[Exclusion]
+    actor_col: str
+    event_col: str
+    time_col: str
+    breakdown: str | None
+    attr_kind: str
+    attr_step: int
+    start: dt.datetime | None
+    end: dt.datetime | None
+    ts_expr: str
+    temp_view: str | None
+    prefix: str
+
+    @classmethod
+    def build(cls, con: duckdb.DuckDBPyConnection, events: str | duckdb.DuckDBPyRelation,
+              steps: Sequence[Step | str], *, window_seconds: float, order: str, reentry: str,
+              exclusions: Sequence[Exclusion], actor_col: str, event_col: str, time_col: str,
+              breakdown: str | None, attribution: str, start: Any, end: Any) -> _Plan:
+        norm = _normalise_steps(steps)
+        n = len(norm)
+        if order not in ORDERS:
+            raise UserError(f"invalid order {order!r}: use one of {', '.join(ORDERS)}")
+        if reentry not in REENTRIES:
+            raise UserError(f"invalid reentry {reentry!r}: use one of {', '.join(REENTRIES)}")
+        if isinstance(window_seconds, bool) or not isinstance(window_seconds, int | float) \
+                or not math.isfinite(window_seconds) or window_seconds <= 0:
+            raise UserError(f"invalid window {window_seconds!r}: give a positive number of seconds")
+        window_us = round(window_seconds * 1_000_000)
+        excl = list(exclusions)
+        for x in excl:
+            if not isinstance(x, Exclusion):
+                raise UserError(f"invalid exclusion {x!r}: give Exclusion(event, from, to)")
+            if not (isinstance(x.from_step, int) and isinstance(x.to_step, int)) \
+                    or not 1 <= x.from_step < x.to_step <= n:
+                raise UserError(
+                    f"invalid exclusion {x.event}:{x.from_step}:{x.to_step}: steps are 1-based "
+                    f"and need 1 <= from < to <= {n}"
+                )
+            if not x.event:
+                raise UserError("invalid exclusion: give the excluded event's name")
+        attr_kind, attr_step = _parse_attribution(attribution, n)
+        start_b = _as_bound(start, is_end=False)
+        end_b = _as_bound(end, is_end=True)
+        if start_b is not None and end_b is not None and end_b <= start_b:
+            raise UserError(f"empty date range {start} .. {end}: the end must not be before "
+                            "the start")
+
+        prefix = f"__funnel_{next(_counter)}"
+        temp_view = None
+        if isinstance(events, str):
+            source = ident(events)
+            try:
+                rel = con.sql(f"select * from {source}")
+                cols, types = rel.columns, rel.types
+            except duckdb.Error:
+                raise UserError(f"no table or view named {events!r}: load the events first "
+                                "or pass a relation") from None
+        else:
+            temp_view = f"{prefix}_src"
+            try:
+                events.create_view(temp_view, replace=True)
+            except duckdb.Error as exc:
+                raise UserError(f"cannot read the events relation: {_first_line(exc)}") from None
+            source = ident(temp_view)
+            cols, types = events.columns, events.types
+        col_types = {c: str(t).upper() for c, t in zip(cols, types, strict=True)}
+
+        needed = [("actor", actor_col), ("event", event_col), ("time", time_col)]
+        if breakdown is not None:
+            needed.append(("breakdown", breakdown))
+        for s in norm:
+            needed.extend(("filter", c) for c in s.filters)
+        for role, col in needed:
+            if col not in col_types:
+                raise UserError(f"missing {role} column {col!r} in the events; columns are: "
+                                f"{', '.join(cols)} (choose another with the {role} option)")
+        ts_expr = _utc_expr(ident(time_col), col_types[time_col], time_col)
+        return cls(con=con, source=source, steps=norm, window_us=window_us, order=order,
+                   reentry=reentry, exclusions=excl, actor_col=actor_col, event_col=event_col,
+                   time_col=time_col, breakdown=breakdown, attr_kind=attr_kind,
+                   attr_step=attr_step, start=start_b, end=end_b, ts_expr=ts_expr,
+                   temp_view=temp_view, prefix=prefix)
+
+    # ---- SQL pieces ------------------------------------------------------------------------
+
+    def _mask_sql(self) -> tuple[str, list[Any]]:
+        parts, params = [], []
+        for k, s in enumerate(self.steps):
+            conds = []
+            if s.event is not None:
+                conds.append(f"{ident(self.event_col)} = ?")
+                params.append(s.event)
+            for col, value in s.filters.items():
+                if value is None:
+                    conds.append(f"{ident(col)} is null")
+                else:
+                    conds.append(f"{ident(col)} = ?")
+                    params.append(value)
+            cond = " and ".join(conds) if conds else "true"
+            parts.append(f"(case when {cond} then {1 << k} else 0 end)")
+        return "cast(" + " | ".join(parts) + " as bigint)", params
+
+    def _xmask_sql(self) -> tuple[str, list[Any]]:
+        if not self.exclusions:
+            return "cast(0 as bigint)", []
+        parts, params = [], []
+        for m, x in enumerate(self.exclusions):
+            parts.append(f"(case when {ident(self.event_col)} = ? then {1 << m} else 0 end)")
+            params.append(x.event)
+        return "cast(" + " | ".join(parts) + " as bigint)", params
+
+    def _tmp(self, name: str) -> str:
+        return f"{self.prefix}_{name}"
+
+    def run(self) -> str:
+        con = self.con
+        saved_tz = con.execute("select current_setting('TimeZone')").fetchall()[0][0]
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            self._check_times()
+            self._load_events()
+            if self.order == "any":
+                self._attempts_any()
+            else:
+                self._attempts_chain()
+            out = self._pick_counted()
+        except duckdb.Error as exc:
+            raise UserError(f"funnel query failed: {_first_line(exc)}") from None
+        finally:
+            for t in ("ev", "att"):
+                con.execute(f"drop table if exists {self._tmp(t)}")
+            if self.temp_view:
+                con.execute(f"drop view if exists {ident(self.temp_view)}")
+            con.execute(f"SET TimeZone = {literal(saved_tz)}")  # restore the caller's setting
+        return out
+
+    def _check_times(self) -> None:
+        raw = ident(self.time_col)
+        row = self.con.execute(
+            f"select count(*) filter (where {raw} is not null and ts is null), "
+            f"min(cast({raw} as varchar)) filter (where {raw} is not null and ts is null), "
+            f"max(ts) "
+            f"from (select {raw}, {self.ts_expr} as ts from {self.source}) t"
+        ).fetchall()[0]
+        bad, example, data_end = row
+        if bad:
+            raise UserError(f"{bad} value(s) in time column {self.time_col!r} are not ISO 8601 "
+                            f"timestamps (for example {example!r}): fix them or choose another "
+                            "column with the time option")
+        self.data_end = data_end
+
+    def _load_events(self) -> None:
+        """ev: one row per relevant event with a global position in the event order."""
+        mask, mparams = self._mask_sql()
+        xmask, xparams = self._xmask_sql()
+        bd = (f"cast({ident(self.breakdown)} as varchar)" if self.breakdown
+              else "cast(null as varchar)")
+        keep = "" if self.order == "strict" else "where mask <> 0 or xmask <> 0"
+        self.con.execute(
+            f"""
+            create or replace temp table {self._tmp('ev')} as
+            with typed as (
+                select {ident(self.actor_col)} as actor,
+                       {self.ts_expr} as ts,
+                       {mask} as mask,
+                       {xmask} as xmask,
+                       {bd} as bd
+                from {self.source}
+                where {ident(self.actor_col)} is not null and {ident(self.time_col)} is not null
+            ),
+            relevant as (select * from typed {keep})
+            select *,
+                   row_number() over (
+                       order by actor, ts,
+                                case when mask = 0 then 9223372036854775807 else mask & -mask end,
+                                mask, bd nulls last, xmask
+                   ) as pos
+            from relevant
+            """,
+            mparams + xparams,
+        )
+
+    def _entry_filter(self) -> tuple[str, list[Any]]:
+        conds, params = [], []
+        if self.start is not None:
+            conds.append("ts >= ?")
+            params.append(self.start)
+        if self.end is not None:
+            conds.append("ts < ?")
+            params.append(self.end)
+        return (" and " + " and ".join(conds)) if conds else "", params
+
+    def _attempts_chain(self) -> None:
+        """Ordered/strict: one row per attempt, step k found from step k-1 by position."""
+        n = len(self.steps)
+        ev = self._tmp("ev")
+        date_cond, params = self._entry_filter()
+        first = ("qualify row_number() over (partition by actor order by pos) = 1"
+                 if self.reentry == "first" else "")
+        ctes = [
+            f"""s1 as (
+                select actor, pos as p1, ts as t1, bd as b1,
+                       ts + to_microseconds({self.window_us}) as lim
+                from {ev} where mask & 1 <> 0 {date_cond} {first}
+            )"""
+        ]
+        for k in range(2, n + 1):
+            bit = 1 << (k - 1)
+            if self.order == "ordered":
+                join = (f"asof left join (select actor, pos, ts, bd from {ev} "
+                        f"where mask & {bit} <> 0) e "
+                        f"on e.actor = s.actor and e.pos > s.p{k - 1}")
+                ok = "e.ts <= s.lim"
+            else:
+                join = (f"left join {ev} e on e.actor = s.actor and e.pos = s.p{k - 1} + 1 "
+                        f"and e.mask & {bit} <> 0")
+                ok = "e.ts <= s.lim"
+            ctes.append(
+                f"""s{k} as (
+                    select s.*,
+                           case when {ok} then e.pos end as p{k},
+                           case when {ok} then e.ts end as t{k},
+                           case when {ok} then e.bd end as b{k}
+                    from s{k - 1} s {join}
+                )"""
+            )
+        reach = " + ".join(["1"] + [f"(t{k} is not null)::int" for k in range(2, n + 1)])
+        self.con.execute(
+            f"create or replace temp table {self._tmp('att')} as "
+            f"with {', '.join(ctes)} select *, {reach} as reach from s{n}",
+            params,
+        )
+
+    def _attempts_any(self) -> None:
+        """Any order: per attempt, fill steps greedily with a list_reduce over its window."""
+        n = len(self.steps)
+        ev = self._tmp("ev")
+        date_cond, params = self._entry_filter()
+        first = ("qualify row_number() over (partition by actor order by idx) = 1"
+                 if self.reentry == "first" else "")
+        fills = ", ".join(
+            f"a.f.t[{k}] as t{k}, a.f.b[{k}] as b{k}" for k in range(1, n + 1)
+        )
+        self.con.execute(
+            f"""
+            create or replace temp table {self._tmp('att')} as
+            with matched as (
+                select actor, pos, ts, mask, bd,
+                       row_number() over (partition by actor order by pos) as idx
+                from {ev} where mask <> 0
+            ),
+            lists as (
+                select actor, list(struct_pack(t := ts, m := mask, b := bd) order by pos) as evs
+                from matched group by actor
+            ),
+            last_at as (
+                select actor, ts, max(idx) as j from matched group by actor, ts
+            ),
+            entries as (
+                select actor, pos as p1, idx as i1, ts + to_microseconds({self.window_us}) as lim
+                from matched where true {date_cond} {first}
+            ),
+            bounded as (
+                select e.actor, e.p1, e.i1, e.lim, l.j
+                from entries e asof join last_at l on l.actor = e.actor and l.ts <= e.lim
+            ),
+            per_actor as (
+                select b.actor, l.evs,
+                       list(struct_pack(p1 := b.p1, i1 := b.i1, j := b.j, lim := b.lim)) as atts
+                from bounded b join lists l using (actor)
+                group by b.actor, l.evs
+            ),
+            filled as (
+                select actor, unnest(list_transform(atts, lambda a: struct_pack(
+                    p1 := a.p1, lim := a.lim,
+                    f := list_reduce(
+                        list_slice(evs, a.i1, a.j),
+                        lambda s, x: case when (x.m & ~s.m) <> 0 then struct_pack(
+                                m := s.m | ((x.m & ~s.m) & -(x.m & ~s.m)),
+                                t := list_append(s.t, x.t),
+                                b := list_append(s.b, x.b))
+                            else s end,
+                        struct_pack(m := cast(0 as bigint), t := cast([] as timestamp[]),
+                                    b := cast([] as varchar[]))
+                    )
+                ))) as a
+                from per_actor
+            )
+            select actor, a.p1 as p1, a.lim as lim, {fills},
+                   len(a.f.t) as reach
+            from filled
+            """,
+            params,
+        )
+
+    def _pick_counted(self) -> str:
+        n = len(self.steps)
+        att, ev = self._tmp("att"), self._tmp("ev")
+        spoil_terms, joins = [], []
+        for m, x in enumerate(self.exclusions):
+            i, j = x.from_step, x.to_step
+            joins.append(
+                f"asof left join (select actor, ts as xt{m} from {ev} where xmask & {1 << m} <> 0)"
+                f" x{m} on x{m}.actor = a.actor and x{m}.xt{m} > a.t{i}"
+            )
+            spoil_terms.append(
+                f"(xt{m} is not null and case when t{j} is not null then xt{m} < t{j} "
+                f"else xt{m} <= lim end)"
+            )
+        spoiled = " or ".join(spoil_terms) if spoil_terms else "false"
+        step_cols = ", ".join(
+            f"case when reach >= {k} then t{k} end as step_{k}_ts" for k in range(1, n + 1)
+        )
+        if self.breakdown is None:
+            bd_cols = ""
+        elif self.attr_kind == "first":
+            bd_cols = ", b1 as breakdown_value, true as attributed"
+        elif self.attr_kind == "last":
+            last = "case reach " + " ".join(f"when {k} then b{k}" for k in range(1, n + 1)) + " end"
+            bd_cols = f", {last} as breakdown_value, true as attributed"
+        else:
+            s = self.attr_step
+            bd_cols = (f", case when reach >= {s} then b{s} end as breakdown_value, "
+                       f"reach >= {s} as attributed")
+        out = self._tmp("actors")
+        data_end = self.data_end
+        self.con.execute(
+            f"""
+            create or replace temp table {out} as
+            with scored as (
+                select a.*, {spoiled} as spoiled
+                from {att} a {' '.join(joins)}
+            ),
+            counted as (
+                select * from scored where not spoiled
+                qualify row_number() over (partition by actor order by reach desc, p1) = 1
+            )
+            select actor, t1 as entry_ts, reach as furthest_step, {step_cols},
+                   coalesce(t1 + to_microseconds({self.window_us}) <= ?, false) as complete
+                   {bd_cols}
+            from counted
+            """,
+            [data_end],
+        )
+        return out
+
+
+def _parse_attribution(attribution: str, n: int) -> tuple[str, int]:
+    if attribution in ("first", "last"):
+        return attribution, 0
+    m = re.fullmatch(r"step:(\d+)", str(attribution))
+    if not m:
+        raise UserError(f"invalid attribution {attribution!r}: use first, last or step:N")
+    k = int(m.group(1))
+    if not 1 <= k <= n:
+        raise UserError(f"invalid attribution {attribution!r}: step numbers are 1-based, "
+                        f"from 1 to {n}")
+    return "step", k
+
+
+def _utc_expr(col: str, type_name: str, name: str) -> str:
+    """SQL turning the time column into a naive UTC TIMESTAMP (NULL when text does not parse)."""
+    t = type_name.upper()
+    if t in ("VARCHAR", "TEXT", "STRING") or t.startswith("VARCHAR"):
+        # Text with an offset is an instant; naive text is read in the session TimeZone, which
+        # `_Plan.run` pins to UTC for the duration of the query (one cast, no regex: 2x faster).
+        return f"timezone('UTC', try_cast(trim({col}) as timestamptz))"
+    if t in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        return f"timezone('UTC', {col})"
+    if t.startswith("TIMESTAMP") or t == "DATE" or t == "DATETIME":
+        return f"cast({col} as timestamp)"
+    raise UserError(f"time column {name!r} has type {type_name}: give ISO 8601 text or a "
+                    "timestamp column")
+
+
+def _step_stats(con: duckdb.DuckDBPyConnection, table: str, steps: list[Step], where: str,
+                group: str | None) -> dict[Any, list[dict[str, Any]]]:
+    n = len(steps)
+    sel = [f"count(*) filter (where furthest_step >= {k}) as n{k}" for k in range(1, n + 1)]
+    for k in range(2, n + 1):
+        d = f"(epoch_us(step_{k}_ts) - epoch_us(step_{k - 1}_ts)) / 1e6"
+        sel.append(
+            f"quantile_cont({d}, [0.5, 0.75, 0.9]) filter (where furthest_step >= {k}) as q{k}, "
+            f"avg({d}) filter (where furthest_step >= {k}) as m{k}"
+        )
+    key = f"{group} as gkey" if group else "null as gkey"
+    group_by = "group by gkey" if group else ""
+    rows = con.execute(f"select {key}, {', '.join(sel)} from {table} {where} {group_by}").fetchall()
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        gkey, counts = row[0], [int(row[k]) for k in range(1, n + 1)]
+        extra = row[n + 1:]
+        result = []
+        for k in range(1, n + 1):
+            nk = counts[k - 1]
+            if k == 1:
+                result.append({
+                    "step": 1, "name": steps[0].name, "count": nk,
+                    "conversion": 1.0 if nk else None, "step_conversion": 1.0 if nk else None,
+                    "dropout_rate": 0.0 if nk else None, "dropoff_count": 0,
+                    "median_seconds_to_convert": None, "p75_seconds_to_convert": None,
+                    "p90_seconds_to_convert": None, "mean_seconds_to_convert": None,
+                })
+                continue
+            prev, first = counts[k - 2], counts[0]
+            q, mean = extra[2 * (k - 2)], extra[2 * (k - 2) + 1]
+            q = q or [None, None, None]
+            result.append({
+                "step": k, "name": steps[k - 1].name, "count": nk,
+                "conversion": nk / first if first else None,
+                "step_conversion": nk / prev if prev else None,
+                "dropout_rate": 1 - nk / prev if prev else None,
+                "dropoff_count": prev - nk,
+                "median_seconds_to_convert": q[0], "p75_seconds_to_convert": q[1],
+                "p90_seconds_to_convert": q[2], "mean_seconds_to_convert": mean,
+            })
+        out[gkey] = result
+    if group is None and not rows:
+        out[None] = []
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fmt_seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.0f}s"
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _render_steps(steps: list[dict[str, Any]]) -> str:
+    header = ["#", "step", "count", "conversion", "step conv.", "dropout", "dropped",
+              "median time"]
+    rows = [[str(s["step"]), str(s["name"]), str(s["count"]), _fmt_ratio(s["conversion"]),
+             _fmt_ratio(s["step_conversion"]), _fmt_ratio(s["dropout_rate"]),
+             str(s["dropoff_count"]), _fmt_seconds(s["median_seconds_to_convert"])]
+            for s in steps]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) if i == 1 else h.rjust(w)
+                       for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) if i == 1 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(lines)
