@@ -75,12 +75,14 @@ def handle(args: argparse.Namespace) -> int:
     print(f"journeys run: partitions {first} … {last} ({(last - first).days + 1} days), "
           f"config {cfg.path}", flush=True)
     started = time.monotonic()
-    job = defs().resolve_job_def("daily_refresh")
+    from pipelines.progress import progress_logger
+
+    job = defs().resolve_job_def("daily_refresh").with_logger_defs({"progress": progress_logger})
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
             tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
-            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            run_config={"loggers": {"progress": {}}},
             raise_on_error=False,
         )
     elapsed = time.monotonic() - started

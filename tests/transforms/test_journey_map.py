@@ -17,7 +17,7 @@ def test_default_map_loads():
     m = load_journey_map(DEFAULT_MAP)
     assert m.stage_names == ["Discovery", "Consideration", "Decision", "Purchase", "Service",
                              "Repeat"]
-    assert m.window_seconds == 30 * 86400
+    assert m.window_seconds == 14 * 86400
     assert [s.name for s in m.required_stages] == ["Discovery", "Decision", "Purchase",
                                                    "Service", "Repeat"]
     assert m.stage("Repeat").repeat.repeat_of == "Purchase"

@@ -257,10 +257,11 @@ def test_reentry_restarts_the_window(con, jmap):
 
 
 def test_window_boundary_is_inclusive(con, jmap):
+    window = dt.timedelta(seconds=jmap.window_seconds)  # the default map's window
     make_events_table(con, [
-        E("a", "app_opened", T0), E("a", "booking_created", T0 + 30 * DAY, booking_id="ab"),
+        E("a", "app_opened", T0), E("a", "booking_created", T0 + window, booking_id="ab"),
         E("b", "app_opened", T0),
-        E("b", "booking_created", T0 + 30 * DAY + dt.timedelta(seconds=1), booking_id="bb"),
+        E("b", "booking_created", T0 + window + dt.timedelta(seconds=1), booking_id="bb"),
     ])
     _build_all(con, jmap)
     got = dict(con.execute("select customer_id, furthest_stage from journeys").fetchall())

@@ -98,8 +98,7 @@ raw_payments, raw_payments_reconciles = _raw_asset("payments")
     kinds={"duckdb"},
     deps=[raw_clickstream, raw_bookings, raw_payments],
 )
-def events(context: dg.AssetExecutionContext, warehouse: Warehouse,
-           progress: Progress) -> dg.MaterializeResult:
+def events(warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per loaded source event, all sources, on one stitched customer id.
 
     Anonymous clickstream ids are linked to the customer once any event carries both ids
@@ -108,8 +107,6 @@ def events(context: dg.AssetExecutionContext, warehouse: Warehouse,
     started = time.monotonic()
     with warehouse.connect() as con:
         stats = build_events(con)
-    progress.report(context, f"  events               {stats.events:,} events of "
-                    f"{stats.customers:,} customers ({stats.identified_customers:,} identified)")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": stats.events,
         "customers": stats.customers,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.resources import Progress, Warehouse
+from pipelines.resources import Warehouse
 from transforms.journey_map import load_journey_map
 from transforms.journey_mining import build_mining_tables
 
@@ -34,8 +34,7 @@ TABLES = {
                         deps=[dg.AssetKey("stage_events"), dg.AssetKey("journeys")])
            for name, text in TABLES.items()],
 )
-def mining_tables(context: dg.AssetExecutionContext, warehouse: Warehouse,
-                  progress: Progress) -> Iterator[dg.MaterializeResult]:
+def mining_tables(warehouse: Warehouse) -> Iterator[dg.MaterializeResult]:
     """Mine the stage paths in DuckDB, discover and export the model, replay against the map."""
     started = time.monotonic()
     jmap = load_journey_map(warehouse.journey_map)
@@ -43,11 +42,11 @@ def mining_tables(context: dg.AssetExecutionContext, warehouse: Warehouse,
     with warehouse.connect() as con:
         stats = build_mining_tables(con, jmap, models)
         rows = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in TABLES}
-    progress.report(context, f"  mining               {stats.journeys:,} journeys, "
-                    f"{stats.variants:,} variants, fitness {stats.log_fitness:.3f} "
-                    f"({time.monotonic() - started:.1f} s)")
     for name in TABLES:
         meta = {"dagster/row_count": rows[name]}
+        if name == "mining_log":
+            meta |= {"journeys": stats.journeys, "variants": stats.variants,
+                     "seconds": round(time.monotonic() - started, 2)}
         if name == "conformance_overall":
             meta |= {"fitness": round(stats.log_fitness, 4),
                      "fitting_share": round(stats.fitting_share, 4)}
