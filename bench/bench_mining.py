@@ -1,0 +1,266 @@
+"""Benchmark: our mining engine (DuckDB + pm4py on variants) against pm4py on the full log.
+
+    .venv/bin/python bench/bench_mining.py --events 1000000 10000000
+
+For each size it generates (once, cached under --workdir) a synthetic stage-level journey log
+with DuckDB — about 3.4 events per case, 10 activities, branching, loops and early exits —
+as a Parquet file in time order (an event stream, not sorted by case). Each measurement runs in
+its own subprocess so peak RSS (ru_maxrss) belongs to that measurement alone.
+
+ours:  read Parquet into DuckDB, variants, performance DFG (count/mean/median/p90), start/end
+       activities, inductive miner on the variant counter, token replay per variant.
+pm4py: pandas read_parquet, format_dataframe, discover_dfg, discover_performance_dfg,
+       get_variants, discover_process_tree_inductive, fitness_token_based_replay (full log).
+
+Both sides print a digest of their results (variant counts, DFG counts, tree, fitness); the
+benchmark reports whether they are identical. Not a test: it takes minutes at 10M events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (from, to, probability); each row's probabilities sum to 1; 'END' stops the journey.
+FLOW = [
+    ("START", "app_open", 0.55), ("START", "campaign_click", 0.30), ("START", "search", 0.15),
+    ("app_open", "search", 0.45), ("app_open", "view_service", 0.30), ("app_open", "END", 0.25),
+    ("campaign_click", "view_service", 0.45), ("campaign_click", "app_open", 0.15),
+    ("campaign_click", "END", 0.40),
+    ("search", "view_service", 0.50), ("search", "view_salon", 0.25), ("search", "END", 0.25),
+    ("view_service", "view_salon", 0.25), ("view_service", "select_slot", 0.25),
+    ("view_service", "search", 0.10), ("view_service", "END", 0.40),
+    ("view_salon", "select_slot", 0.35), ("view_salon", "view_service", 0.20),
+    ("view_salon", "END", 0.45),
+    ("select_slot", "booking_created", 0.60), ("select_slot", "view_salon", 0.10),
+    ("select_slot", "END", 0.30),
+    ("booking_created", "payment_succeeded", 0.70), ("booking_created", "payment_failed", 0.15),
+    ("booking_created", "END", 0.15),
+    ("payment_failed", "payment_succeeded", 0.50), ("payment_failed", "END", 0.50),
+    ("payment_succeeded", "service_completed", 0.80), ("payment_succeeded", "END", 0.20),
+    ("service_completed", "app_open", 0.15), ("service_completed", "END", 0.85),
+]
+MAX_STEPS = 40
+
+
+def generate(path: Path, events: int) -> None:
+    """Write a synthetic log of about `events` events to `path` (Parquet, time order)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SELECT setseed(0.42)")
+    con.execute("create table flow(src varchar, dst varchar, p double)")
+    con.executemany("insert into flow values (?, ?, ?)", FLOW)
+    con.execute("""
+        create table flow_cum as
+        select src, dst,
+               sum(p) over (partition by src order by dst rows unbounded preceding) - p as lo,
+               sum(p) over (partition by src order by dst rows unbounded preceding) as hi
+        from flow
+    """)
+    # calibrate the number of cases on a pilot walk so the log has about `events` events
+    cases = int(events / _events_per_case(con))
+    con.execute(f"""
+        copy (
+            {_walk_sql(cases)}
+            select 'c' || case_id as "case", activity, ts as "timestamp"
+            from walk where activity <> 'START'
+            order by ts, case_id, step
+        ) to '{path}' (format parquet)
+    """)
+    con.close()
+
+
+def _walk_sql(cases: int) -> str:
+    return f"""
+        with recursive walk(case_id, step, activity, ts, r) as (
+            select range, 0, 'START', timestamp '2024-01-01'
+                   + to_seconds(floor(random() * 86400 * 90)::bigint), random()
+            from range({cases})
+            union all
+            select w.case_id, w.step + 1, f.dst,
+                   w.ts + to_seconds(floor(random() * random() * 7200)::bigint), random()
+            from walk w join flow_cum f
+              on f.src = w.activity and w.r >= f.lo and w.r < f.hi
+            where f.dst <> 'END' and w.step < {MAX_STEPS}
+        )
+    """
+
+
+def _events_per_case(con) -> float:
+    pilot = 200_000
+    sql = _walk_sql(pilot) + " select count(*) from walk where activity <> 'START'"
+    return con.execute(sql).fetchall()[0][0] / pilot
+
+
+def _digest(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_ours(path: Path) -> dict:
+    import duckdb
+
+    from transforms import mining
+    from transforms.eventlog import read_event_log
+
+    times = {}
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    log = read_event_log(con, path, table="log").alias
+    times["read"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    vc = mining.variant_counts(con, log)
+    times["variants"] = time.perf_counter() - t
+    t = time.perf_counter()
+    dfg = mining.dfg(con, log).fetchall()
+    times["performance_dfg"] = time.perf_counter() - t
+    t = time.perf_counter()
+    starts, ends = mining.start_activities(con, vc), mining.end_activities(con, vc)
+    times["start_end"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tree = mining.discover_model(vc)
+    times["inductive_miner"] = time.perf_counter() - t
+    t = time.perf_counter()
+    fitness = mining.conformance(vc, tree).log_fitness
+    times["token_replay"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t0
+    return {
+        "times": times, "peak_mb": _peak_mb(),
+        "events": con.execute(f"select count(*) from {log}").fetchall()[0][0],
+        "variants": _digest(sorted((list(k), v) for k, v in vc.items())),
+        "dfg": _digest(sorted([f, t, n] for f, t, n, *_ in dfg)),
+        "dfg_mean": _digest(sorted([f, t, round(m, 6)] for f, t, _, m, *_ in dfg)),
+        "dfg_median": _digest(sorted([f, t, round(md, 6)] for f, t, _, _, md, _ in dfg)),
+        "start_end": _digest([starts, ends]), "tree": str(tree), "fitness": round(fitness, 12),
+    }
+
+
+def worker_pm4py(path: Path, replay: bool) -> dict:
+    os.environ["PM4PY_SHOW_PROGRESS_BAR"] = "False"
+    import pandas as pd
+    import pm4py
+
+    times = {}
+    t0 = time.perf_counter()
+    df = pd.read_parquet(path)
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    times["read"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    df = pm4py.format_dataframe(df, case_id="case", activity_key="activity",
+                                timestamp_key="timestamp")
+    # pitfall: Arrow-backed strings break variant functions; stable order by case and time
+    df = df.astype({"case:concept:name": object, "concept:name": object})
+    df = df.sort_values(["case:concept:name", "time:timestamp"], kind="stable")
+    times["format_dataframe"] = time.perf_counter() - t
+    t = time.perf_counter()
+    dfg, starts, ends = pm4py.discover_dfg(df)
+    times["dfg"] = time.perf_counter() - t
+    t = time.perf_counter()
+    perf, _, _ = pm4py.discover_performance_dfg(df)
+    times["performance_dfg"] = time.perf_counter() - t
+    t = time.perf_counter()
+    variants = pm4py.get_variants(df)
+    times["variants"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tree = pm4py.discover_process_tree_inductive(df)
+    times["inductive_miner"] = time.perf_counter() - t
+    fitness = None
+    if replay:
+        t = time.perf_counter()
+        net, im, fm = pm4py.convert_to_petri_net(tree)
+        fitness = round(pm4py.fitness_token_based_replay(df, net, im, fm)["log_fitness"], 12)
+        times["token_replay"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t0
+    return {
+        "times": times, "peak_mb": _peak_mb(), "events": len(df),
+        "variants": _digest(sorted((list(k), v) for k, v in variants.items())),
+        "dfg": _digest(sorted([f, t, n] for (f, t), n in dfg.items())),
+        "dfg_mean": _digest(sorted([f, t, round(v["mean"], 6)] for (f, t), v in perf.items())),
+        "dfg_median": _digest(sorted([f, t, round(v["median"], 6)]
+                                     for (f, t), v in perf.items())),
+        "start_end": _digest([dict(sorted(starts.items(), key=lambda kv: (-kv[1], kv[0]))),
+                              dict(sorted(ends.items(), key=lambda kv: (-kv[1], kv[0])))]),
+        "tree": str(tree), "fitness": fitness,
+    }
+
+
+def run_worker(kind: str, path: Path, replay: bool) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--file", str(path)]
+    if not replay:
+        cmd.append("--no-replay")
+    env = dict(os.environ, PM4PY_SHOW_PROGRESS_BAR="False",
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/journeys-bench"))
+    parser.add_argument("--no-replay", action="store_true",
+                        help="skip token-based replay on both sides")
+    parser.add_argument("--worker", choices=["ours", "pm4py"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    replay = not args.no_replay
+
+    if args.worker:
+        result = (worker_ours(args.file) if args.worker == "ours"
+                  else worker_pm4py(args.file, replay))
+        print(json.dumps(result))
+        return
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    for n in args.events:
+        path = args.workdir / f"journeys_{n}.parquet"
+        if not path.exists():
+            t = time.perf_counter()
+            generate(path, n)
+            print(f"generated {path} in {time.perf_counter() - t:.1f} s", flush=True)
+        ours = run_worker("ours", path, replay)
+        theirs = run_worker("pm4py", path, replay)
+        keys = ["variants", "dfg", "dfg_mean", "dfg_median", "start_end", "tree"]
+        if replay:
+            keys.append("fitness")
+        same = {k: ours[k] == theirs[k] for k in keys}
+        print(f"\n== {ours['events']:,} events ({path.name}) ==")
+        print(f"{'step':<18}{'ours s':>10}{'pm4py s':>10}")
+        for step in sorted(set(ours["times"]) | set(theirs["times"]),
+                           key=lambda s: (s == "total", s)):
+            a, b = ours["times"].get(step), theirs["times"].get(step)
+            print(f"{step:<18}{'' if a is None else f'{a:.2f}':>10}"
+                  f"{'' if b is None else f'{b:.2f}':>10}")
+        per_event_ours = sum(ours["times"][k] for k in
+                             ("read", "variants", "performance_dfg", "start_end"))
+        per_event_pm4py = sum(theirs["times"][k] for k in
+                              ("read", "format_dataframe", "dfg", "performance_dfg", "variants"))
+        print(f"per-event analytics (read, variants, DFG, performance DFG, start/end): ours "
+              f"{per_event_ours:.2f} s, pm4py {per_event_pm4py:.2f} s -> "
+              f"{per_event_pm4py / per_event_ours:.1f}x faster")
+        t_ratio = theirs["times"]["total"] / ours["times"]["total"]
+        m_ratio = theirs["peak_mb"] / ours["peak_mb"]
+        print(f"total: ours {ours['times']['total']:.2f} s, pm4py {theirs['times']['total']:.2f} s"
+              f" -> {t_ratio:.1f}x faster")
+        print(f"peak RSS: ours {ours['peak_mb']:.0f} MB, pm4py {theirs['peak_mb']:.0f} MB"
+              f" -> {m_ratio:.1f}x less memory")
+        print("identical results: " + ", ".join(f"{k}={'yes' if v else 'NO'}"
+                                                for k, v in same.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
