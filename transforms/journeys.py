@@ -20,7 +20,8 @@ docs/TABLES.md; the rules that decide the numbers are here:
   timestamp, left out of time-to-convert figures). So counts never increase along the stages.
 - **Segments** take the first non-null value from the journey's entry on (entry event first)
   within its window; `new_vs_returning`: `returning` if the customer purchased before entry or
-  has no `new_when` event at or before entry (a user from before the data), else `new`.
+  has no `new_when` event up to the journey's window end (a user from before the data), else
+  `new` (an install right after the campaign click that opened the journey makes it new).
 - **Completeness.** data end = max(event_ts) of `events`; a journey is complete when
   entry + window <= data end. Funnel, segment and transition rates use complete journeys only;
   cohort rows are kept for every entry day and marked.
@@ -304,6 +305,7 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     p = Params()
     seg_cols = []
     seg_selects = []
+    new_selects = []
     for seg in jmap.segments:
         col_name = ident(seg.name)
         if seg.column is not None:
@@ -315,14 +317,16 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
             seg_cols.append(f"s.{col_name}")
         else:
             new_pred = rule_sql(seg.new_when, p, "e")
-            seg_selects.append(
-                f"bool_or({new_pred} and e.event_ts <= a.entry_ts) as _new_{seg.name}"
+            new_selects.append(
+                f"coalesce(bool_or({new_pred}), false) as {ident('_new_' + seg.name)}"
             )
             seg_cols.append(
                 f"case when pp.first_purchase_ts < a.entry_ts then 'returning' "
-                f"when s._new_{seg.name} then 'new' else 'returning' end as {col_name}"
+                f"when nw.{ident('_new_' + seg.name)} then 'new' else 'returning' end "
+                f"as {col_name}"
             )
     seg_agg = ", ".join(seg_selects) if seg_selects else "count(*) as _n"
+    new_agg = ", ".join(new_selects) if new_selects else "count(*) as _n"
     conv_idx = jmap.stage(jmap.conversion_stage).index
     last_idx = jmap.stages[-1].index
     con.execute(
@@ -346,6 +350,15 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
             left join events e
               on e.customer_id = a.customer_id
              and e.event_ts >= a.entry_ts and e.event_ts <= a.window_end_ts
+            group by a.customer_id
+        ),
+        nw as (
+            -- new_when events (install, sign-up) from before the entry up to the window end:
+            -- the campaign click that starts a journey comes before the install it leads to
+            select a.customer_id, {new_agg}
+            from a
+            left join events e
+              on e.customer_id = a.customer_id and e.event_ts <= a.window_end_ts
             group by a.customer_id
         ),
         pp as (
@@ -381,6 +394,7 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
             from a
             join reach r using (customer_id)
             left join s using (customer_id)
+            left join nw using (customer_id)
             left join pp using (customer_id)
             left join ident_flag i using (customer_id)
         )

@@ -685,6 +685,8 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int
     click = _role(jmap, "campaign_click", p)
     impression = _role(jmap, "campaign_impression", p)
     offer = _role(jmap, "offer_view", p)
+    pay_ok = _role(jmap, "payment_succeeded", p)
+    pay_failed = _role(jmap, "payment_failed", p)
     has_impressions = "campaign_impression" in jmap.metric_events
     gap_s = float(jmap.session_gap_minutes) * 60
     horizons = list(jmap.repeat_horizons)
@@ -747,6 +749,14 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int
         ),
         bookings as (select * from booking_outcomes where created_ts is not null),
         funnel as (select * from funnel_steps),
+        pay_outcomes as (
+            -- every payment attempt outcome (succeeded + failed), from `events`: not from
+            -- `payment_failures`, which leaves out the day x platform x method cells without
+            -- a failure and so would over-state the rate
+            select coalesce(e.platform, '(unknown)') as platform,
+                   coalesce(e.method, '(unknown)') as method, {pay_failed} as is_failed
+            from events e where {pay_ok} or {pay_failed}
+        ),
         rows as (
             select {s(discovery)} as stage, 'new_customers' as metric, 'channel' as segment,
                    channel as segment_value, cast(new_customers as double) as value,
@@ -792,10 +802,14 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int
                    / nullif(count(*) filter (where payment_started), 0), 'rate'
                    from booking_outcomes group by all
             union all select {s(purchase)}, 'payment_failure_rate', 'all', 'all',
-                   sum(all_failures) / nullif(sum(attempts), 0), 'rate'
-                   from (select distinct event_date, platform, method, attempts,
-                                round(total_failure_rate * attempts) as all_failures
-                         from payment_failures)
+                   count(*) filter (where is_failed) / nullif(count(*), 0), 'rate'
+                   from pay_outcomes
+            union all select {s(purchase)}, 'payment_failure_rate', 'platform', platform,
+                   count(*) filter (where is_failed) / count(*), 'rate'
+                   from pay_outcomes group by all
+            union all select {s(purchase)}, 'payment_failure_rate', 'method', method,
+                   count(*) filter (where is_failed) / count(*), 'rate'
+                   from pay_outcomes group by all
             union all select {s(purchase)}, 'failure_reason_share', 'failure_reason',
                    failure_reason, sum(failures) / sum(sum(failures)) over (), 'rate'
                    from payment_failures group by all

@@ -284,3 +284,22 @@ def test_repeat_stage_skips_refunded_bookings(con, jmap):
     J.build_purchases(con, jmap)
     assert con.execute("select booking_id, purchase_number from purchases order by 2"
                        ).fetchall() == [("k1", 1), ("k3", 2)]
+
+
+def test_install_after_the_campaign_click_is_a_new_customer(con, jmap):
+    make_events_table(con, [
+        # n1: the journey opens with the campaign click; the install it leads to comes 2 min
+        # later (within the window) -> new
+        E("n1", "campaign_clicked", T0, platform="android", channel="paid_social"),
+        E("n1", "app_installed", T0 + dt.timedelta(minutes=2), platform="android",
+          channel="paid_social"),
+        # n2: a click and no install or sign-up at all -> a user from before the data: returning
+        E("n2", "campaign_clicked", T0, platform="android", channel="paid_social"),
+        # n3: the install itself opens the journey (at entry) -> new
+        E("n3", "app_installed", T0, platform="ios"),
+        E("n3", "app_opened", T0 + HOUR, platform="ios"),
+        E("x", "favourite_removed", T0 + 60 * DAY),
+    ])
+    _build_all(con, jmap)
+    got = dict(con.execute("select customer_id, customer_type from journeys").fetchall())
+    assert got == {"n1": "new", "n2": "returning", "n3": "new"}

@@ -209,3 +209,33 @@ def test_touchpoints_pains_and_metrics(con, jmap):
     assert metric[("average_basket", "all", "all")] == 40.0  # (40 + 60 + 20) / 3
     assert metric[("payment_failure_rate", "all", "all")] == pytest.approx(2 / 3)
     assert metric[("average_rating", "all", "all")] == 1.0
+
+
+def test_payment_failure_rate_counts_attempts_on_days_without_failures(con, jmap):
+    # `payment_failures` only holds day x platform x method cells with a failure; the overall
+    # failure rate must still count the successful attempts of the other cells.
+    rows = _booking_rows() + [
+        # b4: an ios apple_pay success on a day (T0 + 5 days) without any failure
+        E("c4", "booking_created", T0 + 5 * DAY, booking_id="b4", amount=30, platform="ios"),
+        _pay("c4", "payment_succeeded", T0 + 5 * DAY + HOUR, "b4", "p4", method="apple_pay",
+             platform="ios"),
+    ]
+    make_events_table(con, rows)
+    J.build_stage_events(con, jmap)
+    J.build_purchases(con, jmap)
+    J.build_journeys(con, jmap)
+    J.build_funnels(con, jmap)
+    M.build_booking_outcomes(con, jmap)
+    M.build_payment_failures(con, jmap)
+    M.build_repeat_purchase(con, jmap)
+    M.build_stage_metrics(con, jmap)
+    metric = {(r[0], r[1], r[2]): r[3] for r in con.execute(
+        "select metric, segment, segment_value, value from stage_metrics "
+        "where metric = 'payment_failure_rate'").fetchall()}
+    # attempts: p1 failed, p2 succeeded (b1), p3 failed (b2), p4 succeeded (b4) -> 2 / 4
+    assert metric[("payment_failure_rate", "all", "all")] == pytest.approx(2 / 4)
+    # android: p1, p2, p3 -> 2 / 3; ios: p4 -> 0; card: 2 / 3; apple_pay: 0
+    assert metric[("payment_failure_rate", "platform", "android")] == pytest.approx(2 / 3)
+    assert metric[("payment_failure_rate", "platform", "ios")] == 0.0
+    assert metric[("payment_failure_rate", "method", "card")] == pytest.approx(2 / 3)
+    assert metric[("payment_failure_rate", "method", "apple_pay")] == 0.0
