@@ -21,7 +21,7 @@ def test_default_map_loads():
     assert [s.name for s in m.required_stages] == ["Discovery", "Decision", "Purchase",
                                                    "Service", "Repeat"]
     assert m.stage("Repeat").repeat.repeat_of == "Purchase"
-    assert m.repeat_horizons == (30, 60, 90)
+    assert m.repeat_horizons == (7, 14, 30)
     assert [s.name for s in m.segments] == ["channel", "platform", "city", "service_category",
                                             "customer_type"]
 
