@@ -32,6 +32,7 @@ from typing import Literal
 import duckdb
 
 from transforms.errors import UserError
+from transforms.sqlutil import ident
 
 XES_DEFAULTS = ("case:concept:name", "concept:name", "time:timestamp")
 TABULAR_DEFAULTS = ("case", "activity", "timestamp")
@@ -40,12 +41,6 @@ LIFECYCLE_COLUMN = "lifecycle:transition"
 Lifecycle = Literal["all", "complete"]
 
 
-def _ident(name: str) -> str:
-    try:
-        from transforms.sqlutil import ident
-    except ImportError:  # sibling module not there yet: same quoting rule
-        return '"' + name.replace('"', '""') + '"'
-    return ident(name)
 
 
 def detect_format(path: str | Path) -> str:
@@ -102,7 +97,7 @@ def read_event_log(
             columns = _load_tabular(con, path, fmt, raw)
         _build_log_table(con, path, raw, columns, cols, lifecycle, table, fmt == "xes")
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_ident(raw)}")
+        con.execute(f"DROP TABLE IF EXISTS {ident(raw)}")
     return con.table(table)
 
 
@@ -115,11 +110,11 @@ def _load_tabular(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, raw: str
     try:
         # insertion order of a table is file order; rowid then numbers the events. CSV stays
         # text so ids keep leading zeros and UTC offsets are applied by our own cast.
-        con.execute(f"CREATE TEMP TABLE {_ident(raw)} AS SELECT * FROM {reader}", [str(path)])
+        con.execute(f"CREATE TEMP TABLE {ident(raw)} AS SELECT * FROM {reader}", [str(path)])
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: cannot read as {fmt}: {first_line}") from None
-    return [row[0] for row in con.execute(f"DESCRIBE {_ident(raw)}").fetchall()]
+    return [row[0] for row in con.execute(f"DESCRIBE {ident(raw)}").fetchall()]
 
 
 def _load_xes(con: duckdb.DuckDBPyConnection, path: Path, raw: str, keys: list[str]) -> list[str]:
@@ -175,7 +170,7 @@ def _load_xes(con: duckdb.DuckDBPyConnection, path: Path, raw: str, keys: list[s
     view = f"__arrow_{uuid.uuid4().hex[:12]}"
     con.register(view, arrow)
     try:
-        con.execute(f"CREATE TEMP TABLE {_ident(raw)} AS SELECT * FROM {_ident(view)}")
+        con.execute(f"CREATE TEMP TABLE {ident(raw)} AS SELECT * FROM {ident(view)}")
     finally:
         con.unregister(view)
     return present
@@ -203,9 +198,9 @@ def _build_log_table(
                 f"{path}: no {role} column {col!r}; pass --{role}-col with one of: {shown}"
             )
     case_c, act_c, time_c = cols
-    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {_ident(raw)})")
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ident(raw)})")
                  .fetchall())
-    t = _ident(time_c)
+    t = ident(time_c)
     ttype = types[time_c].upper()
     if ttype.startswith("TIMESTAMP WITH TIME ZONE"):
         ts_expr = f"({t} AT TIME ZONE 'UTC')"
@@ -219,21 +214,21 @@ def _build_log_table(
             "pass --time-col with a timestamp column"
         )
     has_lifecycle = LIFECYCLE_COLUMN in columns
-    lc_select = (f", CAST({_ident(LIFECYCLE_COLUMN)} AS VARCHAR) AS lifecycle"
+    lc_select = (f", CAST({ident(LIFECYCLE_COLUMN)} AS VARCHAR) AS lifecycle"
                  if has_lifecycle else "")
     where = ""
     if lifecycle == "complete" and has_lifecycle:
-        where = f"WHERE lower(CAST({_ident(LIFECYCLE_COLUMN)} AS VARCHAR)) = 'complete'"
+        where = f"WHERE lower(CAST({ident(LIFECYCLE_COLUMN)} AS VARCHAR)) = 'complete'"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {_ident(table)} AS
+        CREATE OR REPLACE TEMP TABLE {ident(table)} AS
         with numbered as (
-            select *, rowid as __event_index from {_ident(raw)}
+            select *, rowid as __event_index from {ident(raw)}
         ),
         final as (
             select
-                CAST({_ident(case_c)} AS VARCHAR) AS "case",
-                CAST({_ident(act_c)} AS VARCHAR) AS activity,
+                CAST({ident(case_c)} AS VARCHAR) AS "case",
+                CAST({ident(act_c)} AS VARCHAR) AS activity,
                 {ts_expr} AS ts
                 {lc_select},
                 __event_index AS event_index,
@@ -249,7 +244,7 @@ def _build_log_table(
                    count(*) filter (where activity is null),
                    count(*) filter (where ts is null and __has_time),
                    count(*) filter (where not __has_time)
-            from {_ident(table)}"""
+            from {ident(table)}"""
     ).fetchall()[0]
     problems = [
         f"{n} event(s) without {what}"
@@ -263,6 +258,6 @@ def _build_log_table(
         if n
     ]
     if problems:
-        con.execute(f"DROP TABLE {_ident(table)}")
+        con.execute(f"DROP TABLE {ident(table)}")
         raise UserError(f"{path}: " + "; ".join(problems) + "; fix or remove those events")
-    con.execute(f"ALTER TABLE {_ident(table)} DROP COLUMN __has_time")
+    con.execute(f"ALTER TABLE {ident(table)} DROP COLUMN __has_time")

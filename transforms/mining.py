@@ -44,16 +44,11 @@ from typing import Any
 import duckdb
 
 from transforms.errors import UserError
+from transforms.sqlutil import ident
 
 VariantCounts = Mapping[tuple[str, ...], int]
 
 
-def _ident(name: str) -> str:
-    try:
-        from transforms.sqlutil import ident
-    except ImportError:  # sibling module not there yet: same quoting rule
-        return '"' + name.replace('"', '""') + '"'
-    return ident(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,7 +77,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelation)
 
 def _source(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelation) -> str:
     """A FROM-clause reference to `log`."""
-    return _ident(_resolve(con, log))
+    return ident(_resolve(con, log))
 
 
 def _columns(con: duckdb.DuckDBPyConnection, src: str) -> list[str]:
@@ -223,7 +218,7 @@ def summary(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelation,
     name = _resolve(con, log)
     counts = variant_counts(con, name)
     events, activities = con.execute(
-        f"select count(*), count(distinct activity) from {_ident(name)}").fetchall()[0]
+        f"select count(*), count(distinct activity) from {ident(name)}").fetchall()[0]
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     pairs = dfg(con, name).fetchall()
     return {
