@@ -8,11 +8,16 @@ materialisation is recorded, and a line for each failed step or check.
 from __future__ import annotations
 
 import logging
+import time
 
 import dagster as dg
 
 
 class _ProgressHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None)
         event = meta.get("dagster_event") if isinstance(meta, dict) else None
@@ -25,7 +30,9 @@ class _ProgressHandler(logging.Handler):
                 return
             rows = mat.metadata.get("dagster/row_count")
             count = f"{rows.value:>12,} rows" if rows is not None else ""
-            print(f"  {mat.asset_key.to_user_string():<26} {count}", flush=True)
+            elapsed = time.monotonic() - self.started
+            print(f"  {mat.asset_key.to_user_string():<26} {count:<18} {elapsed:8.1f} s",
+                  flush=True)
         elif kind == "STEP_FAILURE":
             print(f"  {event.step_key:<26} FAILED", flush=True)
         elif kind == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:

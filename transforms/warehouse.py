@@ -21,6 +21,13 @@ import duckdb
 from transforms.errors import UserError
 
 DEFAULT_LOCK_TIMEOUT_S = 6 * 3600.0
+# DuckDB takes 80% of RAM by default; a bounded buffer pool spills big sorts and joins to disk
+# instead, so a run leaves room for the rest of the machine. JOURNEYS_DUCKDB_MEMORY overrides.
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+
+def memory_limit() -> str:
+    return os.environ.get("JOURNEYS_DUCKDB_MEMORY", DEFAULT_MEMORY_LIMIT)
 
 
 @contextlib.contextmanager
@@ -64,9 +71,13 @@ def connect(db_path: str | Path, *, read_only: bool = False,
     # DuckDB refuses a read-only open while another process has the file open for writing, so
     # readers queue on the same lock; they are short-lived (dashboards, CLI summaries).
     with writer_lock(db_path, lock_timeout_s, on_wait):
-        con = duckdb.connect(str(db_path), read_only=read_only)
+        con = duckdb.connect(str(db_path), read_only=read_only,
+                             config={"memory_limit": memory_limit()})
         try:
             con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                spill = db_path.parent / f"{db_path.name}.tmp"
+                con.execute("SET temp_directory = ?", [str(spill)])
             yield con
         finally:
             con.close()
