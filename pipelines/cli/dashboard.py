@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder to write the site to (default: <output_dir>/dashboard)")
     parser.add_argument("--period-days", type=int, default=None, metavar="N",
                         help="length of the period the headline numbers cover, compared with "
-                        "the N days before it (default 28)")
+                        "the N days before it (default 7)")
     parser.add_argument("--open", action="store_true", help="open the site in a browser")
     parser.set_defaults(func=handle)
 
@@ -37,7 +37,7 @@ def locations(config: str | None) -> tuple[Path, Path]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from dashboards.site import DEFAULT_PERIOD_DAYS, build_site, site_size
+    from dashboards.site import DEFAULT_PERIOD_DAYS, PLOTLY_JS, build_site, site_size
     from transforms.warehouse import connect
 
     database, default_out = locations(args.config)
@@ -50,7 +50,9 @@ def handle(args: argparse.Namespace) -> int:
     with connect(database, read_only=True) as con:
         index = build_site(con, out, period_days=period)
     print(index.resolve())
-    print(f"({site_size(out) / 1e6:.1f} MB in {out.resolve()})")
+    plotly_js = (out / PLOTLY_JS).stat().st_size
+    print(f"({(site_size(out) - plotly_js) / 1e6:.2f} MB of pages + {plotly_js / 1e6:.1f} MB "
+          f"{PLOTLY_JS}; opens offline)")
     if args.open:
         import webbrowser
 

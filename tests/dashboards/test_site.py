@@ -437,7 +437,8 @@ def test_story_cues_are_on_the_pages(site: Path) -> None:
     assert "paid_social" in pages["bottlenecks"] and "two-proportion z-test" in pages[
         "bottlenecks"]
     assert "Mon 15 Apr 2024 Decision dropout_rate high" in pages["bottlenecks"]
-    assert "rated their first visit low bought again" in pages["repeat"]
+    assert ("Within 90 days, 10.0% of customers who rated their first visit low bought again, "
+            "against 40.0% of those who rated it high.") in pages["repeat"]
     assert "Fitness 96.1%" in pages["paths"]
 
 
@@ -542,3 +543,17 @@ def test_dagster_asset_writes_the_site_with_its_path(tmp_path: Path) -> None:
     assert dashboard.group_names_by_key[dg.AssetKey("dashboard")] == "dashboards"
     assert dg.AssetKey("stage_transition_segments") in dashboard.asset_deps[
         dg.AssetKey("dashboard")]
+
+
+def test_repeat_before_any_horizon_is_observed_shows_repeat_so_far(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    build_sample_warehouse(con)
+    con.execute("update repeat_purchase set eligible = 0, repeated_within = 0, repeat_rate = null")
+    con.execute("update repeat_purchase set repeat_purchasers = 20 "
+                "where group_value = 'low (<=2)'")
+    index = build_site(con, tmp_path / "site", now=NOW)
+    page = _text((index.parent / "repeat.html").read_text(encoding="utf-8"))
+    assert "No buyer has been observed for 30 days after the first purchase yet" in page
+    # repeat purchasers / purchasers: 20 / 1,000 low, 300 / 1,000 high
+    assert ("So far 2.0% of customers who rated their first visit low bought again, against "
+            "30.0% of those who rated it high.") in page

@@ -1,0 +1,535 @@
+"""Bottlenecks page: leakiest and slowest transitions, segment differences, payments, odd days."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboards import fmt
+from dashboards.charts import (
+    COLORWAY,
+    GREY,
+    OKABE_ITO,
+    TEMPLATE,
+    cell_labels,
+    figure,
+    title_layout,
+    to_div,
+)
+from dashboards.context import Context
+from dashboards.layout import Page, Safe, not_available, paragraph, section, table
+
+SLUG = "bottlenecks"
+# Diverging, colour-blind safe: blue = drops out less than the rest, vermillion = more.
+DIVERGING = [[0.0, OKABE_ITO["blue"]], [0.5, "#F7F7F7"], [1.0, OKABE_ITO["vermillion"]]]
+MAX_SEGMENT_ROWS = 30
+MIN_ATTEMPTS_TO_RANK = 20
+
+
+def render(ctx: Context) -> Page:
+    page = Page(SLUG, "Bottlenecks")
+    page.add(_transitions(ctx, page))
+    page.add(_time_distribution(ctx, page))
+    page.add(_segments(ctx, page))
+    page.add(_payments(ctx, page))
+    page.add(_anomalies(ctx, page))
+    return page
+
+
+def _label(df: pd.DataFrame) -> list[str]:
+    return [f"{a} → {b}" for a, b in zip(df["from_stage"], df["to_stage"], strict=True)]
+
+
+# --- transitions ranked ----------------------------------------------------------------------
+
+def _transitions(ctx: Context, page: Page) -> Safe:
+    title = "Which step between stages loses the most customers, and which is slowest?"
+    if not ctx.wh.has("stage_transitions"):
+        return section(title, not_available("The transition ranking", ["stage_transitions"]))
+    df = ctx.wh.df("select * from stage_transitions order by from_index")
+    if df.empty:
+        return section(title, paragraph("No complete journeys yet."))
+    labels = _label(df)
+
+    by_drop = df.assign(label=labels).sort_values("dropout_rate", ascending=True)
+    fig = figure("Where is the bottleneck? Dropout rate per transition", height=360)
+    fig.add_trace(go.Bar(
+        x=by_drop["dropout_rate"], y=by_drop["label"], orientation="h",
+        marker_color=[OKABE_ITO["vermillion"] if b else OKABE_ITO["blue"]
+                      for b in by_drop["is_bottleneck"]],
+        text=[f"{fmt.pct(r)} · {fmt.count(n)} lost" for r, n in
+              zip(by_drop["dropout_rate"], by_drop["dropoff_count"], strict=True)],
+        textposition="auto",
+        customdata=list(zip(by_drop["entered_from"], by_drop["reached_to"],
+                            by_drop["dropoff_count"], strict=True)),
+        hovertemplate="<b>%{y}</b><br>dropout: %{x:.1%}<br>reached first stage: "
+                      "%{customdata[0]:,d}<br>went on: %{customdata[1]:,d}<br>lost: "
+                      "%{customdata[2]:,d}<extra></extra>",
+        showlegend=False))
+    fig.update_xaxes(title_text="dropout rate (%)", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title_text="transition")
+    page.figures += 1
+
+    timed = df.assign(label=labels)
+    timed = timed[timed["median_seconds"].notna()].sort_values("median_seconds")
+    fig2 = figure("Which step takes longest? Median time between stages (log scale; ◆ = 90th "
+                  "percentile)", height=360)
+    minutes = 60.0
+    fig2.add_trace(go.Bar(
+        x=timed["median_seconds"].clip(lower=minutes) / 3600, y=timed["label"],
+        orientation="h", name="median", marker_color=OKABE_ITO["blue"],
+        text=[fmt.duration(v) for v in timed["median_seconds"]], textposition="auto",
+        customdata=list(zip([fmt.duration(v) for v in timed["median_seconds"]],
+                            [fmt.duration(v) for v in timed["p75_seconds"]],
+                            [fmt.duration(v) for v in timed["p90_seconds"]], timed["timed"],
+                            strict=True)),
+        hovertemplate="<b>%{y}</b><br>median %{customdata[0]}, 75th pct %{customdata[1]}, "
+                      "90th pct %{customdata[2]}<br>journeys timed: %{customdata[3]:,d}"
+                      "<extra></extra>"))
+    fig2.add_trace(go.Scatter(
+        x=timed["p90_seconds"].clip(lower=minutes) / 3600, y=timed["label"], mode="markers",
+        name="90th percentile", marker=dict(symbol="diamond", size=10,
+                                            color=OKABE_ITO["orange"]),
+        hoverinfo="skip"))
+    ticks = [1 / 60, 0.25, 1, 6, 24, 72, 168, 720]
+    fig2.update_xaxes(type="log", title_text="time from one stage to the next (log scale)",
+                      tickvals=ticks, ticktext=["1 min", "15 min", "1 h", "6 h", "1 d", "3 d",
+                                                "7 d", "30 d"])
+    fig2.update_yaxes(title_text="transition")
+    page.figures += 1
+
+    ranked = df.assign(label=labels).sort_values("rank_dropout")
+    rows = [[lab, fmt.count(a), fmt.count(b), fmt.count(c), fmt.pct(d), int(rd), int(rf),
+             fmt.duration(m), fmt.duration(p9), "" if pd.isna(rt) else int(rt)]
+            for lab, a, b, c, d, rd, rf, m, p9, rt in zip(
+                ranked["label"], ranked["entered_from"], ranked["reached_to"],
+                ranked["dropoff_count"], ranked["dropout_rate"], ranked["rank_dropout"],
+                ranked["rank_dropoff"], ranked["median_seconds"], ranked["p90_seconds"],
+                ranked["rank_time"], strict=True)]
+    lead = _bottleneck_sentence(ctx, ranked) + " Complete journeys only."
+    return section(
+        title,
+        Safe('<div class="grid2">'), to_div(fig, ctx.div_id(SLUG, "dropout")),
+        to_div(fig2, ctx.div_id(SLUG, "time")), Safe("</div>"),
+        table(["transition", "reached first", "went on", "lost", "dropout", "rank by dropout",
+               "rank by lost", "median time", "90th pct time", "rank by time"], rows,
+              numeric=range(1, 10), flag_rows=[0]),
+        lead=lead)
+
+
+def _bottleneck_sentence(ctx: Context, ranked: pd.DataFrame) -> str:
+    """Name the leakiest transition, and the leakiest one on the way to conversion if the
+    overall worst comes after it (not buying again is not the same leak as not buying)."""
+    def say(row: pd.Series, what: str) -> str:
+        return (f"{what} {row['from_stage']} → {row['to_stage']}: "
+                f"{fmt.pct(row['dropout_rate'])} of customers who reach {row['from_stage']} do "
+                f"not go on ({fmt.count(row['dropoff_count'])} customers).")
+
+    worst = ranked.iloc[0]
+    text = say(worst, "The leakiest step is")
+    conv = ctx.conversion_stage
+    if conv is not None and conv in ctx.stages and conv in set(ranked["to_stage"]):
+        limit = ctx.stages.index(conv)
+        before = ranked[[ctx.stages.index(t) <= limit if t in ctx.stages else False
+                         for t in ranked["to_stage"]]]
+        if not before.empty and before.iloc[0]["to_stage"] != worst["to_stage"]:
+            text += " " + say(before.iloc[0], f"On the way to {conv}, the bottleneck is")
+    return text
+
+
+# --- time-to-convert distributions -----------------------------------------------------------
+
+def _time_distribution(ctx: Context, page: Page) -> Safe:
+    title = "How long do customers take from one stage to the next?"
+    if not ctx.wh.has("journey_stages"):
+        return section(title, not_available("Time-to-convert distributions",
+                                            ["journey_stages"]))
+    df = ctx.wh.df(
+        """
+        select stage_index, stage, count(*) as journeys,
+               quantile_cont(seconds_from_previous, [0.05, 0.25, 0.5, 0.75, 0.95]) as q
+        from journey_stages
+        where complete and seconds_from_previous is not null
+        group by stage_index, stage
+        order by stage_index
+        """)
+    if df.empty:
+        return section(title, paragraph("No timed transitions yet."))
+    order = ctx.stages
+    labels = []
+    for stage in df["stage"]:
+        i = order.index(stage) if stage in order else -1
+        labels.append(f"{order[i - 1]} → {stage}" if i > 0 else str(stage))
+    q = pd.DataFrame(df["q"].tolist(), columns=["p5", "p25", "p50", "p75", "p95"])
+    # Log axis in hours: same-instant steps (0 s) are drawn at one minute.
+    hours = (q / 3600.0).clip(lower=1 / 60)
+    fig = figure("How long does each step take? Time between stages (log scale)", height=420)
+    fig.add_trace(go.Box(
+        y=labels, q1=hours["p25"], median=hours["p50"], q3=hours["p75"],
+        lowerfence=hours["p5"], upperfence=hours["p95"], orientation="h",
+        marker_color=OKABE_ITO["blue"], name="time between stages", showlegend=False,
+        hoverinfo="y+x"))
+    for i, label in enumerate(labels):
+        fig.add_annotation(
+            x=math.log10(float(hours["p95"].iloc[i])), y=label, xanchor="left",
+            text=f"  median {fmt.duration(q['p50'].iloc[i])} · n={fmt.count(df['journeys'][i])}",
+            showarrow=False, font=dict(size=11, color="#444"))
+    ticks = [1 / 60, 0.25, 1, 6, 24, 72, 168, 720, 2160]
+    fig.update_xaxes(type="log", title_text="time from the previous stage (log scale)",
+                     tickvals=ticks, ticktext=["1 min", "15 min", "1 h", "6 h", "1 d", "3 d",
+                                               "7 d", "30 d", "90 d"])
+    fig.update_yaxes(title_text="transition", autorange="reversed")
+    page.figures += 1
+    return section(title, to_div(fig, ctx.div_id(SLUG, "time-dist")),
+                   lead="Box: middle half of journeys (25th–75th percentile), line: median, "
+                        "whiskers: 5th–95th percentile. Complete journeys with both stages "
+                        "observed (skipped stages left out).")
+
+
+# --- segment comparison ----------------------------------------------------------------------
+
+def _segments(ctx: Context, page: Page) -> Safe:
+    title = "Which customers drop out more than the rest, and at which step?"
+    if not ctx.wh.has("stage_transition_segments"):
+        return section(title, not_available("The segment comparison",
+                                            ["stage_transition_segments"]))
+    df = ctx.wh.df("select * from stage_transition_segments order by segment, segment_value, "
+                   "from_index")
+    if df.empty:
+        return section(title, paragraph("No segment breakdown yet."))
+    overall = (ctx.wh.df("select from_stage, to_stage, dropout_rate as overall_rate "
+                         "from stage_transitions") if ctx.wh.has("stage_transitions")
+               else pd.DataFrame(columns=["from_stage", "to_stage", "overall_rate"]))
+    df = df.merge(overall, on=["from_stage", "to_stage"], how="left")
+    df["transition"] = _label(df)
+    df["row"] = df["segment"].astype(str) + " = " + df["segment_value"].astype(str)
+    transitions = list(dict.fromkeys(df.sort_values("from_index")["transition"]))
+
+    # Keep the rows with the largest differences so the heatmap stays readable.
+    strength = df.groupby("row")["dropout_diff"].apply(lambda s: s.abs().max()).fillna(0)
+    rows = list(strength.sort_values(ascending=False).index[:MAX_SEGMENT_ROWS])
+    rows = sorted(rows, key=lambda r: (r.split(" = ")[0], r))
+    grid = df[df["row"].isin(rows)]
+    z, z_sig, text, hover = [], [], [], []
+    for r in rows:
+        zr, sr, tr, hr = [], [], [], []
+        for t in transitions:
+            cell = grid[(grid["row"] == r) & (grid["transition"] == t)]
+            if cell.empty or pd.isna(cell["dropout_diff"].iloc[0]):
+                zr.append(None)
+                sr.append(None)
+                tr.append("")
+                hr.append("")
+                continue
+            c = cell.iloc[0]
+            zr.append(float(c["dropout_diff"]) * 100)
+            sr.append(zr[-1] if bool(c["significant"]) else None)
+            tr.append(fmt.pp(c["dropout_diff"]).replace(" pp", "") +
+                      ("*" if bool(c["significant"]) else ""))
+            hr.append(f"dropout {fmt.pct(c['dropout_rate'])} vs rest "
+                      f"{fmt.pct(c['rest_dropout_rate'])} (overall {fmt.pct(c['overall_rate'])})"
+                      f"<br>reached: {fmt.count(c['entered_from'])}, p = "
+                      f"{fmt.p_value(c['p_value'])}"
+                      f"{' — significant' if bool(c['significant']) else ''}")
+        z.append(zr)
+        z_sig.append(sr)
+        text.append(tr)
+        hover.append(hr)
+    # Missing segment values ('(unknown)') are often extreme and say little about a segment;
+    # the colour range follows the known values (unknown cells saturate).
+    finite = [abs(v) for r, zr in zip(rows, z, strict=True) if not _unknown(r)
+              for v in zr if v is not None] or [abs(v) for zr in z for v in zr if v is not None]
+    zmax = max(finite) if finite else 1.0
+    fig = figure("Who drops out more? Dropout difference vs the rest of the segment, "
+                 "percentage points (* and full colour = significant)",
+                 height=max(360, 90 + 26 * len(rows)))
+    # Not significant: washed out; significant: full colour (drawn on top).
+    common = dict(x=transitions, y=rows, customdata=hover, colorscale=DIVERGING, zmin=-zmax,
+                  zmax=zmax, xgap=2, ygap=2,
+                  hovertemplate="<b>%{y}</b> at %{x}<br>%{customdata}<extra></extra>")
+    fig.add_trace(go.Heatmap(z=z, opacity=0.3, showscale=False, **common))
+    fig.add_trace(go.Heatmap(z=z_sig, colorbar=dict(title=dict(text="pp vs rest"),
+                                                    ticksuffix=" pp"), **common))
+    cell_labels(fig, transitions, rows, text,
+                [[v is not None and abs(v) / zmax > 0.6 for v in zr] for zr in z_sig])
+    fig.update_xaxes(title_text="transition", showgrid=False)
+    fig.update_yaxes(title_text="segment = value", autorange="reversed", showgrid=False)
+    page.figures += 1
+
+    sig = df[df["significant"].fillna(False).astype(bool)].copy()
+    # A two-valued segment (new / returning) tests the same split twice with opposite signs:
+    # list only the side that drops out more.
+    values = df.groupby(["segment", "transition"])["segment_value"].transform("nunique")
+    mirrored = (values.loc[sig.index] == 2) & (sig["dropout_diff"] < 0)
+    sig = sig[~mirrored].copy()
+    sig["abs_diff"] = sig["dropout_diff"].abs()
+    sig["unknown"] = [_unknown(str(v)) for v in sig["segment_value"]]
+    sig = sig.sort_values(["unknown", "abs_diff"], ascending=[True, False]).head(15)
+    table_rows = [[r.segment, r.segment_value, r.transition, fmt.count(r.entered_from),
+                   fmt.pct(r.dropout_rate), fmt.pct(r.rest_dropout_rate), fmt.pct(r.overall_rate),
+                   fmt.pp(r.dropout_diff), fmt.number(r.z_score, 2), fmt.p_value(r.p_value)]
+                  for r in sig.itertuples(index=False)]
+    parts: list[Safe] = [to_div(fig, ctx.div_id(SLUG, "segments"))]
+    if table_rows:
+        parts.append(table(["segment", "value", "transition", "reached", "dropout", "rest",
+                            "overall", "difference vs rest", "z", "p"], table_rows,
+                           numeric=range(3, 10)))
+    else:
+        parts.append(paragraph("No segment differs significantly from the rest."))
+    return section(
+        title, *parts,
+        lead="Test: two-proportion z-test (pooled, two-sided) of each segment value against all "
+             "other values of the same segment; significant when p < 0.05 and both groups have "
+             "at least 5 conversions and 5 drop-offs. Not corrected for multiple comparisons: "
+             "expect about 1 in 20 cells to look significant by chance. Positive = drops out "
+             "more.")
+
+
+def _unknown(value: str) -> bool:
+    return value.endswith("(unknown)")
+
+
+# --- payments --------------------------------------------------------------------------------
+
+def _payments(ctx: Context, page: Page) -> Safe:
+    title = "Do bookings get paid? The booking-level payment funnel and why payments fail"
+    wh = ctx.wh
+    parts: list[Safe] = []
+    if wh.has("booking_funnel"):
+        bf = wh.df("select * from booking_funnel where segment = 'all' order by step_index")
+        if not bf.empty:
+            first = bf.iloc[0]
+            parts.append(paragraph(
+                f"Of {fmt.count(first['payment_started'])} bookings with a payment attempt, "
+                f"{fmt.count(first['payment_not_paid'])} were never paid: payment dropout "
+                f"{fmt.pct(first['payment_dropout_rate'])}."))
+            parts.append(table(
+                ["booking step", "bookings", "step conversion", "lost", "dropout",
+                 "median time from previous"],
+                [[r.step, fmt.count(r.entered), fmt.pct(r.step_conversion),
+                  fmt.count(r.dropoff_count), fmt.pct(r.dropout_rate),
+                  fmt.duration(r.median_seconds)] for r in bf.itertuples(index=False)],
+                numeric=range(1, 6)))
+        by_platform = wh.df(
+            "select segment_value as platform, max(payment_started) as started, "
+            "max(payment_not_paid) as not_paid, max(payment_dropout_rate) as rate "
+            "from booking_funnel where segment = 'platform' group by segment_value "
+            "order by rate desc")
+        if not by_platform.empty:
+            overall = bf["payment_dropout_rate"].iloc[0] if not bf.empty else None
+            fig = figure("On which platform do bookings go unpaid? Payment dropout by platform",
+                         height=340)
+            fig.add_trace(go.Bar(
+                x=by_platform["platform"], y=by_platform["rate"],
+                marker_color=[COLORWAY[i % len(COLORWAY)] for i in range(len(by_platform))],
+                text=[fmt.pct(v) for v in by_platform["rate"]], textposition="outside",
+                customdata=list(zip(by_platform["started"], by_platform["not_paid"],
+                                    strict=True)),
+                hovertemplate="<b>%{x}</b><br>payment dropout: %{y:.1%}<br>bookings with a "
+                              "payment attempt: %{customdata[0]:,d}<br>never paid: "
+                              "%{customdata[1]:,d}<extra></extra>", showlegend=False))
+            if overall is not None and pd.notna(overall):
+                fig.add_hline(y=float(overall), line_dash="dash", line_color=GREY,
+                              annotation_text=f"all platforms {fmt.pct(overall)}",
+                              annotation_position="top right")
+            fig.update_yaxes(title_text="bookings started, never paid (%)", tickformat=".0%",
+                             rangemode="tozero")
+            fig.update_xaxes(title_text="platform")
+            parts.append(to_div(fig, ctx.div_id(SLUG, "payment-platform")))
+            page.figures += 1
+    else:
+        parts.append(not_available("The booking payment funnel", ["booking_funnel"]))
+
+    if wh.has("payment_failures"):
+        parts.extend(_failure_figures(ctx, page))
+    else:
+        parts.append(not_available("Payment failure reasons", ["payment_failures"]))
+    return section(title, *parts)
+
+
+def _attempts_by_platform_method(ctx: Context) -> tuple[pd.DataFrame, str]:
+    """Payment attempts (succeeded + failed) and failures per platform x method.
+
+    From `events` (every attempt, the payment statuses of docs/CONTRACTS.md); without it from
+    `payment_failures`, which only holds days with at least one failure, so rates there lean
+    high — the note under the chart says so.
+    """
+    wh = ctx.wh
+    if wh.has_columns("events", "source", "platform", "method", "status"):
+        df = wh.df(
+            """
+            select coalesce(platform, '(unknown)') as platform,
+                   coalesce(method, '(unknown)') as method,
+                   count(*) as attempts,
+                   count(*) filter (where status = 'failed') as failures,
+                   count(*) filter (where status = 'failed') / count(*) as rate
+            from events
+            where source = 'payments' and status in ('succeeded', 'failed')
+            group by all order by platform, method
+            """)
+        return df, "Failure rate = failed / (succeeded + failed) payment attempts, all days."
+    df = wh.df(
+        """
+        with per_day as (
+            select event_date, platform, method, max(attempts) as attempts,
+                   sum(failures) as failures
+            from payment_failures group by event_date, platform, method
+        )
+        select platform, method, sum(attempts) as attempts, sum(failures) as failures,
+               sum(failures) / sum(attempts) as rate
+        from per_day group by platform, method order by platform, method
+        """)
+    return df, ("Failure rates are over the days on which the platform × method had at least "
+                "one failure, so they lean high.")
+
+
+def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
+    wh = ctx.wh
+    combos, caveat = _attempts_by_platform_method(ctx)
+    if combos.empty:
+        return [paragraph("No payment failures recorded.")]
+    platforms = sorted(combos["platform"].astype(str).unique())
+    methods = sorted(combos["method"].astype(str).unique())
+    z, custom, text = [], [], []
+    for p in platforms:
+        zr, cr, tr = [], [], []
+        for m in methods:
+            c = combos[(combos["platform"].astype(str) == p) & (combos["method"].astype(str) == m)]
+            if c.empty:
+                zr.append(None)
+                cr.append([0, 0])
+                tr.append("")
+            else:
+                zr.append(float(c["rate"].iloc[0]))
+                cr.append([int(c["failures"].iloc[0]), int(c["attempts"].iloc[0])])
+                tr.append(f"{fmt.pct(c['rate'].iloc[0])}<br>n={fmt.count(c['attempts'].iloc[0])}")
+        z.append(zr)
+        custom.append(cr)
+        text.append(tr)
+    fig = figure("Which platform and payment method fail? Failure rate of payment attempts",
+                 height=340)
+    fig.add_trace(go.Heatmap(
+        z=z, x=methods, y=platforms, customdata=custom, colorscale="Cividis", reversescale=True,
+        xgap=2, ygap=2, zmin=0,
+        colorbar=dict(title=dict(text="failure rate"), tickformat=".0%"),
+        hovertemplate="<b>%{y} · %{x}</b><br>failure rate: %{z:.1%}<br>failed: "
+                      "%{customdata[0]:,d} of %{customdata[1]:,d} attempts<extra></extra>"))
+    top = max((v for zr in z for v in zr if v is not None), default=0.0) or 1.0
+    cell_labels(fig, methods, platforms, text,
+                [[v is not None and v / top > 0.5 for v in zr] for zr in z])
+    fig.update_xaxes(title_text="payment method", showgrid=False)
+    fig.update_yaxes(title_text="platform", showgrid=False)
+    page.figures += 1
+
+    reasons = wh.df(
+        "select failure_reason, platform, method, sum(failures) as failures "
+        "from payment_failures group by failure_reason, platform, method")
+    reasons["who"] = reasons["platform"].astype(str) + " · " + reasons["method"].astype(str)
+    top_who = (reasons.groupby("who")["failures"].sum().sort_values(ascending=False)
+               .index[:5].tolist())
+    reasons["who"] = reasons["who"].where(reasons["who"].isin(top_who), "other")
+    reasons = reasons.groupby(["failure_reason", "who"], as_index=False)["failures"].sum()
+    order = (reasons.groupby("failure_reason")["failures"].sum().sort_values().index.tolist())
+    fig2 = figure("Why do payments fail? Failed attempts by reason", height=360)
+    for i, who in enumerate(top_who + (["other"] if (reasons["who"] == "other").any() else [])):
+        part = reasons[reasons["who"] == who].set_index("failure_reason").reindex(order)
+        fig2.add_trace(go.Bar(
+            y=order, x=part["failures"].fillna(0), orientation="h", name=who,
+            marker_color=GREY if who == "other" else COLORWAY[i % len(COLORWAY)],
+            hovertemplate="<b>%{y}</b><br>%{fullData.name}: %{x:,d} failed attempts"
+                          "<extra></extra>"))
+    fig2.update_layout(barmode="stack")
+    fig2.update_xaxes(title_text="failed payment attempts", tickformat=",~f")
+    fig2.update_yaxes(title_text="failure reason")
+    page.figures += 1
+    # Small cells are noisy: name the worst among those with enough attempts to mean something.
+    solid = combos[combos["attempts"] >= MIN_ATTEMPTS_TO_RANK]
+    worst = (solid if not solid.empty else combos).sort_values("rate", ascending=False).iloc[0]
+    return [
+        paragraph(f"Highest failure rate: {worst['platform']} with {worst['method']} — "
+                  f"{fmt.pct(worst['rate'])} of {fmt.count(worst['attempts'])} attempts failed."),
+        Safe('<div class="grid2">'),
+        to_div(fig, ctx.div_id(SLUG, "failure-matrix")),
+        to_div(fig2, ctx.div_id(SLUG, "failure-reasons")),
+        Safe("</div>"),
+        paragraph(caveat, cls="muted"),
+    ]
+
+
+# --- anomalous days --------------------------------------------------------------------------
+
+def _anomalies(ctx: Context, page: Page) -> Safe:
+    title = "Which days were unusual?"
+    if not ctx.wh.has("daily_stage_rates"):
+        return section(title, not_available("Anomalous days", ["daily_stage_rates"]))
+    df = ctx.wh.df("select * from daily_stage_rates order by stage_index, event_date")
+    series: list[tuple[str, pd.DataFrame, str, str]] = []
+    for _, part in df.groupby("stage_index", sort=True):
+        name = str(part["stage"].iloc[0])
+        if part["dropout_rate"].notna().any():
+            series.append((f"{name}: dropout to next stage", part, "dropout_rate", "dropout_z"))
+        if part["payment_failure_rate"].notna().any():
+            series.append((f"{name}: payment failure rate", part, "payment_failure_rate",
+                           "failure_z"))
+    if not series:
+        return section(title, paragraph("No daily rates yet."))
+    fig = make_subplots(rows=len(series), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                        subplot_titles=[s[0] for s in series])
+    for i, (name, part, col, zcol) in enumerate(series, start=1):
+        fig.add_trace(go.Scatter(
+            x=part["event_date"], y=part[col], mode="lines", name=name, showlegend=False,
+            line=dict(color=OKABE_ITO["blue"], width=1.5),
+            customdata=list(zip(part["entered"], part[zcol],
+                                ["" if c else " (incomplete)" for c in part["complete"]],
+                                strict=True)),
+            hovertemplate="%{x|%d %b %Y}%{customdata[2]}<br>" + col.replace("_", " ") +
+                          ": %{y:.1%}<br>entered: %{customdata[0]:,d}<br>robust z: "
+                          "%{customdata[1]:.1f}<extra></extra>"), row=i, col=1)
+        incomplete = part[~part["complete"].astype(bool)]
+        if not incomplete.empty:
+            fig.add_trace(go.Scatter(
+                x=incomplete["event_date"], y=incomplete[col], mode="markers",
+                marker=dict(symbol="circle-open", color=GREY, size=6),
+                name="incomplete day (window still open)", legendgroup="incomplete",
+                showlegend=i == 1, hoverinfo="skip"), row=i, col=1)
+        reason = part["anomaly_reason"].fillna("").astype(str)
+        flagged = part[part["anomaly"].fillna(False).astype(bool)
+                       & reason.str.contains("failure" if zcol == "failure_z" else "dropout")]
+        if not flagged.empty:
+            fig.add_trace(go.Scatter(
+                x=flagged["event_date"], y=flagged[col], mode="markers",
+                marker=dict(symbol="x", color=OKABE_ITO["vermillion"], size=12,
+                            line=dict(width=1)),
+                name="anomalous day (|robust z| > 3.5)", legendgroup="anomaly",
+                showlegend=not any(t.legendgroup == "anomaly" for t in fig.data),
+                customdata=list(zip(flagged["anomaly_reason"], flagged[zcol], strict=True)),
+                hovertemplate="<b>%{x|%d %b %Y}</b>: %{customdata[0]}<br>value: %{y:.1%}, "
+                              "robust z: %{customdata[1]:.1f}<extra></extra>"), row=i, col=1)
+        top = float(part[col].max()) if part[col].notna().any() else 1.0
+        fig.update_yaxes(tickformat=".0%", title_text="rate (%)", range=[0, max(top * 1.15, 0.05)],
+                         row=i, col=1)
+    fig.update_xaxes(title_text="day (UTC)", row=len(series), col=1)
+    fig.update_layout(template=TEMPLATE, height=160 + 170 * len(series),
+                      margin=dict(t=130),
+                      legend=dict(y=1.03, yanchor="bottom", x=1.0, xanchor="right"),
+                      title=title_layout("Which days stand out? Daily dropout and payment "
+                                         "failure rates, anomalies marked ✕"))
+    page.figures += 1
+
+    flagged = df[df["anomaly"].fillna(False).astype(bool)].sort_values(["event_date",
+                                                                        "stage_index"])
+    rows = [[f"{pd.Timestamp(r.event_date):%a %d %b %Y}", r.stage, r.anomaly_reason,
+             fmt.count(r.entered), fmt.pct(r.dropout_rate), fmt.number(r.dropout_z, 1),
+             fmt.pct(r.payment_failure_rate), fmt.number(r.failure_z, 1)]
+            for r in flagged.itertuples(index=False)]
+    parts = [to_div(fig, ctx.div_id(SLUG, "anomalies"))]
+    parts.append(table(["day", "stage", "why flagged", "entered", "dropout", "robust z",
+                        "payment failure rate", "robust z"], rows, numeric=range(3, 8))
+                 if rows else paragraph("No anomalous days."))
+    return section(title, *parts,
+                   lead="A day is flagged when its robust z-score (distance from the stage's "
+                        "median day in median absolute deviations, Iglewicz–Hoaglin) exceeds "
+                        "3.5. Only days whose journeys are fully observed are scored.")

@@ -1,0 +1,96 @@
+"""Shared look of every figure: Okabe-Ito colours, a small template, and the HTML embed.
+
+The template is deliberately tiny: Plotly's default template is ~8 KB of JSON repeated in every
+figure, which would dominate the site's size.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from dashboards.layout import Safe
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision
+# deficiency. Ordered so the first colours contrast most.
+OKABE_ITO = {
+    "blue": "#0072B2",
+    "orange": "#E69F00",
+    "green": "#009E73",
+    "vermillion": "#D55E00",
+    "sky": "#56B4E9",
+    "purple": "#CC79A7",
+    "yellow": "#F0E442",
+    "black": "#000000",
+}
+COLORWAY = list(OKABE_ITO.values())
+GREY = "#999999"
+LIGHT_GREY = "#DDDDDD"
+# Perceptually uniform and readable with colour-vision deficiencies.
+SEQUENTIAL = "Cividis"
+
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        colorway=COLORWAY,
+        font=dict(family=FONT, size=13, color="#222222"),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        title=dict(x=0.0, xanchor="left", font=dict(size=15)),
+        xaxis=dict(showgrid=False, linecolor="#444444", ticks="outside", automargin=True),
+        yaxis=dict(gridcolor="#E5E5E5", linecolor="#444444", automargin=True, zeroline=False),
+        hoverlabel=dict(font=dict(family=FONT)),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
+        margin=dict(l=60, r=20, t=105, b=60),
+    )
+)
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True,
+               "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def title_layout(title: str) -> dict:
+    """'Question? What is drawn' -> the question as title, the rest as its subtitle."""
+    question, sep, rest = title.partition("? ")
+    text = question + "?" if sep else title
+    out: dict = dict(text=text, x=0.01, xanchor="left", xref="container", yref="container",
+                     y=0.97, yanchor="top")
+    if sep and rest:
+        out["subtitle"] = dict(text=rest, font=dict(size=12, color="#555555"))
+    return out
+
+
+def figure(title: str, *, height: int = 420, **layout: object) -> go.Figure:
+    """An empty figure with the house template and a question as its title."""
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, title=title_layout(title), height=height, **layout)
+    return fig
+
+
+def to_div(fig: go.Figure, div_id: str) -> Safe:
+    """The figure as an HTML fragment that uses the page's shared plotly.min.js.
+
+    Plotly's JSON encoder escapes '<', '>' and '&' as \\u003c etc., so data values inside the
+    figure cannot close the script tag.
+    """
+    body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config=PLOT_CONFIG, default_width="100%",
+                       default_height=f"{fig.layout.height or 420}px", validate=False)
+    return Safe(f'<div class="figure">{body}</div>')
+
+
+def cell_labels(fig: go.Figure, x: list, y: list, text: list[list[str]],
+                dark: list[list[bool]]) -> None:
+    """Write heatmap cell labels as a text layer: white on dark cells, near-black on light ones
+    (a heatmap's own text has one colour, unreadable on half of a sequential scale)."""
+    xs, ys, labels, colors = [], [], [], []
+    for yi, row_text, row_dark in zip(y, text, dark, strict=True):
+        for xi, label, is_dark in zip(x, row_text, row_dark, strict=True):
+            if label:
+                xs.append(xi)
+                ys.append(yi)
+                labels.append(label)
+                colors.append("white" if is_dark else "#1a1a1a")
+    fig.add_trace(go.Scatter(x=xs, y=ys, text=labels, mode="text", hoverinfo="skip",
+                             textfont=dict(color=colors, size=11), showlegend=False))

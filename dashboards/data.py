@@ -1,0 +1,68 @@
+"""Reading the warehouse for the dashboard: which tables exist, and queries as DataFrames.
+
+The dashboard only reads. Every optional table is checked with `has()` first so a warehouse
+where, say, mining has not run yet gives a page with a "not available" note instead of a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+# Which command produces a table, for the "not available: run X" notes.
+MINING_TABLES = frozenset({
+    "variants", "dfg_edges", "dfg_endpoints", "dropoff_points", "conformance_overall",
+    "conformance_deviations",
+})
+INGEST_TABLES = frozenset({
+    "raw_clickstream", "raw_bookings", "raw_payments", "quarantine", "ingest_reconciliation",
+    "identity_map", "events",
+})
+
+
+def how_to_build(table: str) -> str:
+    """The command a user runs to produce `table`."""
+    if table in MINING_TABLES:
+        return "journeys mine"
+    return "journeys run"
+
+
+class Warehouse:
+    """Read-only view of the tables in one DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        rows = con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = current_schema()"
+        ).fetchall()
+        self._tables = {r[0] for r in rows}
+        self._columns: dict[str, set[str]] = {}
+
+    def has(self, *tables: str) -> bool:
+        return all(t in self._tables for t in tables)
+
+    def missing(self, *tables: str) -> list[str]:
+        return [t for t in tables if t not in self._tables]
+
+    def columns(self, table: str) -> set[str]:
+        if table not in self._columns:
+            rows = self.con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = current_schema() and table_name = ?", [table]
+            ).fetchall()
+            self._columns[table] = {r[0] for r in rows}
+        return self._columns[table]
+
+    def has_columns(self, table: str, *cols: str) -> bool:
+        return self.has(table) and set(cols) <= self.columns(table)
+
+    def df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, list(params or [])).df()
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        row = self.con.execute(sql, list(params or [])).fetchone()
+        return None if row is None else row[0]
