@@ -140,19 +140,21 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     con.execute("create or replace temp table _files (source_file VARCHAR, file_date DATE)")
     con.executemany("insert into _files values (?, ?)",
                     [[str(p), file_date(p)] for p in files])
-    fields = []
-    params: list[object] = [[str(p) for p in files]]
-    for col, fld in source.columns.items():
-        path = "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in fld.split("."))
-        if source.type_of(col) == "json":
-            fields.append(
-                f"case when ok then json_extract(raw_record, ?) end as {ident('s_' + col)}"
-            )
-        else:
-            fields.append(
-                f"case when ok then json_extract_string(raw_record, ?) end as {ident('s_' + col)}"
-            )
-        params.append(path)
+    # every field is pulled out of one parse of the line: a list of JSON paths at once
+    text_cols = [c for c in source.columns if source.type_of(c) != "json"]
+    json_cols = [c for c in source.columns if source.type_of(c) == "json"]
+
+    def json_path(field: str) -> str:
+        return "$." + ".".join('"' + part.replace('"', '\\"') + '"'
+                               for part in field.split("."))
+
+    fields = [f"vals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(text_cols)]
+    fields += [f"jvals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(json_cols)]
+    params: list[object] = [
+        [str(p) for p in files],
+        [json_path(source.columns[c]) for c in text_cols] or ["$"],
+        [json_path(source.columns[c]) for c in json_cols] or ["$"],
+    ]
     con.execute(f"""
         create or replace temp table _stage as
         with texts as (
@@ -172,11 +174,16 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
             from numbered
             -- the empty string after the file's final newline is not a line
             where not (source_line = n_lines and raw_record = '')
+        ), extracted as (
+            select *,
+                   case when ok then json_extract_string(raw_record, ?::VARCHAR[]) end as vals,
+                   case when ok then json_extract(raw_record, ?::VARCHAR[]) end as jvals
+            from lines
         )
         select source_file, file_date, source_line, raw_record,
                case when not ok then 'malformed JSON line' end as malformed,
                {', '.join(fields)}
-        from lines
+        from extracted
     """, params)
 
 
