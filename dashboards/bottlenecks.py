@@ -101,9 +101,11 @@ def _transitions(ctx: Context, page: Page) -> Safe:
     fig2.update_yaxes(title_text="transition")
     page.figures += 1
 
-    ranked = df.assign(label=labels).sort_values("rank_dropout")
-    rows = [[lab, fmt.count(a), fmt.count(b), fmt.count(c), fmt.pct(d), int(rd), int(rf),
-             fmt.duration(m), fmt.duration(p9), "" if pd.isna(rt) else int(rt)]
+    # Unranked transitions (after the conversion stage) go last, in journey order.
+    ranked = df.assign(label=labels).sort_values(["rank_dropout", "from_index"],
+                                                 na_position="last")
+    rows = [[lab, fmt.count(a), fmt.count(b), fmt.count(c), fmt.pct(d), _rank(rd), _rank(rf),
+             fmt.duration(m), fmt.duration(p9), _rank(rt)]
             for lab, a, b, c, d, rd, rf, m, p9, rt in zip(
                 ranked["label"], ranked["entered_from"], ranked["reached_to"],
                 ranked["dropoff_count"], ranked["dropout_rate"], ranked["rank_dropout"],
@@ -116,27 +118,32 @@ def _transitions(ctx: Context, page: Page) -> Safe:
         to_div(fig2, ctx.div_id(SLUG, "time")), Safe("</div>"),
         table(["transition", "reached first", "went on", "lost", "dropout", "rank by dropout",
                "rank by lost", "median time", "90th pct time", "rank by time"], rows,
-              numeric=range(1, 10), flag_rows=[0]),
+              numeric=range(1, 10),
+              flag_rows=[i for i, b in enumerate(ranked["is_bottleneck"].fillna(False)) if b]),
         lead=lead)
 
 
+def _rank(value: object) -> int | str:
+    return "" if pd.isna(value) else int(value)
+
+
 def _bottleneck_sentence(ctx: Context, ranked: pd.DataFrame) -> str:
-    """Name the leakiest transition, and the leakiest one on the way to conversion if the
-    overall worst comes after it (not buying again is not the same leak as not buying)."""
-    def say(row: pd.Series, what: str) -> str:
-        return (f"{what} {row['from_stage']} → {row['to_stage']}: "
+    """Name the bottleneck the table flags (ranked only up to the conversion stage) and say
+    which transitions come after it, unranked."""
+    conv = f" on the way to {ctx.conversion_stage}" if ctx.conversion_stage else ""
+    flagged = ranked[ranked["is_bottleneck"].fillna(False).astype(bool)]
+    if flagged.empty:
+        text = f"No step{conv} loses customers."
+    else:
+        row = flagged.iloc[0]
+        text = (f"The bottleneck{conv} is {row['from_stage']} → {row['to_stage']}: "
                 f"{fmt.pct(row['dropout_rate'])} of customers who reach {row['from_stage']} do "
                 f"not go on ({fmt.count(row['dropoff_count'])} customers).")
-
-    worst = ranked.iloc[0]
-    text = say(worst, "The leakiest step is")
-    conv = ctx.conversion_stage
-    if conv is not None and conv in ctx.stages and conv in set(ranked["to_stage"]):
-        limit = ctx.stages.index(conv)
-        before = ranked[[ctx.stages.index(t) <= limit if t in ctx.stages else False
-                         for t in ranked["to_stage"]]]
-        if not before.empty and before.iloc[0]["to_stage"] != worst["to_stage"]:
-            text += " " + say(before.iloc[0], f"On the way to {conv}, the bottleneck is")
+    later = ranked[ranked["rank_dropout"].isna()]
+    if not later.empty:
+        text += (f" Steps after conversion are not ranked ({', '.join(later['label'])}): "
+                 "customers lost there have already bought; buying again is on the repeat "
+                 "page.")
     return text
 
 
@@ -343,54 +350,30 @@ def _payments(ctx: Context, page: Page) -> Safe:
     else:
         parts.append(not_available("The booking payment funnel", ["booking_funnel"]))
 
-    if wh.has("payment_failures"):
+    if wh.has("payment_attempts", "payment_failures"):
         parts.extend(_failure_figures(ctx, page))
     else:
-        parts.append(not_available("Payment failure reasons", ["payment_failures"]))
+        parts.append(not_available("Payment failure rates and reasons",
+                                   wh.missing("payment_attempts", "payment_failures")))
     return section(title, *parts)
 
 
-def _attempts_by_platform_method(ctx: Context) -> tuple[pd.DataFrame, str]:
-    """Payment attempts (succeeded + failed) and failures per platform x method.
-
-    From `events` (every attempt, the payment statuses of docs/CONTRACTS.md); without it from
-    `payment_failures`, which only holds days with at least one failure, so rates there lean
-    high — the note under the chart says so.
-    """
-    wh = ctx.wh
-    if wh.has_columns("events", "source", "platform", "method", "status"):
-        df = wh.df(
-            """
-            select coalesce(platform, '(unknown)') as platform,
-                   coalesce(method, '(unknown)') as method,
-                   count(*) as attempts,
-                   count(*) filter (where status = 'failed') as failures,
-                   count(*) filter (where status = 'failed') / count(*) as rate
-            from events
-            where source = 'payments' and status in ('succeeded', 'failed')
-            group by all order by platform, method
-            """)
-        return df, "Failure rate = failed / (succeeded + failed) payment attempts, all days."
-    df = wh.df(
+def _attempts_by_platform_method(ctx: Context) -> pd.DataFrame:
+    """Payment attempts, failures and failure rate per platform x method over all days: the
+    `payment_attempts` cells (zero-failure cells included) added up."""
+    return ctx.wh.df(
         """
-        with per_day as (
-            select event_date, platform, method, max(attempts) as attempts,
-                   sum(failures) as failures
-            from payment_failures group by event_date, platform, method
-        )
         select platform, method, sum(attempts) as attempts, sum(failures) as failures,
                sum(failures) / sum(attempts) as rate
-        from per_day group by platform, method order by platform, method
+        from payment_attempts group by platform, method order by platform, method
         """)
-    return df, ("Failure rates are over the days on which the platform × method had at least "
-                "one failure, so they lean high.")
 
 
 def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
     wh = ctx.wh
-    combos, caveat = _attempts_by_platform_method(ctx)
+    combos = _attempts_by_platform_method(ctx)
     if combos.empty:
-        return [paragraph("No payment failures recorded.")]
+        return [paragraph("No payment attempts recorded.")]
     platforms = sorted(combos["platform"].astype(str).unique())
     methods = sorted(combos["method"].astype(str).unique())
     z, custom, text = [], [], []
@@ -455,7 +438,8 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
         to_div(fig, ctx.div_id(SLUG, "failure-matrix")),
         to_div(fig2, ctx.div_id(SLUG, "failure-reasons")),
         Safe("</div>"),
-        paragraph(caveat, cls="muted"),
+        paragraph("Failure rate = failed / (succeeded + failed) payment attempts, all days.",
+                  cls="muted"),
     ]
 
 

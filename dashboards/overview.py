@@ -11,6 +11,7 @@ from dashboards import fmt
 from dashboards.charts import COLORWAY, GREY, OKABE_ITO, figure, to_div
 from dashboards.context import Context
 from dashboards.layout import Page, Safe, card, cards, not_available, paragraph, section, table
+from transforms.metrics import period_figures
 
 SLUG = "index"
 
@@ -41,54 +42,6 @@ def _change(now: float | None, before: float | None, *, rate: bool,
     return text, "up" if (diff > 0) == higher_is_better else "down"
 
 
-def _new_customers(ctx: Context, start: dt.date, end: dt.date) -> int:
-    return int(ctx.wh.scalar(
-        "select count(*) from journeys where customer_type = 'new' "
-        "and entry_date between ? and ?", [start, end]) or 0)
-
-
-def _purchases(ctx: Context, start: dt.date, end: dt.date) -> tuple[int, int, int]:
-    """Purchases, purchasers and repeat purchasers (buying their 2nd+ purchase) in a period."""
-    row = ctx.wh.con.execute(
-        """
-        with purchases as (
-            select customer_id, paid_ts,
-                   row_number() over (partition by customer_id order by paid_ts, booking_id) as nth
-            from booking_outcomes
-            where purchase
-        ),
-        in_period as (
-            select * from purchases where cast(paid_ts as date) between ? and ?
-        )
-        select count(*),
-               count(distinct customer_id),
-               count(distinct customer_id) filter (where nth >= 2)
-        from in_period
-        """, [start, end]).fetchone()
-    return int(row[0]), int(row[1]), int(row[2])
-
-
-def _conversion(ctx: Context, start: dt.date, end: dt.date) -> tuple[float | None, int]:
-    """Share of the journeys entering in [start, end] (complete cohorts) that converted."""
-    wh = ctx.wh
-    if wh.has("funnel_cohorts") and ctx.conversion_stage is not None:
-        row = wh.con.execute(
-            """
-            with steps as (
-                select stage, stage_index, sum(entered) as entered from funnel_cohorts
-                where complete and cohort_date between ? and ? group by stage, stage_index
-            )
-            select (select entered from steps where stage = ?),
-                   (select entered from steps order by stage_index limit 1)
-            """, [start, end, ctx.conversion_stage]).fetchone()
-        n = int(row[1] or 0)
-        return (float(row[0] or 0) / n if n else None), n
-    row = wh.con.execute(
-        "select avg(case when converted then 1.0 else 0.0 end), count(*) from journeys "
-        "where complete and entry_date between ? and ?", [start, end]).fetchone()
-    return (None if row[0] is None else float(row[0])), int(row[1])
-
-
 def _complete_periods(ctx: Context) -> tuple[dt.date, dt.date, dt.date, dt.date] | None:
     """The latest `period_days` of entry days whose cohorts are complete, and the period before.
 
@@ -108,46 +61,49 @@ def _complete_periods(ctx: Context) -> tuple[dt.date, dt.date, dt.date, dt.date]
 
 def _headline(ctx: Context) -> Safe:
     title = "How did the last period go?"
-    if not ctx.wh.has("journeys", "booking_outcomes") or ctx.data_end is None:
+    needed = ("journeys", "booking_outcomes", "funnel_cohorts")
+    if not ctx.wh.has(*needed) or ctx.data_end is None:
         return section(title, not_available("The headline numbers",
-                                            ctx.wh.missing("journeys", "booking_outcomes")
-                                            or ["events"]))
+                                            ctx.wh.missing(*needed) or ["events"]))
     p0, p1 = ctx.period_start, ctx.data_end
     q0, q1 = ctx.previous_start, ctx.previous_end
     has_previous = ctx.data_start is not None and q0 >= ctx.data_start
 
-    new_now = _new_customers(ctx, p0, p1)
-    new_before = _new_customers(ctx, q0, q1) if has_previous else None
-    buys_now, buyers_now, repeaters_now = _purchases(ctx, p0, p1)
-    buys_before, buyers_before, repeaters_before = _purchases(ctx, q0, q1)
-    repeat_now = repeaters_now / buyers_now if buyers_now else None
-    repeat_before = (repeaters_before / buyers_before
-                     if buyers_before and has_previous else None)
+    def figures(start: dt.date, end: dt.date) -> dict[str, int | float | None]:
+        return period_figures(ctx.wh.con, start, end, ctx.conversion_stage)
+
+    now = figures(p0, p1)
+    before = figures(q0, q1) if has_previous else {}
+    buyers_now = now["purchasers"]
 
     complete = _complete_periods(ctx)
     items = [
-        card("New customers", fmt.count(new_now),
-             *_change(new_now, new_before, rate=False),
+        card("New customers", fmt.count(now["new_customers"]),
+             *_change(now["new_customers"], before.get("new_customers"), rate=False),
              detail="new customers whose journey started in the period"),
-        card("Purchases", fmt.count(buys_now),
-             *_change(buys_now, buys_before if has_previous else None, rate=False),
+        card("Purchases", fmt.count(now["purchases"]),
+             *_change(now["purchases"], before.get("purchases"), rate=False),
              detail=f"paid, not refunded bookings; {fmt.count(buyers_now)} customers"),
     ]
-    if complete is not None:
+    if complete is not None and ctx.conversion_stage is not None:
         c0, c1, b0, b1 = complete
-        conv_now, n_now = _conversion(ctx, c0, c1)
-        conv_before, n_before = _conversion(ctx, b0, b1)
+        conv_now = figures(c0, c1)
+        conv_before = figures(b0, b1)
         items.append(card(
-            "Overall conversion", fmt.pct(conv_now),
-            *_change(conv_now, conv_before if n_before else None, rate=True),
-            detail=f"{fmt.count(n_now)} journeys entering {c0:%d %b} – {c1:%d %b %Y}, "
-                   "the latest whose conversion window is fully observed"))
+            "Overall conversion", fmt.pct(conv_now["conversion"]),
+            *_change(conv_now["conversion"], conv_before["conversion"], rate=True),
+            detail=f"{fmt.count(conv_now['conversion_journeys'])} journeys entering "
+                   f"{c0:%d %b} – {c1:%d %b %Y}, the latest whose conversion window is fully "
+                   "observed"))
+    elif complete is not None:
+        items.append(card("Overall conversion", fmt.NO_VALUE,
+                          detail="no journey has reached the conversion stage yet"))
     else:
         items.append(card("Overall conversion", fmt.NO_VALUE,
                           detail="no journey has a fully observed conversion window yet"))
     items.append(card(
-        "Repeat rate", fmt.pct(repeat_now),
-        *_change(repeat_now, repeat_before, rate=True),
+        "Repeat rate", fmt.pct(now["repeat_share"]),
+        *_change(now["repeat_share"], before.get("repeat_share"), rate=True),
         detail=f"share of the period's {fmt.count(buyers_now)} buyers making their 2nd or "
                "later purchase"))
     return section(title, cards(items), lead=f"Period: {ctx.period_label()}.")

@@ -25,6 +25,10 @@ docs/TABLES.md; the rules that decide the numbers are here:
 - **Completeness.** data end = max(event_ts) of `events`; a journey is complete when
   entry + window <= data end. Funnel, segment and transition rates use complete journeys only;
   cohort rows are kept for every entry day and marked.
+- **Bottleneck.** Transitions are ranked (dropout rate, journeys lost, median time) only up
+  to and including the one into the conversion stage; the bottleneck is the rank-1 dropout
+  among them when its rate is above 0. Later transitions (e.g. Service -> Repeat: customers
+  not having bought again yet) stay in the tables with NULL ranks and are never flagged.
 - **Significance.** `stage_transition_segments` compares the conversion of a segment value
   with all other values of the segment by a pooled two-proportion z-test, two-sided p-value
   (normal CDF via the Abramowitz–Stegun 7.1.26 erfc approximation, error < 1.5e-7);
@@ -527,10 +531,14 @@ _ERFC_SQL = """(
     * exp(-({x}) * ({x})))"""
 
 
-def _transitions_sql(table: str, groups: list[str], grouped_sql: str, stage_list: str) -> str:
+def _transitions_sql(table: str, groups: list[str], grouped_sql: str, stage_list: str,
+                     last_ranked_index: int) -> str:
+    """Transitions into stages up to `last_ranked_index` (the conversion stage) are ranked and
+    can be the bottleneck; later ones keep their counts with NULL ranks, never flagged."""
     g = ", ".join(groups)
     gk = (g + ", ") if groups else ""
-    part = f"partition by {g}" if groups else ""
+    ranked = f"to_index <= {int(last_ranked_index)}"
+    part = f"partition by {gk}{ranked}"
     return f"""
         create or replace table {table} as
         with grouped as ({grouped_sql}),
@@ -572,15 +580,17 @@ def _transitions_sql(table: str, groups: list[str], grouped_sql: str, stage_list
         ),
         final as (
             select *,
-                   cast(rank() over ({part} order by dropout_rate desc nulls last)
-                        as integer) as rank_dropout,
-                   cast(rank() over ({part} order by dropoff_count desc) as integer)
-                       as rank_dropoff,
-                   cast(rank() over ({part} order by median_seconds desc nulls last)
-                        as integer) as rank_time
+                   case when {ranked} then cast(rank() over (
+                       {part} order by dropout_rate desc nulls last) as integer) end
+                       as rank_dropout,
+                   case when {ranked} then cast(rank() over (
+                       {part} order by dropoff_count desc) as integer) end as rank_dropoff,
+                   case when {ranked} then cast(rank() over (
+                       {part} order by median_seconds desc nulls last) as integer) end
+                       as rank_time
             from filled
         )
-        select *, rank_dropout = 1 and dropout_rate > 0 as is_bottleneck
+        select *, coalesce(rank_dropout = 1 and dropout_rate > 0, false) as is_bottleneck
         from final order by {gk}from_index
     """
 
@@ -588,18 +598,20 @@ def _transitions_sql(table: str, groups: list[str], grouped_sql: str, stage_list
 def build_transitions(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[str, int]:
     """(Re)build `stage_transitions` (one row per pair of consecutive stages, complete journeys)
     and `stage_transition_segments` (one row per segment x value x pair, with a two-proportion
-    z-test of the value's conversion against the rest of the segment)."""
+    z-test of the value's conversion against the rest of the segment). Ranks and the bottleneck
+    flag cover the transitions up to and including the conversion stage only."""
+    conv_idx = jmap.stage(jmap.conversion_stage).index
     p = Params()
     con.execute(
         _transitions_sql("stage_transitions", [],
                          "select customer_id from journeys where complete",
-                         _stage_list_sql(jmap, p)),
+                         _stage_list_sql(jmap, p), conv_idx),
         p.values,
     )
     p = Params()
     con.execute(
         _transitions_sql("_transition_segments", ["segment", "segment_value"],
-                         _segment_rows_sql(jmap, p), _stage_list_sql(jmap, p)),
+                         _segment_rows_sql(jmap, p), _stage_list_sql(jmap, p), conv_idx),
         p.values,
     )
     x = "abs(z_score) / sqrt(2)"

@@ -23,15 +23,21 @@ the journey map's `metric_events`, never from names written here. The rules:
   baseline days (complete days with at least `anomaly.min_daily_entered` journeys, or payment
   attempts for the failure rate); when MAD = 0 the scale is 1.2533 * mean absolute deviation;
   |z| > `anomaly.threshold` (3.5) flags the day.
+- **Payment failure rate** = failed / (succeeded + failed) payment outcome events, summed over
+  the `payment_attempts` cells asked about (cells without a failure included).
+- **Period headline figures** (`period_figures`): new customers, purchases, repeat purchasers
+  and conversion of the complete cohorts of a period, defined in its docstring.
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import duckdb
 
 from transforms.funnel import Step, funnel_actors
 from transforms.journey_map import JourneyMap, Params, rule_sql
-from transforms.journeys import count_rows, data_end
+from transforms.journeys import count_rows, data_end, fetch_row
 from transforms.sqlutil import ident
 
 
@@ -207,42 +213,60 @@ def build_booking_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> in
     return count_rows(con, "booking_funnel")
 
 
-def build_payment_failures(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
-    """(Re)build `payment_failures`: one row per (day x platform x method x failure_reason)
-    with at least one failed attempt; attempts = succeeded + failed payment outcomes."""
+def build_payment_failures(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[str, int]:
+    """(Re)build `payment_attempts` (one row per day x platform x method with at least one
+    attempt, failures or not) and `payment_failures` (one row per day x platform x method x
+    failure_reason with at least one failed attempt). Attempt = a succeeded or failed payment
+    outcome event; a rate over several cells is sum(failures) / sum(attempts) of
+    `payment_attempts`, never one from `payment_failures`, which has no row for the cells
+    without a failure."""
     p = Params()
     succeeded = _role(jmap, "payment_succeeded", p)
     failed = _role(jmap, "payment_failed", p)
     con.execute(
         f"""
-        create or replace table payment_failures as
-        with attempts as (
+        create or replace table payment_attempts as
+        with outcomes as (
             select event_date, coalesce(platform, '(unknown)') as platform,
-                   coalesce(method, '(unknown)') as method,
-                   {failed} as is_failed, coalesce(failure_reason, '(unknown)') as failure_reason
+                   coalesce(method, '(unknown)') as method, {failed} as is_failed
             from events e
             where {succeeded} or {failed}
         ),
-        totals as (
-            select event_date, platform, method, count(*) as attempts,
-                   count(*) filter (where is_failed) as all_failures
-            from attempts group by all
-        ),
-        reasons as (
-            select event_date, platform, method, failure_reason, count(*) as failures
-            from attempts where is_failed group by all
+        final as (
+            select event_date, platform, method,
+                   count(*) as attempts,
+                   count(*) filter (where is_failed) as failures,
+                   count(*) filter (where is_failed) / count(*) as failure_rate
+            from outcomes group by all
+        )
+        select * from final order by event_date, platform, method
+        """,
+        p.values,
+    )
+    p = Params()
+    failed = _role(jmap, "payment_failed", p)
+    con.execute(
+        f"""
+        create or replace table payment_failures as
+        with reasons as (
+            select event_date, coalesce(platform, '(unknown)') as platform,
+                   coalesce(method, '(unknown)') as method,
+                   coalesce(failure_reason, '(unknown)') as failure_reason, count(*) as failures
+            from events e
+            where {failed}
+            group by all
         ),
         final as (
             select r.event_date, r.platform, r.method, r.failure_reason, r.failures,
-                   t.attempts, r.failures / t.attempts as failure_rate,
-                   t.all_failures / t.attempts as total_failure_rate
-            from reasons r join totals t using (event_date, platform, method)
+                   a.attempts, r.failures / a.attempts as failure_rate,
+                   a.failure_rate as total_failure_rate
+            from reasons r join payment_attempts a using (event_date, platform, method)
         )
         select * from final order by event_date, platform, method, failure_reason
         """,
         p.values,
     )
-    return count_rows(con, "payment_failures")
+    return {t: count_rows(con, t) for t in ("payment_attempts", "payment_failures")}
 
 
 def _robust_z(value: str) -> str:
@@ -857,3 +881,70 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int
 def _stage_values(jmap: JourneyMap, params: Params) -> str:
     rows = ", ".join(f"({params.add(s.name)}, {s.index})" for s in jmap.stages)
     return f"(values {rows}) v(stage, stage_index)"
+
+
+# --------------------------------------------------------------------------------------------
+# headline figures of a period
+
+
+def period_figures(con: duckdb.DuckDBPyConnection, start: date, end: date,
+                   conversion_stage: str | None) -> dict[str, int | float | None]:
+    """The headline numbers of the days `start` .. `end` (inclusive, UTC). Reads `journeys`,
+    `booking_outcomes` and `funnel_cohorts`; builds nothing. Keys:
+
+    - `new_customers`: journeys with `customer_type = 'new'` whose entry day is in the period.
+    - `purchases`: purchases (bookings with `purchase`: paid, not refunded) whose first payment
+      success (`paid_ts`) falls on a day in the period.
+    - `purchasers`: distinct customers among those purchases.
+    - `repeat_purchasers`: distinct customers with a purchase in the period that is their 2nd
+      or later purchase ever (purchases of a customer numbered by `paid_ts`, then booking_id).
+    - `repeat_share`: repeat_purchasers / purchasers; None without purchasers.
+    - `conversion_journeys`: journeys entering in the period whose cohort (entry day) is
+      complete (`funnel_cohorts.complete`: the whole conversion window observed) — the journeys
+      entering the first stage on those days.
+    - `conversion`: the share of those journeys that reached `conversion_stage`; None when
+      there are no such journeys or no conversion stage is given.
+    """
+    new_customers = fetch_row(
+        con, "select count(*) from journeys where customer_type = 'new' "
+             "and entry_date between ? and ?", [start, end])[0]
+    purchases, purchasers, repeat_purchasers = fetch_row(
+        con,
+        """
+        with purchases as (
+            select customer_id, paid_ts,
+                   row_number() over (partition by customer_id order by paid_ts, booking_id)
+                       as nth
+            from booking_outcomes
+            where purchase
+        ),
+        in_period as (
+            select * from purchases where cast(paid_ts as date) between ? and ?
+        )
+        select count(*),
+               count(distinct customer_id),
+               count(distinct customer_id) filter (where nth >= 2)
+        from in_period
+        """, [start, end])
+    reached, entered = fetch_row(
+        con,
+        """
+        with steps as (
+            select stage, stage_index, sum(entered) as entered from funnel_cohorts
+            where complete and cohort_date between ? and ? group by stage, stage_index
+        )
+        select (select entered from steps where stage = ?),
+               (select entered from steps order by stage_index limit 1)
+        """, [start, end, conversion_stage])
+    journeys = int(entered or 0)
+    conversion = (float(reached or 0) / journeys
+                  if journeys and conversion_stage is not None else None)
+    return {
+        "new_customers": int(new_customers or 0),
+        "purchases": int(purchases),
+        "purchasers": int(purchasers),
+        "repeat_purchasers": int(repeat_purchasers),
+        "repeat_share": repeat_purchasers / purchasers if purchasers else None,
+        "conversion": conversion,
+        "conversion_journeys": journeys,
+    }

@@ -47,7 +47,7 @@ def _days(start: dt.date, n: int) -> list[dt.date]:
 def build_sample_warehouse(con: duckdb.DuckDBPyConnection, *, mining: bool = True) -> None:
     """Every table the dashboard reads, a few rows each. Data runs 1 Feb – 30 Apr 2024."""
     # --- ingestion ---------------------------------------------------------------------------
-    # Payment attempts: android + card 6 failed of 20 (30.0%), ios + paypal 0 of 25.
+    # Payment events (the heatmap reads `payment_attempts` below, not these).
     payments = [(f"payments:pa{i}:{st}", "payments", "c08", f"payment_{st}", T(2024, 4, 29, 10),
                  D(2024, 4, 29), "android", "card", st)
                 for i, st in enumerate(["failed"] * 6 + ["succeeded"] * 14 + ["initiated"] * 9)]
@@ -159,12 +159,14 @@ def build_sample_warehouse(con: duckdb.DuckDBPyConnection, *, mining: bool = Tru
         "is_bottleneck BOOLEAN")
 
     def transitions(entered: list[int]) -> list[tuple]:
+        """Ranked and flagged only up to Purchase (stage 4), as transforms/journeys.py does."""
         rates = [1 - b / a for a, b in zip(entered, entered[1:], strict=False)]
-        order = sorted(range(len(rates)), key=lambda i: -rates[i])
+        order = sorted((i for i in range(len(rates)) if i + 2 <= 4), key=lambda i: -rates[i])
+        rank = {i: order.index(i) + 1 for i in order}
         return [(i + 1, STAGES[i], i + 2, STAGES[i + 1], a, b, a - b, rates[i], b,
                  600.0 * (i + 1) ** 3, 1200.0 * (i + 1) ** 3, 2400.0 * (i + 1) ** 3,
-                 900.0 * (i + 1) ** 3, order.index(i) + 1, order.index(i) + 1, 5 - i,
-                 order.index(i) == 0)
+                 900.0 * (i + 1) ** 3, rank.get(i), rank.get(i), 3 - i if i in rank else None,
+                 rank.get(i) == 1)
                 for i, (a, b) in enumerate(zip(entered, entered[1:], strict=False))]
 
     _table(con, "stage_transitions", transition_cols, transitions(total))
@@ -205,6 +207,14 @@ def build_sample_warehouse(con: duckdb.DuckDBPyConnection, *, mining: bool = Tru
                        None if prev is None else 1 - e / prev, 600.0 * i, 900.0 * i,
                        1800.0 * i, 700.0 * i, started, not_paid, not_paid / started))
     _table(con, "booking_funnel", bf_cols, bf)
+    # Payment attempts: android + card 0 of 8 on 28 Apr and 6 of 12 on 29 Apr = 6 of 20
+    # (30.0%), ios + paypal 0 of 25.
+    _table(con, "payment_attempts", "event_date DATE, platform VARCHAR, method VARCHAR, "
+           "attempts BIGINT, failures BIGINT, failure_rate DOUBLE", [
+               (D(2024, 4, 28), "android", "card", 8, 0, 0.0),
+               (D(2024, 4, 28), "ios", "paypal", 25, 0, 0.0),
+               (D(2024, 4, 29), "android", "card", 12, 6, 0.5),
+           ])
     _table(con, "payment_failures", "event_date DATE, platform VARCHAR, method VARCHAR, "
            "failure_reason VARCHAR, failures BIGINT, attempts BIGINT, failure_rate DOUBLE, "
            "total_failure_rate DOUBLE", [
@@ -414,11 +424,32 @@ def test_numbers_are_formatted_for_reading(site: Path) -> None:
     assert "new customers: 4,000" in jmap  # the paid_social persona's own value
     assert "median days to repeat: 21.0 d" in jmap
     assert "card_declined_3ds" in _text(pages["bottlenecks"])
-    # Attempts from events (initiated rows are not attempts): 6 failed of 20.
+    # Attempts summed over the days of `payment_attempts`, the day without failures too.
     assert "30.0%<br>n=20" in pages["bottlenecks"].replace("\\u003c", "<").replace(
         "\\u003e", ">")
     assert "Highest failure rate: android with card — 30.0% of 20 attempts failed" in _text(
         pages["bottlenecks"])
+
+
+def test_bottleneck_is_the_flagged_transition_before_conversion(site: Path) -> None:
+    text = _text(_pages(site)["bottlenecks"])
+    # Dropout: Discovery 35.2%, Consideration 25.0%, Decision 50.0%; Service -> Repeat's
+    # 80.0% comes after Purchase and is not ranked.
+    assert ("The bottleneck on the way to Purchase is Decision → Purchase: 50.0% of customers "
+            "who reach Decision do not go on (3,000 customers). Steps after conversion are not "
+            "ranked (Purchase → Service, Service → Repeat)") in text
+    assert "leakiest" not in text
+
+
+def test_payment_heatmap_needs_payment_attempts(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    build_sample_warehouse(con)
+    con.execute("drop table payment_attempts")  # `events` is still there: no fallback to it
+    index = build_site(con, tmp_path / "site", now=NOW)
+    page = (index.parent / "bottlenecks.html").read_text(encoding="utf-8")
+    assert "Not available:" in page and "payment_attempts" in page
+    assert "fig-bottlenecks-failure-matrix" not in page
+    assert 'data-figures="6"' in page  # 8 less the heatmap and the reasons chart
 
 
 @pytest.mark.parametrize("value, expected", [

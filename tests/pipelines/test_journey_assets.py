@@ -16,9 +16,9 @@ ASSETS = [A.stage_events, A.purchases, A.journey_tables, A.funnels, A.transition
 CHECKS = [A.funnel_non_increasing, A.mapping_accounts_for_all_events]
 TABLES = ["stage_events", "stage_mapping_summary", "purchases", "journeys", "journey_stages",
           "funnel_steps", "funnel_cohorts", "funnel_segments", "stage_transitions",
-          "stage_transition_segments", "booking_outcomes", "booking_funnel", "payment_failures",
-          "daily_stage_rates", "repeat_purchase", "purchase_frequency", "retention_cohorts",
-          "lifecycle", "stage_touchpoints", "stage_pains", "stage_metrics"]
+          "stage_transition_segments", "booking_outcomes", "booking_funnel", "payment_attempts",
+          "payment_failures", "daily_stage_rates", "repeat_purchase", "purchase_frequency",
+          "retention_cohorts", "lifecycle", "stage_touchpoints", "stage_pains", "stage_metrics"]
 
 
 def _events(db: str) -> None:

@@ -214,11 +214,22 @@ def test_transitions_ranked(con, jmap):
     rows = con.execute(
         "select from_stage, to_stage, entered_from, reached_to, dropout_rate, rank_dropout, "
         "rank_dropoff, is_bottleneck from stage_transitions order by from_index").fetchall()
-    # 4->3 (0.25), 3->2 (1/3), 2->1 (0.5), 1->1 (0), 1->0 (1.0): Service->Repeat worst
+    # 4->3 (0.25), 3->2 (1/3), 2->1 (0.5), 1->1 (0), 1->0 (1.0). Service->Repeat drops out the
+    # most, but it comes after the conversion stage (Purchase): only the three transitions up
+    # to Purchase are ranked, so Decision->Purchase is the bottleneck; the later two keep their
+    # counts, unranked and unflagged.
     assert [(r[2], r[3]) for r in rows] == [(4, 3), (3, 2), (2, 1), (1, 1), (1, 0)]
-    assert [r[5] for r in rows] == [4, 3, 2, 5, 1]
-    assert [r[6] for r in rows] == [1, 1, 1, 5, 1]  # one journey lost at each but Purchase
-    assert [r[7] for r in rows] == [False, False, False, False, True]
+    assert [r[5] for r in rows] == [3, 2, 1, None, None]
+    assert [r[6] for r in rows] == [1, 1, 1, None, None]  # one journey lost at each
+    assert [r[7] for r in rows] == [False, False, True, False, False]
+    seg = con.execute(
+        "select to_stage, rank_dropout, is_bottleneck from stage_transition_segments "
+        "where segment = 'customer_type' and segment_value = 'new' order by from_index"
+    ).fetchall()
+    # new = c1 (to Service) and c4 (to Consideration), see test_funnel_segments: 2->2 (0),
+    # 2->1 (0.5), 1->1 (0) ranked; 1->1, 1->0 (Service->Repeat, 1.0) after Purchase, unranked
+    assert seg == [("Consideration", 2, False), ("Decision", 1, True), ("Purchase", 2, False),
+                   ("Service", None, False), ("Repeat", None, False)]
 
 
 def test_transition_segment_z_test(con, jmap):

@@ -74,6 +74,86 @@ def test_payment_failures_by_reason_platform_method_day(con, jmap):
     assert rows == [(T0.date(), "android", "card", "card_declined", 2, 3, pytest.approx(2 / 3))]
 
 
+def test_payment_attempts_include_cells_without_failures(con, jmap):
+    rows = _booking_rows() + [
+        # day 0, web + klarna: one success, no failure (same day as android + card's failures)
+        _pay("c5", "payment_succeeded", T0 + 4 * HOUR, "b5", "p5", method="klarna",
+             platform="web"),
+        # day 5, ios + apple_pay: one success, on a day without any failure at all
+        _pay("c4", "payment_succeeded", T0 + 5 * DAY + HOUR, "b4", "p4", method="apple_pay",
+             platform="ios"),
+    ]
+    make_events_table(con, rows)
+    counts = M.build_payment_failures(con, jmap)
+    got = con.execute("select event_date, platform, method, attempts, failures, failure_rate "
+                      "from payment_attempts").fetchall()
+    # android + card, day 0: p1 failed, p2 succeeded, p3 failed (p3's `initiated` is not an
+    # attempt) -> 3 attempts, 2 failures; the two zero-failure cells are rows with rate 0
+    day0, day5 = T0.date(), (T0 + 5 * DAY).date()
+    assert got == [(day0, "android", "card", 3, 2, pytest.approx(2 / 3)),
+                   (day0, "web", "klarna", 1, 0, 0.0),
+                   (day5, "ios", "apple_pay", 1, 0, 0.0)]
+    assert counts == {"payment_attempts": 3, "payment_failures": 1}
+    # payment_failures takes its attempts from the same cells
+    assert con.execute("select attempts, total_failure_rate from payment_failures").fetchall() \
+        == [(3, pytest.approx(2 / 3))]
+
+
+def _period_tables(con) -> None:
+    """Hand-built `journeys`, `booking_outcomes`, `funnel_cohorts` (the only columns read)."""
+    d, t = dt.date, dt.datetime
+    con.execute("create table journeys (customer_id varchar, entry_date date, "
+                "customer_type varchar)")
+    con.executemany("insert into journeys values (?, ?, ?)", [
+        ("a", d(2024, 1, 1), "new"), ("b", d(2024, 1, 3), "returning"),
+        ("c", d(2024, 1, 7), "new"), ("d", d(2024, 1, 8), "new"),
+        ("e", d(2023, 12, 31), "new")])
+    con.execute("create table booking_outcomes (booking_id varchar, customer_id varchar, "
+                "paid_ts timestamp, purchase boolean)")
+    con.executemany("insert into booking_outcomes values (?, ?, ?, ?)", [
+        ("a1", "a", t(2023, 12, 30, 12), True),   # before the period: a's 1st
+        ("a2", "a", t(2024, 1, 2, 9), True),      # a's 2nd -> a repeats in the period
+        ("b1", "b", t(2024, 1, 4, 9), True),      # b's 1st ...
+        ("b2", "b", t(2024, 1, 4, 18), True),     # ... and 2nd on the same day: b repeats
+        ("c1", "c", t(2024, 1, 5, 9), False),     # refunded: not a purchase, not numbered
+        ("c2", "c", t(2024, 1, 7, 23, 59), True),  # c's 1st (c1 does not count)
+        ("d1", "d", t(2024, 1, 8, 0, 0), True),    # the day after the period
+        ("e1", "e", None, False)])                 # never paid
+    con.execute("create table funnel_cohorts (cohort_date date, complete boolean, "
+                "stage_index integer, stage varchar, entered bigint)")
+    con.executemany("insert into funnel_cohorts values (?, ?, ?, ?, ?)", [
+        (d(2024, 1, 1), True, 1, "Discovery", 10), (d(2024, 1, 1), True, 3, "Decision", 6),
+        (d(2024, 1, 1), True, 4, "Purchase", 3),
+        (d(2024, 1, 4), True, 1, "Discovery", 20), (d(2024, 1, 4), True, 3, "Decision", 10),
+        (d(2024, 1, 4), True, 4, "Purchase", 5),
+        # window still open: left out of the conversion
+        (d(2024, 1, 7), False, 1, "Discovery", 50), (d(2024, 1, 7), False, 4, "Purchase", 1),
+        # outside the period
+        (d(2023, 12, 31), True, 1, "Discovery", 100), (d(2023, 12, 31), True, 4, "Purchase",
+                                                       100)])
+
+
+def test_period_figures_worked_by_hand(con):
+    _period_tables(con)
+    start, end = dt.date(2024, 1, 1), dt.date(2024, 1, 7)
+    got = M.period_figures(con, start, end, "Purchase")
+    # new: a (1 Jan), c (7 Jan); b is returning, d and e enter outside the period.
+    # purchases paid 1-7 Jan: a2, b1, b2, c2 = 4 by a, b, c; a2 and b2 are 2nd purchases.
+    # conversion: complete cohorts 1 and 4 Jan, (3 + 5) / (10 + 20).
+    assert got == {"new_customers": 2, "purchases": 4, "purchasers": 3, "repeat_purchasers": 2,
+                   "repeat_share": pytest.approx(2 / 3), "conversion": pytest.approx(8 / 30),
+                   "conversion_journeys": 30}
+    # a stage nobody reached converts 0; no stage known -> no conversion, journeys still counted
+    assert M.period_figures(con, start, end, "Repeat")["conversion"] == 0.0
+    unknown = M.period_figures(con, start, end, None)
+    assert (unknown["conversion"], unknown["conversion_journeys"]) == (None, 30)
+    # a period without data: counts 0, shares None
+    empty = M.period_figures(con, dt.date(2025, 1, 1), dt.date(2025, 1, 7), "Purchase")
+    assert empty == {"new_customers": 0, "purchases": 0, "purchasers": 0,
+                     "repeat_purchasers": 0, "repeat_share": None, "conversion": None,
+                     "conversion_journeys": 0}
+
+
 def test_refund_cancels_purchase_and_repeat_horizons(con, jmap):
     jmap = dataclasses.replace(jmap, repeat_horizons=(30, 60, 90))  # worked out for these
 

@@ -17,8 +17,9 @@ READS = [
     # journeys and metrics
     "journeys", "journey_stages", "funnel_steps", "funnel_cohorts", "funnel_segments",
     "stage_transitions", "stage_transition_segments", "booking_outcomes", "booking_funnel",
-    "payment_failures", "daily_stage_rates", "repeat_purchase", "purchase_frequency",
-    "retention_cohorts", "lifecycle", "stage_touchpoints", "stage_pains", "stage_metrics",
+    "payment_attempts", "payment_failures", "daily_stage_rates", "repeat_purchase",
+    "purchase_frequency", "retention_cohorts", "lifecycle", "stage_touchpoints", "stage_pains",
+    "stage_metrics",
     # mining
     "variants", "dfg_edges", "dfg_endpoints", "dropoff_points", "conformance_overall",
     "conformance_deviations",

@@ -123,6 +123,8 @@ def transitions(warehouse: Warehouse) -> Iterator[dg.MaterializeResult]:
           ["events"]),
     _spec("booking_funnel", "One row per (segment x value x booking step), booking held "
           "constant.", ["events"]),
+    _spec("payment_attempts", "One row per (day x platform x method): payment attempts, "
+          "failures and failure rate, cells without a failure included.", ["events"]),
     _spec("payment_failures", "One row per (day x platform x method x failure reason).",
           ["events"]),
 ])
@@ -132,13 +134,14 @@ def bookings(warehouse: Warehouse) -> Iterator[dg.MaterializeResult]:
     with warehouse.connect() as con:
         n_b = metrics.build_booking_outcomes(con, jmap)
         n_f = metrics.build_booking_funnel(con, jmap)
-        n_p = metrics.build_payment_failures(con, jmap)
+        payments = metrics.build_payment_failures(con, jmap)
         dropout = journeys.fetch_row(
             con, "select max(payment_dropout_rate) from booking_funnel where segment = 'all'")[0]
     yield dg.MaterializeResult(asset_key="booking_outcomes", metadata={"dagster/row_count": n_b})
     yield dg.MaterializeResult(asset_key="booking_funnel", metadata={
         "dagster/row_count": n_f, "payment_dropout_rate": float(dropout or 0.0)})
-    yield dg.MaterializeResult(asset_key="payment_failures", metadata={"dagster/row_count": n_p})
+    for key in ("payment_attempts", "payment_failures"):
+        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": payments[key]})
 
 
 @dg.asset(group_name=GROUP, kinds=KINDS,
