@@ -1,0 +1,89 @@
+"""Config mistakes in sources.yaml stop with one message naming the file, the key and the fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SAMPLE_CONFIG, TinyProject
+from transforms import ingest
+from transforms.errors import ConfigError, UserError
+from transforms.sources import load_config
+
+
+def write(tmp_path: Path, mutate) -> Path:
+    doc = yaml.safe_load(SAMPLE_CONFIG.read_text())
+    mutate(doc)
+    path = tmp_path / "sources.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_the_sample_config_loads() -> None:
+    cfg = load_config(SAMPLE_CONFIG)
+    assert set(cfg.sources) == {"clickstream", "bookings", "payments"}
+    assert cfg.sources["bookings"].timezone == "Europe/Berlin"
+    assert cfg.warehouse.name == "journeys.duckdb" and cfg.schedule_hour_utc == 4
+    assert len(cfg.sources["clickstream"].files()) == 30
+
+
+@pytest.mark.parametrize(("mutate", "key", "fix_words"), [
+    (lambda d: d["sources"]["payments"].update(format="xml"),
+     "sources.payments.format", "use one of jsonl, csv"),
+    (lambda d: d["sources"]["bookings"]["columns"].pop("status"),
+     "sources.bookings.columns.status", "map `status`"),
+    (lambda d: d["sources"]["payments"]["types"].update(amount="money"),
+     "sources.payments.types.amount", "use one of string"),
+    (lambda d: d["sources"]["payments"]["enums"].update(colour=["red"]),
+     "sources.payments.enums.colour", "add it under columns"),
+    (lambda d: d["sources"]["bookings"].update(timezone="Berlin"),
+     "sources.bookings.timezone", "IANA name"),
+    (lambda d: d["sources"]["clickstream"].update(late_days=-1),
+     "sources.clickstream.late_days", "integer from 0 to 30"),
+    (lambda d: d["sources"]["clickstream"].update(event_time="platform"),
+     "sources.clickstream.event_time", "declared `timestamp`"),
+    (lambda d: d["sources"]["clickstream"]["clock_skew"].update(max_seconds=0),
+     "sources.clickstream.clock_skew.max_seconds", "max_seconds: 86400"),
+    (lambda d: d["sources"].pop("payments"), "sources.payments", "define the payments source"),
+    (lambda d: d["sources"].update(crm=d["sources"]["payments"]), "sources.crm",
+     "sources must be"),
+    (lambda d: d.update(warehose="x.duckdb"), "warehose", "use only"),
+    (lambda d: d["sources"]["bookings"]["ranges"].update(status={"min": 0}),
+     "sources.bookings.ranges.status", "declare status as integer or decimal"),
+    (lambda d: d["sources"]["bookings"].update(id_columns=["booking_ref"]),
+     "sources.bookings.id_columns", "list mapped columns"),
+])
+def test_each_mistake_names_file_key_and_fix(tmp_path: Path, mutate, key: str,
+                                            fix_words: str) -> None:
+    path = write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: key '{key}': ")
+    assert "Fix: " in message and fix_words in message.split("Fix: ", 1)[1]
+    assert "\n" not in message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("warehouse: w.duckdb\nsources:\n  clickstream: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+, column \d+"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist. Fix: pass --config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_export_file_without_a_date_in_its_name(tiny: TinyProject) -> None:
+    import duckdb
+
+    (tiny.root / "raw" / "payments" / "export.csv").write_text("payment_id\n")
+    cfg = load_config(tiny.config)
+    with pytest.raises(UserError, match="the file name has no export date"):
+        ingest.load_range(duckdb.connect(), cfg.sources["payments"], dt.date(2026, 10, 1),
+                          dt.date(2026, 10, 1))
