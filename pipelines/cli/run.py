@@ -61,6 +61,9 @@ def handle(args: argparse.Namespace) -> int:
 
     cfg = use_config(args.config)
     first, last = choose_range(cfg, _day(args.start, "--start"), _day(args.end, "--end"))
+    from transforms.journey_map import load_journey_map
+
+    load_journey_map(cfg.journey_map)  # a mistake there stops the run before any work
     home = dagster_home(cfg)
     os.environ["JOURNEYS_PROGRESS"] = "1"
     os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
