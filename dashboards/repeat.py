@@ -269,17 +269,24 @@ def _heatmap(ctx: Context, df: pd.DataFrame, column: str, title: str, name: str)
     return to_div(fig, ctx.div_id(SLUG, name))
 
 
+def _period_type(ctx: Context, table: str, start_col: str) -> str | None:
+    """Weekly periods when the table has at least four of them, monthly otherwise (None when
+    the table is empty). `table` and `start_col` are names from this module, not data."""
+    types = ctx.wh.df(f"select period_type, count(distinct {start_col}) as n from {table} "
+                      "group by period_type")
+    if types.empty:
+        return None
+    n = dict(zip(types["period_type"], types["n"], strict=True))
+    return "week" if n.get("week", 0) >= 4 or "month" not in n else "month"
+
+
 def _cohorts(ctx: Context, page: Page) -> Safe:
     title = "Do cohorts of new buyers keep buying?"
     if not ctx.wh.has("retention_cohorts"):
         return section(title, not_available("Cohort retention", ["retention_cohorts"]))
-    types = ctx.wh.df("select period_type, count(distinct cohort_start) as n "
-                      "from retention_cohorts group by period_type")
-    if types.empty:
+    period_type = _period_type(ctx, "retention_cohorts", "cohort_start")
+    if period_type is None:
         return section(title, paragraph("No purchase cohorts yet."))
-    # Weekly cohorts when there are enough of them, monthly otherwise.
-    n = dict(zip(types["period_type"], types["n"], strict=True))
-    period_type = "week" if n.get("week", 0) >= 4 or "month" not in n else "month"
     df = ctx.wh.df("select * from retention_cohorts where period_type = ? "
                    "order by cohort_start, period_number", [period_type])
     on = _heatmap(ctx, df, "share_on",
@@ -300,12 +307,9 @@ def _lifecycle(ctx: Context, page: Page) -> Safe:
     title = "Is the customer base growing? New, returning, resurrecting and dormant buyers"
     if not ctx.wh.has("lifecycle"):
         return section(title, not_available("Lifecycle", ["lifecycle"]))
-    types = ctx.wh.df("select period_type, count(distinct period_start) as n from lifecycle "
-                      "group by period_type")
-    if types.empty:
+    period_type = _period_type(ctx, "lifecycle", "period_start")
+    if period_type is None:
         return section(title, paragraph("No purchases yet."))
-    n = dict(zip(types["period_type"], types["n"], strict=True))
-    period_type = "week" if n.get("week", 0) >= 4 or "month" not in n else "month"
     df = ctx.wh.df("select * from lifecycle where period_type = ? order by period_start",
                    [period_type])
     fig = figure(f"Who bought each {period_type}? Buyers by lifecycle status "

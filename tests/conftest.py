@@ -74,6 +74,13 @@ class TinyProject:
         return path
 
 
+@pytest.fixture(autouse=True)
+def _restore_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `journeys <cmd> --config` selects the project config through the environment
+    # (pipelines.project.use_config); undo that after each test
+    monkeypatch.delenv("JOURNEYS_CONFIG", raising=False)
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> TinyProject:
     return TinyProject(tmp_path)

@@ -496,14 +496,6 @@ def reconciliation_problems(con: duckdb.DuckDBPyConnection, source: Source) -> l
     return problems
 
 
-def data_days(source: Source) -> tuple[dt.date, dt.date] | None:
-    """First and last export day among the source's files (None when there are none)."""
-    days = [d for d in (file_date(p) for p in source.files()) if d is not None]
-    if not days:
-        return None
-    return min(days), max(days)
-
-
 def describe(stats: list[PartitionStats]) -> str:
     read = sum(s.rows_read for s in stats)
     return (f"read {read:,}, loaded {sum(s.rows_loaded for s in stats):,}, "

@@ -29,10 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def locations(config: str | None) -> tuple[Path, Path]:
     """The warehouse file and the default dashboard folder of a project config."""
-    from pipelines.project import SAMPLE_CONFIG
-    from transforms.sources import load_config
+    from pipelines.project import use_config
 
-    cfg = load_config(config or SAMPLE_CONFIG)
+    cfg = use_config(config)
     return cfg.warehouse, cfg.output_dir / "dashboard"
 
 

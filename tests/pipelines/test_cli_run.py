@@ -8,12 +8,6 @@ from pipelines.cli import main
 from tests.conftest import SAMPLE_CONFIG, TinyProject
 
 
-@pytest.fixture(autouse=True)
-def _restore_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # `journeys run --config` selects the config through the environment: undo it afterwards
-    monkeypatch.delenv("JOURNEYS_CONFIG", raising=False)
-
-
 def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     code = main(["run", *args])
     return code, capsys.readouterr().err.strip()
