@@ -1,17 +1,17 @@
-"""Which project config this process works on, and its Dagster home.
+"""Where the project config is, and the project's Dagster home.
 
-`JOURNEYS_CONFIG` names the project config (sources.yaml); the sample's is the default. The
-Dagster instance (run history shown by `journeys ui`) lives next to the warehouse, so
-`journeys run` and `journeys ui` on the same config share it.
+The sample's sources.yaml is the default config. The Dagster instance (run history shown by
+`journeys ui`) lives next to the warehouse, so `journeys run` and `journeys ui` on the same
+config share it. `CONFIG_ENV` is read in one place only: the code location that `journeys ui`
+starts in its own process (pipelines/definitions.py), which has no other way to be told.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
-from transforms.sources import ProjectConfig, load_config
+from transforms.sources import ProjectConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CONFIG = PROJECT_ROOT / "data" / "sample" / "sources.yaml"
@@ -27,24 +27,9 @@ telemetry:
 """
 
 
-def config_path() -> Path:
-    return Path(os.environ.get(CONFIG_ENV, str(SAMPLE_CONFIG))).expanduser().resolve()
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: str) -> ProjectConfig:
-    return load_config(path)
-
-
-def project_config() -> ProjectConfig:
-    return _load(str(config_path()))
-
-
-def use_config(path: str | Path | None) -> ProjectConfig:
-    """Select the project config for this process (validating it) and return it."""
-    if path is not None:
-        os.environ[CONFIG_ENV] = str(Path(path).expanduser().resolve())
-    return project_config()
+def config_path(path: str | Path | None = None) -> Path:
+    """The project config to use: `path` if given, else the committed sample's."""
+    return Path(path or SAMPLE_CONFIG).expanduser().resolve()
 
 
 def dagster_home(cfg: ProjectConfig) -> Path:

@@ -1,4 +1,4 @@
-"""Resources shared by every asset: where the configs are and how to reach the warehouse."""
+"""Resources shared by every asset: the project (config read once) and progress reporting."""
 
 from __future__ import annotations
 
@@ -7,27 +7,45 @@ from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from transforms import warehouse
+from transforms.journey_map import JourneyMap
+from transforms.project import Project, load_project
+from transforms.sources import ProjectConfig
 
 
-class Warehouse(dg.ConfigurableResource):
-    """The DuckDB warehouse file plus the config files that say what goes in it.
+class ProjectResource(dg.ConfigurableResource):
+    """The project: `config_path` names its sources.yaml, which names the journey map, the
+    warehouse (a DuckDB file) and the output folder. Both files are parsed and validated once
+    per run, when the run starts, and every asset reads the same parse."""
 
-    `database`: path of the DuckDB file. `sources`: the source definitions (YAML).
-    `journey_map`: stages and rules (YAML). `output_dir`: where dashboards and model exports go.
-    """
+    config_path: str
+    _project: Project | None = PrivateAttr(default=None)
 
-    database: str
-    sources: str
-    journey_map: str
-    output_dir: str
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._project = load_project(self.config_path)
+
+    @property
+    def project(self) -> Project:
+        if self._project is None:  # used outside a run (tests, scripts)
+            self._project = load_project(self.config_path)
+        return self._project
+
+    @property
+    def config(self) -> ProjectConfig:
+        return self.project.config
+
+    @property
+    def journey_map(self) -> JourneyMap:
+        return self.project.journey_map
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection holding the warehouse lock: concurrent runs wait here, never fail."""
+        """A warehouse connection holding its lock: concurrent runs wait here, never fail."""
         log = dg.get_dagster_logger()
-        with warehouse.connect(self.database, read_only=read_only, on_wait=log.info) as con:
+        with warehouse.connect(self.config.warehouse, read_only=read_only,
+                               on_wait=log.info) as con:
             yield con
 
 

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
+
+from transforms.definitions import create_macros
+from transforms.journey_map import JourneyMap, load_journey_map
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CONFIG = REPO / "data" / "sample" / "sources.yaml"
@@ -75,10 +80,38 @@ class TinyProject:
 
 
 @pytest.fixture(autouse=True)
-def _restore_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # `journeys <cmd> --config` selects the project config through the environment
-    # (pipelines.project.use_config); undo that after each test
+def _no_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # only the UI's code location reads JOURNEYS_CONFIG; a stray value must not leak in
     monkeypatch.delenv("JOURNEYS_CONFIG", raising=False)
+
+
+def memory_warehouse() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB set up like a warehouse connection: UTC, the rate definitions."""
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    create_macros(c)
+    return c
+
+
+@pytest.fixture
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    c = memory_warehouse()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def module_con() -> Iterator[duckdb.DuckDBPyConnection]:
+    """One connection for a whole module (property tests reuse it across examples)."""
+    c = memory_warehouse()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def jmap() -> JourneyMap:
+    """The sample's journey map."""
+    return load_journey_map(SAMPLE_CONFIG.parent / "journey_map.yaml")
 
 
 @pytest.fixture

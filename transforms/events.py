@@ -1,8 +1,26 @@
-"""Unified events: identity stitching and one `events` table across sources.
+"""Unified events: every configured source's records as one `events` table on stitched customers.
 
-`identity_map`: one row per anonymous id linked to a customer. `events`: one row per loaded
-source event (all sources) on one stitched `customer_id`. The rules are in the SQL files'
-headers: transforms/sql/identity_map.sql and transforms/sql/events.sql.
+Grain: `identity_map` has one row per anonymous id linked to a customer; `events` one row per
+loaded source record (all sources with an `event:` block in sources.yaml) on one `customer_id`.
+The columns are the core ones (`CORE_EVENT_COLUMNS`) plus the config's `events.columns`, in order.
+
+The rules, each written once here:
+- **Event id**: `<source>:<id_columns joined by ':'>`; the same record loaded in two partitions
+  (a re-sent row on another day) counts once (earliest event time).
+- **Event name**: the source's `event_name` column (with its `prefix`), or a constant.
+- **Identity stitching** (transforms/sql/identity_map.sql): an anonymous id belongs to the
+  customer whose id first appears on a record carrying that anonymous id; every record of that
+  anonymous id, before and after login, is that customer's. Anonymous ids never linked stay
+  their own person, `anon:<anonymous_id>`.
+- **Lookups**: a source with `event.lookup` takes the listed columns (the customer too) from the
+  earliest record (event time, then event id) of the other source with the same `by` value; its
+  own value wins where it has one. No such record: the event has no customer (an orphan, kept in
+  `events`, left out of journeys).
+- **Carry forward**: an event with no value in a `carry_forward` column takes the customer's
+  value from their latest event at or before it that has one, else from their first.
+
+Values from the files reach SQL as data; names and JSON paths from the validated config are
+quoted (`ident`) or bound as parameters.
 """
 
 from __future__ import annotations
@@ -12,7 +30,12 @@ from pathlib import Path
 
 import duckdb
 
+from transforms.sources import EVENT_TYPES, ColumnRef, EventsSchema, ProjectConfig, Source
+from transforms.sqlutil import Params, ident
+
 SQL_DIR = Path(__file__).parent / "sql"
+EVENT_SQL_TYPES = dict(zip(EVENT_TYPES, ("VARCHAR", "BIGINT", "DECIMAL(18,2)", "JSON"),
+                           strict=True))
 
 
 def sql_file(name: str) -> str:
@@ -27,24 +50,209 @@ class EventsStats:
     identified_customers: int
     anonymous_ids_linked: int
     shared_devices: int
-    orphan_payments: int
+    without_customer: int
     by_source: dict[str, int]
 
 
-def build_events(con: duckdb.DuckDBPyConnection) -> EventsStats:
-    """(Re)build `identity_map` and `events` from the raw tables."""
+def event_sources(cfg: ProjectConfig) -> list[Source]:
+    """The sources whose records become events, in config order."""
+    return [s for s in cfg.sources.values() if s.event is not None]
+
+
+def _json_path(path: str) -> str:
+    return "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in path.split("."))
+
+
+def _ref_sql(ref: ColumnRef, source: Source, sql_type: str, p: Params) -> str:
+    """The value of `ref` in raw table rows `r`, cast to `sql_type`."""
+    parts = []
+    for col in ref.columns:
+        head, _, rest = col.partition(".")
+        if rest:  # a key inside a json column
+            value = f"json_extract_string(r.{ident(head)}, {p.add(_json_path(rest))})"
+            parts.append(value if sql_type == "VARCHAR" else f"try_cast({value} as {sql_type})")
+        elif sql_type == "JSON" and source.type_of(head) == "json":
+            parts.append(f"r.{ident(head)}")
+        else:
+            parts.append(f"cast(r.{ident(head)} as {sql_type})")
+    if ref.default is not None:
+        parts.append(f"cast({p.add(ref.default)} as {sql_type})")
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def _records_sql(source: Source, schema: EventsSchema, p: Params) -> str:
+    """One source's raw rows as event records: core columns, the source's own customer, and
+    every events attribute column (NULL where the source does not fill it)."""
+    ev = source.event
+    ids = ", ".join(f"cast(r.{ident(c)} as varchar)" for c in source.id_columns)
+    name = _ref_sql(ev.event_name, source, "VARCHAR", p)
+    if ev.event_name_prefix:
+        name = f"{p.add(ev.event_name_prefix)} || {name}"
+    customer = (_ref_sql(ev.customer, source, "VARCHAR", p) if ev.customer
+                else "cast(null as varchar)")
+    anon = (_ref_sql(ev.anonymous_id, source, "VARCHAR", p) if ev.anonymous_id
+            else "cast(null as varchar)")
+    attrs = []
+    for col, typ in schema.columns.items():
+        sql_type = EVENT_SQL_TYPES[typ]
+        ref = ev.columns.get(col)
+        value = _ref_sql(ref, source, sql_type, p) if ref else f"cast(null as {sql_type})"
+        attrs.append(f"{value} as {ident(col)}")
+    return f"""
+        select
+            {p.add(source.name + ':')} || concat_ws(':', {ids}) as event_id,
+            {p.add(source.name)} as source,
+            {customer} as own_customer_id,
+            {anon} as anonymous_id,
+            {name} as event_name,
+            r.event_ts,
+            {', '.join(attrs)}
+        from {ident('raw_' + source.name)} r"""
+
+
+def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
+    schema = cfg.events
+    attrs = list(schema.columns)
+    stitched = []
+    lookups = []
+    for src in sources:
+        ev = src.event
+        s = p.add(src.name)
+        customer = "r.own_customer_id"
+        if ev.anonymous_id is not None:
+            customer = "coalesce(r.own_customer_id, m.customer_id, 'anon:' || r.anonymous_id)"
+        lk = ev.lookup
+        if lk is None:
+            stitched.append(f"select r.* exclude (own_customer_id), {customer} as customer_id "
+                            f"from records r left join identity_map m using (anonymous_id) "
+                            f"where r.source = {s}")
+            continue
+        owner = f"owner_{len(lookups)}"
+        taken = [c for c in lk.columns if c != "customer_id"]
+        picks = ", ".join(
+            f"arg_min({ident(c)}, (event_ts, event_id)) as {ident(c)}"
+            for c in ("customer_id", *taken))
+        lookups.append(f"""{owner} as (
+            select {ident(lk.by)} as _key, {picks}
+            from stitched where source = {p.add(lk.source)} and {ident(lk.by)} is not null
+            group by all
+        )""")
+        if "customer_id" in lk.columns:
+            customer = f"coalesce({customer}, o.customer_id)"
+        replaced = ", ".join(f"coalesce(r.{ident(c)}, o.{ident(c)}) as {ident(c)}"
+                             for c in taken)
+        stitched.append(
+            f"select r.* exclude (own_customer_id) "
+            f"{'replace (' + replaced + ')' if replaced else ''}, {customer} as customer_id "
+            f"from records r left join identity_map m using (anonymous_id) "
+            f"left join {owner} o on o._key = r.{ident(lk.by)} where r.source = {s}")
+    # lookups read the stitched rows of the source they look in, so those come first
+    direct = [q for q, src in zip(stitched, sources, strict=True) if src.event.lookup is None]
+    looked = [q for q, src in zip(stitched, sources, strict=True) if src.event.lookup]
+    carry = list(schema.carry_forward)
+    carry_ctes = "".join(f"""
+        carry_{k} as (
+            select customer_id, event_ts, {ident(c)} as value
+            from deduplicated where {ident(c)} is not null
+        ),
+        first_{k} as (
+            select customer_id, arg_min(value, event_ts) as value from carry_{k} group by all
+        ),""" for k, c in enumerate(carry))
+    carry_joins = "".join(f"""
+        asof left join carry_{k} on carry_{k}.customer_id = d.customer_id
+            and d.event_ts >= carry_{k}.event_ts
+        left join first_{k} on first_{k}.customer_id = d.customer_id"""
+                          for k in range(len(carry)))
+    values = []
+    for col in attrs:
+        if col in carry:
+            k = carry.index(col)
+            values.append(f"coalesce(d.{ident(col)}, carry_{k}.value, first_{k}.value) "
+                          f"as {ident(col)}")
+        else:
+            values.append(f"d.{ident(col)}")
+    ordered = ", ".join(f"{ident(c)}" for c in ["event_id", "source", "customer_id",
+                                                  "anonymous_id", "event_name", "event_ts",
+                                                  *attrs])
+    lookup_ctes = "".join(f"{q},\n" for q in lookups)
+    return f"""
+        create or replace table events as
+        with records as (select * from _event_records),
+        stitched as (
+            {' union all by name '.join(direct)}
+        ),
+        {lookup_ctes}
+        unioned as (
+            select {ordered} from stitched
+            {''.join(f' union all select {ordered} from ({q})' for q in looked)}
+        ),
+        deduplicated as (
+            select * exclude (rn)
+            from (
+                select *, row_number() over (partition by event_id order by event_ts, source)
+                          as rn
+                from unioned
+            ) ranked
+            where rn = 1
+        ),{carry_ctes}
+        final as (
+            select
+                d.event_id, d.source, d.customer_id,
+                d.customer_id is not null and not starts_with(d.customer_id, 'anon:')
+                    as is_identified,
+                d.anonymous_id, d.event_name, d.event_ts, cast(d.event_ts as date) as event_date,
+                {', '.join(values)}
+            from deduplicated d{carry_joins}
+        )
+        select * from final
+        order by event_ts, event_id
+    """
+
+
+def build_events(con: duckdb.DuckDBPyConnection, cfg: ProjectConfig) -> EventsStats:
+    """(Re)build `identity_map` and `events` from the raw tables of the event sources."""
+    sources = event_sources(cfg)
+    p = Params()
+    if sources:
+        body = " union all ".join(_records_sql(s, cfg.events, p) for s in sources)
+    else:
+        attrs = ", ".join(f"cast(null as {EVENT_SQL_TYPES[t]}) as {ident(c)}"
+                          for c, t in cfg.events.columns.items())
+        body = ("select cast(null as varchar) as event_id, cast(null as varchar) as source, "
+                "cast(null as varchar) as own_customer_id, cast(null as varchar) as "
+                f"anonymous_id, cast(null as varchar) as event_name, cast(null as timestamp) "
+                f"as event_ts{', ' + attrs if attrs else ''} where false")
+    con.execute(f"create or replace temp table _event_records as {body}", p.values)
     con.execute(sql_file("identity_map"))
-    con.execute(sql_file("events"))
-    events, customers, identified = con.execute("""
+    p = Params()
+    if sources:
+        con.execute(_events_sql(cfg, sources, p), p.values)
+    else:
+        con.execute("create or replace table events as select event_id, source, "
+                    "own_customer_id as customer_id, false as is_identified, anonymous_id, "
+                    "event_name, event_ts, cast(event_ts as date) as event_date "
+                    f"{''.join(', ' + ident(c) for c in cfg.events.columns)} "
+                    "from _event_records")
+    con.execute("drop table if exists _event_records")
+    events, customers, identified, without = con.execute("""
         select count(*), count(distinct customer_id),
-               count(distinct customer_id) filter (where is_identified)
+               count(distinct customer_id) filter (where is_identified),
+               count(*) filter (where customer_id is null)
         from events""").fetchone()
     linked, shared = con.execute(
         "select count(*), count(*) filter (where other_customers > 0) from identity_map"
     ).fetchone()
-    orphans = con.execute(
-        "select count(*) from events where source = 'payments' and customer_id is null"
-    ).fetchone()[0]
     by_source = dict(con.execute(
         "select source, count(*) from events group by source order by source").fetchall())
-    return EventsStats(events, customers, identified, linked, shared, orphans, by_source)
+    return EventsStats(events, customers, identified, linked, shared, without, by_source)
+
+
+def distinct_raw_records(con: duckdb.DuckDBPyConnection, cfg: ProjectConfig) -> int:
+    """Distinct record identities (`id_columns`) over the raw tables of the event sources: the
+    number of rows `events` must hold."""
+    parts = [f"select count(*) from (select distinct "
+             f"{', '.join(ident(c) for c in s.id_columns)} from {ident('raw_' + s.name)})"
+             for s in event_sources(cfg)]
+    if not parts:
+        return 0
+    return int(con.execute("select " + " + ".join(f"({q})" for q in parts)).fetchone()[0])

@@ -20,7 +20,8 @@ changes nothing.
 Attempt and window. Every step-1 event whose time lies in [start, end) is an *entry* and starts
 its own attempt (re-entry restarts the clock). The window is absolute seconds from the entry
 time, boundary inclusive: an event at entry + window counts, one microsecond later does not
-(daylight-saving changes do not move it, because times are UTC instants).
+(daylight-saving changes do not move it, because times are UTC instants). Window text such as
+``14d`` is read by `transforms.durations.parse_duration`.
 
 Order modes.
 - ``ordered`` (default): step k of an attempt is filled by the first event (in the event order
@@ -67,11 +68,9 @@ furthest step reached, ``step:N`` the event that filled step N. With step:N, act
 attempt did not reach step N are *not attributed* (``attributed`` false, ``breakdown_value``
 NULL) and appear in no breakdown row; every attributed actor counts in exactly one row.
 
-Reporting per step k (FunnelResult.steps): count n_k = actors reaching at least step k;
-conversion n_k/n_1; step_conversion n_k/n_(k-1); dropoff_count n_(k-1)-n_k; dropout_rate
-1 - n_k/n_(k-1); seconds to convert from step k-1 to k over actors reaching k: median, p75, p90
-(interpolated quantiles) and mean. Step 1 has conversion 1.0, step_conversion 1.0, dropout 0.0,
-dropoff 0 and null times. A ratio whose denominator is 0 is null.
+Reporting. `funnel` returns a FunnelResult whose per-step figures (count, conversion, step
+conversion, drop-off, dropout rate, time to convert) are computed by
+`transforms.funnel_report.step_stats` from the definition macros; see that module.
 """
 
 from __future__ import annotations
@@ -83,16 +82,22 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
 from transforms.errors import UserError
+from transforms.funnel_report import render_result, step_stats, step_stats_by_breakdown
 from transforms.sqlutil import ident, literal
 
 ORDERS = ("ordered", "strict", "any")
 REENTRIES = ("latest", "first")
 MAX_STEPS = 60  # step-match bitmasks are BIGINTs
+DEFAULT_WINDOW_SECONDS = 14 * 86400
+
+Order = Literal["ordered", "strict", "any"]
+Reentry = Literal["latest", "first"]
+Bound = dt.date | dt.datetime | str | None
 
 _counter = itertools.count()
 
@@ -118,7 +123,8 @@ class Exclusion:
 
 @dataclass
 class FunnelResult:
-    """Per-step funnel figures, optionally per breakdown value (see the module docstring)."""
+    """What `funnel` returns: per-step figures (transforms/funnel_report.py), optionally per
+    breakdown value, with the actor totals and the options used."""
 
     steps: list[dict[str, Any]]
     breakdown: list[dict[str, Any]] | None = None
@@ -143,17 +149,7 @@ class FunnelResult:
 
     def to_table(self) -> str:
         """A plain-text table per funnel (and per breakdown value) for the terminal."""
-        parts = [_render_steps(self.steps)]
-        for row in self.breakdown or []:
-            parts.append(f"\n{self.options.get('breakdown')} = {row['value']}")
-            parts.append(_render_steps(row["steps"]))
-        if self.breakdown is not None and self.unattributed_actors:
-            parts.append(f"\n{self.unattributed_actors} actor(s) not attributed "
-                         f"(did not reach the attribution step)")
-        if self.incomplete_actors:
-            parts.append(f"\n{self.incomplete_actors} of {self.actors} actor(s) entered less than "
-                         "one window before the end of the data (incomplete)")
-        return "\n".join(parts)
+        return render_result(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,35 +161,48 @@ def funnel_actors(
     events: str | duckdb.DuckDBPyRelation,
     steps: Sequence[Step | str],
     *,
-    window_seconds: int | float = 14 * 86400,
-    order: str = "ordered",
-    reentry: str = "latest",
+    window_seconds: int | float = DEFAULT_WINDOW_SECONDS,
+    order: Order = "ordered",
+    reentry: Reentry = "latest",
     exclusions: Sequence[Exclusion] = (),
     actor_col: str = "actor",
     event_col: str = "event",
     time_col: str = "timestamp",
     breakdown: str | None = None,
     attribution: str = "first",
-    start: dt.date | dt.datetime | str | None = None,
-    end: dt.date | dt.datetime | str | None = None,
+    start: Bound = None,
+    end: Bound = None,
 ) -> duckdb.DuckDBPyRelation:
     """One row per actor that entered (and has a clean attempt): actor, entry_ts, furthest_step
     (1..n), step_1_ts..step_n_ts (NULL beyond furthest), complete, and with a breakdown
     breakdown_value (text) and attributed. Times are naive UTC TIMESTAMPs.
 
-    The result lives in a temporary table of `con` (dropped with the connection).
+    `events` is a table or view name of `con`, or a relation; `steps` are event names or Steps,
+    in funnel order (1 to 60). Options (the rules are in the module docstring):
+
+    - window_seconds: time allowed from the entry to each later step, in seconds (> 0,
+      boundary inclusive); default 14 days. Text such as '14d' goes through
+      `transforms.durations.parse_duration` first.
+    - order: 'ordered' (default), 'strict' (nothing else in between) or 'any'.
+    - reentry: 'latest' (default: every entry is an attempt, the best clean one counts) or
+      'first' (only the first entry in the date range).
+    - exclusions: Exclusion(event, from_step, to_step) spoiling attempts (1-based steps).
+    - actor_col, event_col, time_col: the counting unit, event name and time columns
+      (defaults 'actor', 'event', 'timestamp').
+    - breakdown: a column whose value (as text) each actor is attributed to; default none.
+    - attribution: where the breakdown value comes from: 'first' (default, the entry event),
+      'last' (the event of the furthest step reached) or 'step:N'.
+    - start, end: bounds on the entry time (date, datetime or ISO text; a date `end` includes
+      its whole day, a datetime `end` is exclusive); default unbounded.
+
+    Raises UserError for an invalid option, a missing column or an unparseable time. The result
+    lives in a temporary table of `con` (dropped with the connection).
     """
-    table = _actors_table(con, events, steps, window_seconds=window_seconds, order=order,
-                          reentry=reentry, exclusions=exclusions, actor_col=actor_col,
-                          event_col=event_col, time_col=time_col, breakdown=breakdown,
-                          attribution=attribution, start=start, end=end)
+    table = _Plan.build(con, events, steps, window_seconds=window_seconds, order=order,
+                        reentry=reentry, exclusions=exclusions, actor_col=actor_col,
+                        event_col=event_col, time_col=time_col, breakdown=breakdown,
+                        attribution=attribution, start=start, end=end).run()
     return con.sql(f"select * from {table}")
-
-
-def _actors_table(con: duckdb.DuckDBPyConnection, events: str | duckdb.DuckDBPyRelation,
-                  steps: Sequence[Step | str], **options: Any) -> str:
-    """Build the funnel_actors temp table and return its name."""
-    return _Plan.build(con, events, steps, **options).run()
 
 
 def funnel(
@@ -201,28 +210,55 @@ def funnel(
     events: str | duckdb.DuckDBPyRelation,
     steps: Sequence[Step | str],
     *,
+    window_seconds: int | float = DEFAULT_WINDOW_SECONDS,
+    order: Order = "ordered",
+    reentry: Reentry = "latest",
+    exclusions: Sequence[Exclusion] = (),
+    actor_col: str = "actor",
+    event_col: str = "event",
+    time_col: str = "timestamp",
+    breakdown: str | None = None,
+    attribution: str = "first",
+    start: Bound = None,
+    end: Bound = None,
     complete_only: bool = False,
-    **options: Any,
 ) -> FunnelResult:
     """Count actors per step (cumulative) with conversions, drop-off and time to convert.
 
-    `options` are those of `funnel_actors`. `complete_only` keeps actors whose window has not
-    fully elapsed by the end of the data out of every figure.
+    Options, as in `funnel_actors` (same meaning and defaults):
+
+    - window_seconds: seconds allowed from the entry to each later step (default 14 days).
+    - order: 'ordered' (default), 'strict' or 'any'.
+    - reentry: 'latest' (default) or 'first'.
+    - exclusions: Exclusion(event, from_step, to_step) spoiling attempts.
+    - actor_col, event_col, time_col: columns (defaults 'actor', 'event', 'timestamp').
+    - breakdown: a column to break the funnel down by (default none): the result then has a
+      `breakdown` row per value and `unattributed_actors`.
+    - attribution: 'first' (default), 'last' or 'step:N'.
+    - start, end: bounds on the entry time (default unbounded).
+
+    and one of its own:
+
+    - complete_only: leave actors whose window has not fully elapsed by the end of the data out
+      of every figure (default False: they are counted, and `incomplete_actors` says how many).
+
+    The per-step figures are those of `transforms.funnel_report.step_stats`; breakdown rows are
+    sorted by step-1 count (largest first), then by value.
     """
     norm_steps = _normalise_steps(steps)
-    table = _actors_table(con, events, norm_steps, **_with_defaults(options))
-    where = "where complete" if complete_only else ""
+    names = [s.name for s in norm_steps]
+    table = _Plan.build(con, events, norm_steps, window_seconds=window_seconds, order=order,
+                        reentry=reentry, exclusions=exclusions, actor_col=actor_col,
+                        event_col=event_col, time_col=time_col, breakdown=breakdown,
+                        attribution=attribution, start=start, end=end).run()
     try:
         total, incomplete = con.execute(
             f"select count(*), count(*) filter (where not complete) from {table}").fetchall()[0]
-        steps_out = _step_stats(con, table, norm_steps, where, group=None)[None]
+        steps_out = step_stats(con, table, names, complete_only=complete_only)
         breakdown_rows = None
         unattributed = 0
-        if options.get("breakdown") is not None:
-            attributed_where = ("where attributed and complete" if complete_only
-                                else "where attributed")
-            per_value = _step_stats(con, table, norm_steps, attributed_where,
-                                    group="breakdown_value")
+        if breakdown is not None:
+            per_value = step_stats_by_breakdown(con, table, names, complete_only=complete_only)
             breakdown_rows = [{"value": value, "steps": s} for value, s in per_value.items()]
             breakdown_rows.sort(key=lambda r: (-r["steps"][0]["count"], r["value"] is None,
                                                str(r["value"])))
@@ -231,16 +267,17 @@ def funnel(
                 + ("and complete" if complete_only else "")).fetchall()[0][0]
     finally:
         con.execute(f"drop table if exists {table}")
-    opts = {k: v for k, v in options.items() if k != "exclusions"}
-    opts["exclusions"] = [
-        {"event": x.event, "from_step": x.from_step, "to_step": x.to_step}
-        for x in options.get("exclusions", ())
-    ]
-    opts["complete_only"] = complete_only
-    opts["steps"] = [s.name for s in norm_steps]
-    for key in ("start", "end"):
-        if opts.get(key) is not None:
-            opts[key] = str(opts[key])
+    opts: dict[str, Any] = {
+        "window_seconds": window_seconds, "order": order, "reentry": reentry,
+        "actor_col": actor_col, "event_col": event_col, "time_col": time_col,
+        "breakdown": breakdown, "attribution": attribution,
+        "start": None if start is None else str(start),
+        "end": None if end is None else str(end),
+        "exclusions": [{"event": x.event, "from_step": x.from_step, "to_step": x.to_step}
+                       for x in exclusions],
+        "complete_only": complete_only,
+        "steps": names,
+    }
     return FunnelResult(steps=steps_out, breakdown=breakdown_rows, actors=int(total),
                         incomplete_actors=int(incomplete), unattributed_actors=int(unattributed),
                         options=opts)
@@ -251,17 +288,32 @@ def dropped_actors(
     events: str | duckdb.DuckDBPyRelation,
     steps: Sequence[Step | str],
     step: int,
-    **options: Any,
+    *,
+    window_seconds: int | float = DEFAULT_WINDOW_SECONDS,
+    order: Order = "ordered",
+    reentry: Reentry = "latest",
+    exclusions: Sequence[Exclusion] = (),
+    actor_col: str = "actor",
+    event_col: str = "event",
+    time_col: str = "timestamp",
+    breakdown: str | None = None,
+    attribution: str = "first",
+    start: Bound = None,
+    end: Bound = None,
 ) -> duckdb.DuckDBPyRelation:
     """Actors who reached step `step` (1-based) but not step `step`+1, sorted by actor: the
     drop-off segment after step `step`. Columns: actor, entry_ts, step_<step>_ts, complete (and
-    breakdown_value with a breakdown)."""
+    breakdown_value with a breakdown). The options are those of `funnel_actors`, with the same
+    meaning and defaults."""
     norm_steps = _normalise_steps(steps)
     if not isinstance(step, int) or not 1 <= step < len(norm_steps):
         raise UserError(f"drop-off step {step!r} is out of range: give a step number from 1 to "
                         f"{len(norm_steps) - 1} (nobody drops off after the last step)")
-    table = _actors_table(con, events, norm_steps, **_with_defaults(options))
-    extra = ", breakdown_value" if options.get("breakdown") is not None else ""
+    table = _Plan.build(con, events, norm_steps, window_seconds=window_seconds, order=order,
+                        reentry=reentry, exclusions=exclusions, actor_col=actor_col,
+                        event_col=event_col, time_col=time_col, breakdown=breakdown,
+                        attribution=attribution, start=start, end=end).run()
+    extra = ", breakdown_value" if breakdown is not None else ""
     return con.sql(
         f"select actor, entry_ts, step_{step}_ts, complete{extra} from {table} "
         f"where furthest_step = {step} order by actor"
@@ -279,19 +331,6 @@ def entry_day_completeness(
         f"bool_and(complete) as complete "
         f"from ({actors.sql_query()}) a group by all order by entry_day"
     )
-
-
-def parse_window(text: str) -> int:
-    """'14d', '30s', '90m', '12h', '2w' (or bare seconds) -> seconds."""
-    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(text))
-    if not m:
-        raise UserError(f"invalid window {text!r}: use a whole number with a unit s, m, h, d or w "
-                        "(for example 14d or 30s)")
-    value = int(m.group(1))
-    seconds = value * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
-    if seconds <= 0:
-        raise UserError(f"invalid window {text!r}: the window must be longer than 0 seconds")
-    return seconds
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,18 +378,6 @@ def _as_bound(value: dt.date | dt.datetime | str | None, *, is_end: bool) -> dt.
     raise UserError(f"invalid date {value!r}: use a date, a datetime or YYYY-MM-DD")
 
 
-_DEFAULTS: dict[str, Any] = {
-    "window_seconds": 14 * 86400, "order": "ordered", "reentry": "latest", "exclusions": (),
-    "actor_col": "actor", "event_col": "event", "time_col": "timestamp", "breakdown": None,
-    "attribution": "first", "start": None, "end": None,
-}
-
-
-def _with_defaults(options: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown funnel option(s): {', '.join(sorted(unknown))}")
-    return {**_DEFAULTS, **options}
 
 
 @dataclass
@@ -736,83 +763,9 @@ def _utc_expr(col: str, type_name: str, name: str) -> str:
                     "timestamp column")
 
 
-def _step_stats(con: duckdb.DuckDBPyConnection, table: str, steps: list[Step], where: str,
-                group: str | None) -> dict[Any, list[dict[str, Any]]]:
-    n = len(steps)
-    sel = [f"count(*) filter (where furthest_step >= {k}) as n{k}" for k in range(1, n + 1)]
-    for k in range(2, n + 1):
-        d = f"(epoch_us(step_{k}_ts) - epoch_us(step_{k - 1}_ts)) / 1e6"
-        sel.append(
-            f"quantile_cont({d}, [0.5, 0.75, 0.9]) filter (where furthest_step >= {k}) as q{k}, "
-            f"avg({d}) filter (where furthest_step >= {k}) as m{k}"
-        )
-    key = f"{group} as gkey" if group else "null as gkey"
-    group_by = "group by gkey" if group else ""
-    rows = con.execute(f"select {key}, {', '.join(sel)} from {table} {where} {group_by}").fetchall()
-    out: dict[Any, list[dict[str, Any]]] = {}
-    for row in rows:
-        gkey, counts = row[0], [int(row[k]) for k in range(1, n + 1)]
-        extra = row[n + 1:]
-        result = []
-        for k in range(1, n + 1):
-            nk = counts[k - 1]
-            if k == 1:
-                result.append({
-                    "step": 1, "name": steps[0].name, "count": nk,
-                    "conversion": 1.0 if nk else None, "step_conversion": 1.0 if nk else None,
-                    "dropout_rate": 0.0 if nk else None, "dropoff_count": 0,
-                    "median_seconds_to_convert": None, "p75_seconds_to_convert": None,
-                    "p90_seconds_to_convert": None, "mean_seconds_to_convert": None,
-                })
-                continue
-            prev, first = counts[k - 2], counts[0]
-            q, mean = extra[2 * (k - 2)], extra[2 * (k - 2) + 1]
-            q = q or [None, None, None]
-            result.append({
-                "step": k, "name": steps[k - 1].name, "count": nk,
-                "conversion": nk / first if first else None,
-                "step_conversion": nk / prev if prev else None,
-                "dropout_rate": 1 - nk / prev if prev else None,
-                "dropoff_count": prev - nk,
-                "median_seconds_to_convert": q[0], "p75_seconds_to_convert": q[1],
-                "p90_seconds_to_convert": q[2], "mean_seconds_to_convert": mean,
-            })
-        out[gkey] = result
-    if group is None and not rows:
-        out[None] = []
-    return out
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
-
-def _fmt_seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if value >= size:
-            return f"{value / size:.1f}{unit}"
-    return f"{value:.0f}s"
-
-
-def _fmt_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _render_steps(steps: list[dict[str, Any]]) -> str:
-    header = ["#", "step", "count", "conversion", "step conv.", "dropout", "dropped",
-              "median time"]
-    rows = [[str(s["step"]), str(s["name"]), str(s["count"]), _fmt_ratio(s["conversion"]),
-             _fmt_ratio(s["step_conversion"]), _fmt_ratio(s["dropout_rate"]),
-             str(s["dropoff_count"]), _fmt_seconds(s["median_seconds_to_convert"])]
-            for s in steps]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) if i == 1 else h.rjust(w)
-                       for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) if i == 1 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    return "\n".join(lines)

@@ -18,25 +18,21 @@ from typing import Any
 
 import yaml
 
+from transforms.durations import DurationError, parse_duration
 from transforms.errors import ConfigError
-from transforms.sqlutil import ident
+from transforms.sqlutil import Params, ident
 
-SOURCES = ("clickstream", "bookings", "payments")
-
-# Columns of the `events` table (docs/CONTRACTS.md) a rule, segment or touchpoint may name.
-EVENT_COLUMNS = (
-    "event_id", "source", "customer_id", "is_identified", "anonymous_id", "event_name",
-    "event_ts", "event_date", "booking_id", "payment_id", "platform", "channel", "city",
-    "service_category", "salon_id", "screen", "amount", "status", "method", "failure_reason",
-    "cancel_reason", "complaint", "rating",
-)
 OPERATORS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "is_null")
-WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 METRIC_ROLES = (
     "install", "campaign_click", "campaign_impression", "offer_view", "booking_created",
     "booking_completed", "booking_cancelled", "booking_no_show", "review",
     "payment_initiated", "payment_succeeded", "payment_failed", "payment_refunded",
+    "app_activity",
 )
+# The groups of per-stage metrics (stage_metrics) and the stage each sits on: named in the map's
+# `metric_stages`, never found by a stage's position. `purchase` defaults to the conversion stage
+# and `repeat` to the derived repeat stage; a group with no stage is left out.
+METRIC_STAGE_GROUPS = ("discovery", "consideration", "decision", "purchase", "service", "repeat")
 DERIVED_SEGMENTS = ("new_vs_returning",)
 # Columns of `journeys` that a segment name must not shadow.
 RESERVED_JOURNEY_COLUMNS = (
@@ -46,11 +42,10 @@ RESERVED_JOURNEY_COLUMNS = (
 )
 _SEGMENT_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
 
 TOP_KEYS = (
     "version", "conversion_window", "conversion_stage", "stages", "segments", "repeat_horizons",
-    "metric_events", "session_gap_minutes", "anomaly",
+    "metric_events", "metric_stages", "low_rating_max", "session_gap_minutes", "anomaly",
 )
 STAGE_KEYS = ("name", "description", "optional", "rules", "touchpoints", "pains")
 RULE_KEYS = ("source", "event_name", "where", "properties")
@@ -126,6 +121,8 @@ class JourneyMap:
     session_gap_minutes: float = 30.0
     anomaly_threshold: float = 3.5
     anomaly_min_entered: int = 20
+    metric_stages: dict[str, str] = field(default_factory=dict)  # group -> stage name
+    low_rating_max: int | None = None  # ratings at or below it are low
 
     @property
     def stage_names(self) -> list[str]:
@@ -137,18 +134,6 @@ class JourneyMap:
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
-
-
-class Params:
-    """Named query parameters collected while a statement is assembled (`$p0`, `$p1`, ...)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def add(self, value: Any) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return f"${name}"
 
 
 def rule_sql(rule: Rule, params: Params, alias: str = "") -> str:
@@ -186,8 +171,18 @@ def _condition_sql(col: str, cond: Condition, params: Params) -> str:
 # loading and validation
 
 
-def load_journey_map(path: str | Path) -> JourneyMap:
-    """Read and validate the journey map YAML at `path`."""
+@dataclass(frozen=True)
+class Vocabulary:
+    """What rules may name: the configured sources and the columns of the `events` table (from
+    sources.yaml). Without one, any plain name is accepted (unit tests of the map alone)."""
+
+    sources: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+def load_journey_map(path: str | Path, vocabulary: Vocabulary | None = None) -> JourneyMap:
+    """Read and validate the journey map YAML at `path` against the project's sources and
+    events columns."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -203,18 +198,23 @@ def load_journey_map(path: str | Path) -> JourneyMap:
         raise ConfigError(path, "(file)", f"YAML syntax error{where}: {problem}",
                           "fix the indentation/quoting on that line (YAML uses spaces, "
                           "and values with ':' or '#' need quotes)") from None
-    return parse_journey_map(doc, path)
+    return parse_journey_map(doc, path, vocabulary)
 
 
-def parse_journey_map(doc: Any, path: str | Path = "<journey map>") -> JourneyMap:
+def parse_journey_map(doc: Any, path: str | Path = "<journey map>",
+                      vocabulary: Vocabulary | None = None) -> JourneyMap:
     """Validate an already-parsed journey map document."""
-    v = _Validator(str(path))
+    v = _Validator(str(path), vocabulary)
     return v.parse(doc)
 
 
+_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
 class _Validator:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, vocabulary: Vocabulary | None = None) -> None:
         self.path = path
+        self.vocabulary = vocabulary
 
     def fail(self, key: str, problem: str, fix: str) -> ConfigError:
         return ConfigError(self.path, key, problem, fix)
@@ -244,9 +244,12 @@ class _Validator:
         return tuple(items)
 
     def column(self, value: Any, key: str, what: str = "column") -> str:
-        if value not in EVENT_COLUMNS:
+        known = self.vocabulary.columns if self.vocabulary else None
+        if not isinstance(value, str) or (value not in known if known is not None
+                                          else not _PLAIN_NAME.match(value)):
             raise self.fail(key, f"unknown {what} '{value}' (not a column of the events table)",
-                            f"use one of: {', '.join(EVENT_COLUMNS)}")
+                            f"use one of: {', '.join(known)} (events.columns in sources.yaml "
+                            "lists them)" if known else "name a column of the events table")
         return value
 
     # -- top level --------------------------------------------------------------------------
@@ -306,27 +309,42 @@ class _Validator:
         if not isinstance(min_entered, int) or isinstance(min_entered, bool) or min_entered < 1:
             raise self.fail("anomaly.min_daily_entered", f"expected a whole number >= 1, got "
                             f"{min_entered!r}", "set e.g. min_daily_entered: 20")
+        metric_stages = self.metric_stages(doc.get("metric_stages", {}), stages, conv)
+        low = doc.get("low_rating_max")
+        if low is not None and (not isinstance(low, int) or isinstance(low, bool)):
+            raise self.fail("low_rating_max", f"expected a whole number, got {low!r}",
+                            "set e.g. low_rating_max: 2 (ratings 1-2 are low), or leave it out "
+                            "when your data has no ratings")
         return JourneyMap(
             path=self.path, stages=tuple(stages), window_seconds=window, conversion_stage=conv,
             segments=segments, repeat_horizons=horizons, metric_events=roles,
             session_gap_minutes=float(gap), anomaly_threshold=float(threshold),
-            anomaly_min_entered=min_entered,
+            anomaly_min_entered=min_entered, metric_stages=metric_stages, low_rating_max=low,
         )
 
+    def metric_stages(self, value: Any, stages: list[Stage], conv: str) -> dict[str, str]:
+        value = self.mapping(value or {}, "metric_stages")
+        self.no_unknown(value, METRIC_STAGE_GROUPS, "metric_stages")
+        names = {s.name.lower(): s.name for s in stages}
+        out = {"purchase": conv}
+        repeat = next((s.name for s in stages if s.repeat is not None), None)
+        if repeat is not None:
+            out["repeat"] = repeat
+        for group, name in value.items():
+            if name is None:
+                out.pop(group, None)
+                continue
+            if not isinstance(name, str) or name.lower() not in names:
+                raise self.fail(f"metric_stages.{group}", f"unknown stage {name!r}",
+                                f"use one of the stage names: {', '.join(names.values())}")
+            out[group] = names[name.lower()]
+        return {g: out[g] for g in METRIC_STAGE_GROUPS if g in out}
+
     def window(self, value: Any, key: str) -> int:
-        m = _WINDOW.match(value) if isinstance(value, str) else None
-        if not m:
-            raise self.fail(key, f"expected <number><unit> like 30d, got {value!r}",
-                            "write e.g. 30d, 72h, 90m or 3600s")
-        unit = m.group(2)
-        if unit not in WINDOW_UNITS:
-            raise self.fail(key, f"unknown time unit '{unit}' in {value!r}",
-                            "use s, m, h or d (e.g. 30d); calendar months are not allowed "
-                            "because their length varies")
-        seconds = float(m.group(1)) * WINDOW_UNITS[unit]
-        if seconds <= 0:
-            raise self.fail(key, "the window must be longer than zero", "use e.g. 30d")
-        return int(round(seconds))
+        try:
+            return parse_duration(value)
+        except DurationError as exc:
+            raise self.fail(key, exc.problem, exc.fix) from None
 
     # -- stages -----------------------------------------------------------------------------
     def stage(self, sdoc: Any, i: int, seen: dict[str, tuple[int, str]]) -> Stage:
@@ -396,12 +414,16 @@ class _Validator:
         rdoc = self.mapping(rdoc, key)
         self.no_unknown(rdoc, RULE_KEYS, key)
         source = rdoc.get("source")
+        sources = self.vocabulary.sources if self.vocabulary else None
         if source is None:
             raise self.fail(f"{key}.source", "missing source",
-                            f"add source: one of {', '.join(SOURCES)}")
-        if source not in SOURCES:
+                            f"add source: one of {', '.join(sources)}" if sources
+                            else "add source: <a source name from sources.yaml>")
+        if not isinstance(source, str) or (source not in sources if sources is not None
+                                           else not _PLAIN_NAME.match(source)):
             raise self.fail(f"{key}.source", f"unknown source '{source}'",
-                            f"use one of: {', '.join(SOURCES)}")
+                            f"use one of: {', '.join(sources)}" if sources
+                            else "name a source defined in sources.yaml")
         names = None
         if "event_name" in rdoc:
             names = self.name_list(rdoc["event_name"], f"{key}.event_name")

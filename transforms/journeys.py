@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import duckdb
 
 from transforms.funnel import Step, funnel_actors
-from transforms.journey_map import JourneyMap, Params, rule_sql
-from transforms.sqlutil import ident
+from transforms.journey_map import JourneyMap, rule_sql
+from transforms.sqlutil import Params, ident
 
 SIGNIFICANCE_LEVEL = 0.05
 MIN_GROUP_OUTCOMES = 5
@@ -473,10 +473,11 @@ def _funnel_sql(table: str, groups: list[str], grouped_sql: str, stage_list: str
         ),
         final as (
             select {gk}stage_index, stage, optional, entered, observed,
-                   entered / nullif(first_value(entered) over w, 0) as overall_conversion,
-                   entered / nullif(lag(entered) over w, 0) as step_conversion,
+                   overall_conversion(entered, first_value(entered) over w)
+                       as overall_conversion,
+                   step_conversion(entered, lag(entered) over w) as step_conversion,
                    lag(entered) over w - entered as dropoff_count,
-                   1 - entered / nullif(lag(entered) over w, 0) as dropout_rate,
+                   dropout_rate(entered, lag(entered) over w) as dropout_rate,
                    median_seconds, p75_seconds, p90_seconds, mean_seconds
                    {extra_select}
             from filled
@@ -573,7 +574,7 @@ def _transitions_sql(table: str, groups: list[str], grouped_sql: str, stage_list
             select gd.*, coalesce(pp.entered_from, 0) as entered_from,
                    coalesce(pp.reached_to, 0) as reached_to,
                    coalesce(pp.entered_from, 0) - coalesce(pp.reached_to, 0) as dropoff_count,
-                   1 - pp.reached_to / nullif(pp.entered_from, 0) as dropout_rate,
+                   dropout_rate(pp.reached_to, pp.entered_from) as dropout_rate,
                    coalesce(pp.timed, 0) as timed,
                    pp.median_seconds, pp.p75_seconds, pp.p90_seconds, pp.mean_seconds
             from grid gd left join per_pair pp using ({gk}from_index)
@@ -628,7 +629,7 @@ def build_transitions(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[
         ),
         tested as (
             select *,
-                   1 - rest_reached_to / nullif(rest_entered_from, 0) as rest_dropout_rate,
+                   dropout_rate(rest_reached_to, rest_entered_from) as rest_dropout_rate,
                    (reached_to + rest_reached_to) / nullif(entered_from + rest_entered_from, 0)
                        as pooled
             from seg

@@ -36,9 +36,25 @@ from datetime import date
 import duckdb
 
 from transforms.funnel import Step, funnel_actors
-from transforms.journey_map import JourneyMap, Params, rule_sql
+from transforms.journey_map import JourneyMap, rule_sql
 from transforms.journeys import count_rows, data_end, fetch_row
-from transforms.sqlutil import ident
+from transforms.sqlutil import Params, ident
+
+
+def low_rating_sql(jmap: JourneyMap, column: str) -> str:
+    """The low-rating predicate (rating <= `low_rating_max`), or `false` without ratings."""
+    if jmap.low_rating_max is None:
+        return "false"
+    return f"{column} <= {int(jmap.low_rating_max)}"
+
+
+def rating_group_sql(jmap: JourneyMap, column: str) -> str:
+    """A rating's group: 'low (<=n)', 'high (>=n+1)' or 'no rating'."""
+    if jmap.low_rating_max is None:
+        return "'no rating'"
+    n = int(jmap.low_rating_max)
+    return (f"case when {low_rating_sql(jmap, column)} then 'low (<={n})' "
+            f"when {column} > {n} then 'high (>={n + 1})' else 'no rating' end")
 
 
 def _role(jmap: JourneyMap, role: str, params: Params, alias: str = "e") -> str:
@@ -194,13 +210,15 @@ def build_booking_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> in
         ),
         final as (
             select ps.segment, ps.segment_value, ps.step_index, ps.step, ps.entered,
-                   ps.entered / nullif(first_value(ps.entered) over w, 0) as overall_conversion,
-                   ps.entered / nullif(lag(ps.entered) over w, 0) as step_conversion,
+                   overall_conversion(ps.entered, first_value(ps.entered) over w)
+                       as overall_conversion,
+                   step_conversion(ps.entered, lag(ps.entered) over w) as step_conversion,
                    lag(ps.entered) over w - ps.entered as dropoff_count,
-                   1 - ps.entered / nullif(lag(ps.entered) over w, 0) as dropout_rate,
+                   dropout_rate(ps.entered, lag(ps.entered) over w) as dropout_rate,
                    ps.median_seconds, ps.p75_seconds, ps.p90_seconds, ps.mean_seconds,
                    pm.payment_started, pm.payment_not_paid,
-                   pm.payment_not_paid / nullif(pm.payment_started, 0) as payment_dropout_rate
+                   dropout_rate(pm.payment_started - pm.payment_not_paid, pm.payment_started)
+                       as payment_dropout_rate
             from per_step ps join payment pm using (segment, segment_value)
             window w as (partition by ps.segment, ps.segment_value order by ps.step_index)
         )
@@ -236,7 +254,7 @@ def build_payment_failures(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
             select event_date, platform, method,
                    count(*) as attempts,
                    count(*) filter (where is_failed) as failures,
-                   count(*) filter (where is_failed) / count(*) as failure_rate
+                   failure_rate(count(*) filter (where is_failed), count(*)) as failure_rate
             from outcomes group by all
         )
         select * from final order by event_date, platform, method
@@ -258,7 +276,7 @@ def build_payment_failures(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
         ),
         final as (
             select r.event_date, r.platform, r.method, r.failure_reason, r.failures,
-                   a.attempts, r.failures / a.attempts as failure_rate,
+                   a.attempts, failure_rate(r.failures, a.attempts) as failure_rate,
                    a.failure_rate as total_failure_rate
             from reasons r join payment_attempts a using (event_date, platform, method)
         )
@@ -282,8 +300,6 @@ def build_daily_stage_rates(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
     the stage that day, how many went on to the next stage, the payment failure rate (on the
     conversion stage's row) and a robust-z anomaly flag. Needs `journey_stages`, `journeys`."""
     p = Params()
-    succeeded = _role(jmap, "payment_succeeded", p)
-    failed = _role(jmap, "payment_failed", p)
     conv_idx = jmap.stage(jmap.conversion_stage).index
     last_idx = jmap.stages[-1].index
     thr = float(jmap.anomaly_threshold)
@@ -305,23 +321,22 @@ def build_daily_stage_rates(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
             from reached group by day, stage_index, stage
         ),
         payments as (
-            select event_date, count(*) as payment_attempts,
-                   count(*) filter (where {failed}) as payment_failures
-            from events e where {succeeded} or {failed}
-            group by all
+            select event_date, sum(attempts) as payment_attempts,
+                   sum(failures) as payment_failures
+            from payment_attempts group by all
         ),
         joined as (
             select d.event_date, d.stage_index, d.stage, d.entered,
                    case when d.stage_index < {last_idx} then d.went_on end as converted,
                    case when d.stage_index < {last_idx}
-                        then 1 - d.went_on / nullif(d.entered, 0) end as dropout_rate,
+                        then dropout_rate(d.went_on, d.entered) end as dropout_rate,
                    d.all_complete as complete,
                    case when d.stage_index = {conv_idx} then py.payment_attempts end
                        as payment_attempts,
                    case when d.stage_index = {conv_idx} then py.payment_failures end
                        as payment_failures,
                    case when d.stage_index = {conv_idx}
-                        then py.payment_failures / nullif(py.payment_attempts, 0) end
+                        then failure_rate(py.payment_failures, py.payment_attempts) end
                        as payment_failure_rate
             from per_day d left join payments py using (event_date)
         ),
@@ -400,8 +415,7 @@ def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> d
         ),
         described as (
             select c.*, epoch(c.second_ts - c.first_ts) / 86400 as days_to_second,
-                   case when b.rating <= 2 then 'low (<=2)' when b.rating >= 3 then 'high (>=3)'
-                        else 'no rating' end as first_rating,
+                   {rating_group_sql(jmap, "b.rating")} as first_rating,
                    coalesce(b.platform, '(unknown)') as platform,
                    coalesce(b.service_category, '(unknown)') as service_category
             from per_customer c left join booking_outcomes b on b.booking_id = c.first_booking
@@ -430,7 +444,7 @@ def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> d
             group by all
         )
         select group_name, group_value, horizon_days, purchasers, repeat_purchasers, eligible,
-               repeated_within, repeated_within / nullif(eligible, 0) as repeat_rate,
+               repeated_within, repeat_rate(repeated_within, eligible) as repeat_rate,
                median_days_to_second, p75_days_to_second, p90_days_to_second, mean_purchases
         from final
         order by group_name <> 'all', group_name, group_value, horizon_days
@@ -686,39 +700,36 @@ def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     return count_rows(con, "stage_pains")
 
 
-def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                        currency: str | None = None) -> int:
     """(Re)build `stage_metrics`: one row per (stage x metric x segment x value), long format.
     Needs `journeys`, `journey_stages`, `funnel_steps`, `booking_outcomes`, `repeat_purchase`,
     `purchases`, `stage_events`."""
-    # Which stage each metric group sits on, from the map's shape: discovery = the first
-    # stage, consideration = the first optional stage (else the second), decision = the stage
-    # before the conversion stage, purchase = the conversion stage, service = the stage after
-    # it, repeat = the derived repeat stage (else the last stage).
-    stages = jmap.stages
-    idx = {st.name: st.index for st in stages}
-    conv = jmap.stage(jmap.conversion_stage)
-    discovery = stages[0].name
-    consideration = next((st.name for st in stages if st.optional),
-                         stages[min(1, len(stages) - 1)].name)
-    decision = stages[max(conv.index - 2, 0)].name
-    purchase = conv.name
-    service = stages[min(conv.index, len(stages) - 1)].name
-    repeat = next((st.name for st in stages if st.repeat is not None), stages[-1].name)
+    # which stage each metric group sits on: named in the map's metric_stages
+    idx = {st.name: st.index for st in jmap.stages}
+    at = jmap.metric_stages
     p = Params()
     install = _role(jmap, "install", p)
     click = _role(jmap, "campaign_click", p)
     impression = _role(jmap, "campaign_impression", p)
     offer = _role(jmap, "offer_view", p)
-    pay_ok = _role(jmap, "payment_succeeded", p)
-    pay_failed = _role(jmap, "payment_failed", p)
+    activity = _role(jmap, "app_activity", p)
     has_impressions = "campaign_impression" in jmap.metric_events
     gap_s = float(jmap.session_gap_minutes) * 60
     horizons = list(jmap.repeat_horizons)
-    conv_idx = idx[purchase]
-    dec_idx = idx[decision]
+    conv_idx = idx[jmap.conversion_stage]
+    dec_idx = idx.get(at.get("decision"), 0)
+    consider_idx = idx.get(at.get("consideration"), 0)
+    money = p.add(currency or "money")
+    low = low_rating_sql(jmap, "rating")
 
-    def s(name: str) -> str:
-        return p.add(name)
+    stage_params = {group: p.add(name) for group, name in at.items()}
+    rows = _stage_metric_rows(stage_params, money, low, horizons, has_impressions, conv_idx,
+                              dec_idx)
+    rows = [sql for group, sql in rows if group in at]
+    if not rows:
+        rows = ["select cast(null as varchar) as stage, '' as metric, '' as segment, "
+                "'' as segment_value, 0.0 as value, '' as unit where false"]
 
     metrics_sql = f"""
         create or replace table stage_metrics as
@@ -753,18 +764,18 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int
         offers as (
             select count(*) as offer_views from events e
             where {offer} and e.customer_id in (
-                select customer_id from journey_stages where stage_index = {idx[consideration]})
+                select customer_id from journey_stages where stage_index = {consider_idx})
         ),
         consider as (
             select count(*) as customers from journey_stages
-            where stage_index = {idx[consideration]}
+            where stage_index = {consider_idx}
         ),
         clicks_seq as (
             select e.customer_id, e.event_ts,
                    epoch(e.event_ts - lag(e.event_ts) over (partition by e.customer_id
                                                            order by e.event_ts)) as gap
             from events e join j using (customer_id)
-            where e.source = 'clickstream' and e.event_ts between j.entry_ts and j.window_end_ts
+            where {activity} and e.event_ts between j.entry_ts and j.window_end_ts
         ),
         app_time as (
             select customer_id, sum(case when gap <= {gap_s} then gap else 0 end) / 60
@@ -774,97 +785,15 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int
         bookings as (select * from booking_outcomes where created_ts is not null),
         funnel as (select * from funnel_steps),
         pay_outcomes as (
-            -- every payment attempt outcome (succeeded + failed), from `events`: not from
-            -- `payment_failures`, which leaves out the day x platform x method cells without
-            -- a failure and so would over-state the rate
-            select coalesce(e.platform, '(unknown)') as platform,
-                   coalesce(e.method, '(unknown)') as method, {pay_failed} as is_failed
-            from events e where {pay_ok} or {pay_failed}
+            -- every payment attempt outcome (succeeded + failed), from `payment_attempts`: not
+            -- from `payment_failures`, which leaves out the day x platform x method cells
+            -- without a failure and so would over-state the rate
+            select platform, method, sum(attempts) as attempts, sum(failures) as failures
+            from payment_attempts group by all
         ),
         rows as (
-            select {s(discovery)} as stage, 'new_customers' as metric, 'channel' as segment,
-                   channel as segment_value, cast(new_customers as double) as value,
-                   'customers' as unit from new_by_channel
-            union all select {s(discovery)}, 'new_customers', 'all', 'all',
-                   count(*) filter (where customer_type = 'new'), 'customers' from j
-            union all select {s(discovery)}, 'installs', 'channel', channel, installs,
-                   'customers' from by_channel
-            union all select {s(discovery)}, 'installs', 'all', 'all', sum(installs),
-                   'customers' from by_channel
-            union all select {s(discovery)}, 'campaign_clicks', 'channel', channel, clicks,
-                   'events' from by_channel where clicks > 0
-            union all select {s(discovery)}, 'campaign_ctr', 'channel', channel,
-                   clicks / nullif(impressions, 0), 'rate' from by_channel
-                   where {'true' if has_impressions else 'false'}
-            union all select {s(discovery)}, 'campaign_click_to_decision', 'channel', channel,
-                   decided / nullif(clickers, 0), 'rate' from click_conv
-            union all select {s(consideration)}, 'offers_viewed_per_customer', 'all', 'all',
-                   o.offer_views / nullif(c.customers, 0), 'per_customer'
-                   from offers o, consider c
-            union all select {s(consideration)}, 'time_in_app_minutes', 'all', 'all',
-                   median(minutes), 'minutes' from app_time
-            union all select {s(decision)}, 'bookings_created', 'all', 'all', count(*),
-                   'events' from bookings
-            union all select {s(decision)}, 'conversion_to_purchase', 'all', 'all',
-                   max(entered) filter (where stage_index = {conv_idx})
-                   / nullif(max(entered) filter (where stage_index = {dec_idx}), 0), 'rate'
-                   from funnel
-            union all select {s(decision)}, 'average_basket', 'all', 'all', avg(amount), 'EUR'
-                   from bookings
-            union all select {s(decision)}, 'average_basket', 'service_category',
-                   coalesce(service_category, '(unknown)'), avg(amount), 'EUR'
-                   from bookings group by all
-            union all select {s(purchase)}, 'completed_transactions', 'all', 'all',
-                   count(*) filter (where purchase), 'events' from booking_outcomes
-            union all select {s(purchase)}, 'payment_dropout_rate', 'all', 'all',
-                   count(*) filter (where payment_started and not paid)
-                   / nullif(count(*) filter (where payment_started), 0), 'rate'
-                   from booking_outcomes
-            union all select {s(purchase)}, 'payment_dropout_rate', 'platform',
-                   coalesce(platform, '(unknown)'),
-                   count(*) filter (where payment_started and not paid)
-                   / nullif(count(*) filter (where payment_started), 0), 'rate'
-                   from booking_outcomes group by all
-            union all select {s(purchase)}, 'payment_failure_rate', 'all', 'all',
-                   count(*) filter (where is_failed) / nullif(count(*), 0), 'rate'
-                   from pay_outcomes
-            union all select {s(purchase)}, 'payment_failure_rate', 'platform', platform,
-                   count(*) filter (where is_failed) / count(*), 'rate'
-                   from pay_outcomes group by all
-            union all select {s(purchase)}, 'payment_failure_rate', 'method', method,
-                   count(*) filter (where is_failed) / count(*), 'rate'
-                   from pay_outcomes group by all
-            union all select {s(purchase)}, 'failure_reason_share', 'failure_reason',
-                   failure_reason, sum(failures) / sum(sum(failures)) over (), 'rate'
-                   from payment_failures group by all
-            union all select {s(service)}, 'average_rating', 'all', 'all', avg(rating),
-                   'stars' from booking_outcomes
-            union all select {s(service)}, 'ratings', 'all', 'all', count(rating), 'events'
-                   from booking_outcomes
-            union all select {s(service)}, 'low_ratings', 'all', 'all',
-                   count(*) filter (where rating <= 2), 'events' from booking_outcomes
-            union all select {s(service)}, 'complaints', 'all', 'all', count(complaint),
-                   'events' from booking_outcomes
-            union all select {s(service)}, 'cancellations', 'all', 'all',
-                   count(*) filter (where cancelled), 'events' from booking_outcomes
-            union all select {s(service)}, 'no_shows', 'all', 'all',
-                   count(*) filter (where no_show), 'events' from booking_outcomes
-            union all select {s(service)}, 'cancellation_rate', 'all', 'all',
-                   count(*) filter (where cancelled) / nullif(count(*), 0), 'rate' from bookings
-            union all select {s(service)}, 'no_show_rate', 'all', 'all',
-                   count(*) filter (where no_show) / nullif(count(*), 0), 'rate' from bookings
-            union all select {s(repeat)}, 'repeat_rate_' || horizon_days || 'd', group_name,
-                   group_value, repeat_rate, 'rate' from repeat_purchase
-                   where group_name in ('all', 'first_rating')
-                     and horizon_days in ({', '.join(str(int(h)) for h in horizons)})
-            union all select {s(repeat)}, 'median_days_to_repeat', 'all', 'all',
-                   median(epoch(b.purchase_ts - a.purchase_ts) / 86400), 'days'
-                   from purchases a join purchases b
-                     on b.customer_id = a.customer_id and b.purchase_number = 2
-                   where a.purchase_number = 1
-            union all select {s(repeat)}, 'purchases_per_customer', 'all', 'all',
-                   count(*) / nullif(count(distinct customer_id), 0), 'per_customer'
-                   from purchases
+            select * from ({' union all '.join(rows)})
+                as r(stage, metric, segment, segment_value, value, unit)
         ),
         final as (
             select r.stage, sl.stage_index, r.metric, r.segment, r.segment_value,
@@ -876,6 +805,98 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int
     """
     con.execute(metrics_sql, p.values)
     return count_rows(con, "stage_metrics")
+
+
+def _stage_metric_rows(at: dict[str, str], money: str, low: str, horizons: list[int],
+                       has_impressions: bool, conv_idx: int, dec_idx: int
+                       ) -> list[tuple[str, str]]:
+    """The rows of `stage_metrics` as (metric group, SELECT of stage, metric, segment,
+    segment_value, value, unit) over the CTEs of build_stage_metrics; `at[group]` is the
+    parameter holding the stage of a metric group."""
+    d, c, de = at.get("discovery"), at.get("consideration"), at.get("decision")
+    pu, sv, rp = at.get("purchase"), at.get("service"), at.get("repeat")
+    ctr = "true" if has_impressions else "false"
+    hz = ", ".join(str(int(h)) for h in horizons)
+    return [
+        ("discovery", f"select {d}, 'new_customers', 'channel', channel, "
+                      "cast(new_customers as double), 'customers' from new_by_channel"),
+        ("discovery", f"select {d}, 'new_customers', 'all', 'all', "
+                      "count(*) filter (where customer_type = 'new'), 'customers' from j"),
+        ("discovery", f"select {d}, 'installs', 'channel', channel, installs, 'customers' "
+                      "from by_channel"),
+        ("discovery", f"select {d}, 'installs', 'all', 'all', sum(installs), 'customers' "
+                      "from by_channel"),
+        ("discovery", f"select {d}, 'campaign_clicks', 'channel', channel, clicks, 'events' "
+                      "from by_channel where clicks > 0"),
+        ("discovery", f"select {d}, 'campaign_ctr', 'channel', channel, "
+                      f"clicks / nullif(impressions, 0), 'rate' from by_channel where {ctr}"),
+        ("discovery", f"select {d}, 'campaign_click_to_decision', 'channel', channel, "
+                      "step_conversion(decided, clickers), 'rate' from click_conv"),
+        ("consideration", f"select {c}, 'offers_viewed_per_customer', 'all', 'all', "
+                          "o.offer_views / nullif(c.customers, 0), 'per_customer' "
+                          "from offers o, consider c"),
+        ("consideration", f"select {c}, 'time_in_app_minutes', 'all', 'all', median(minutes), "
+                          "'minutes' from app_time"),
+        ("decision", f"select {de}, 'bookings_created', 'all', 'all', count(*), 'events' "
+                     "from bookings"),
+        ("decision", f"select {de}, 'conversion_to_purchase', 'all', 'all', step_conversion("
+                     f"max(entered) filter (where stage_index = {conv_idx}), "
+                     f"max(entered) filter (where stage_index = {dec_idx})), 'rate' from funnel"),
+        ("decision", f"select {de}, 'average_basket', 'all', 'all', avg(amount), {money} "
+                     "from bookings"),
+        ("decision", f"select {de}, 'average_basket', 'service_category', "
+                     f"coalesce(service_category, '(unknown)'), avg(amount), {money} "
+                     "from bookings group by all"),
+        ("purchase", f"select {pu}, 'completed_transactions', 'all', 'all', "
+                     "count(*) filter (where purchase), 'events' from booking_outcomes"),
+        ("purchase", f"select {pu}, 'payment_dropout_rate', 'all', 'all', dropout_rate("
+                     "count(*) filter (where payment_started and paid), "
+                     "count(*) filter (where payment_started)), 'rate' from booking_outcomes"),
+        ("purchase", f"select {pu}, 'payment_dropout_rate', 'platform', "
+                     "coalesce(platform, '(unknown)'), dropout_rate("
+                     "count(*) filter (where payment_started and paid), "
+                     "count(*) filter (where payment_started)), 'rate' "
+                     "from booking_outcomes group by all"),
+        ("purchase", f"select {pu}, 'payment_failure_rate', 'all', 'all', "
+                     "failure_rate(sum(failures), sum(attempts)), 'rate' from pay_outcomes"),
+        ("purchase", f"select {pu}, 'payment_failure_rate', 'platform', platform, "
+                     "failure_rate(sum(failures), sum(attempts)), 'rate' "
+                     "from pay_outcomes group by all"),
+        ("purchase", f"select {pu}, 'payment_failure_rate', 'method', method, "
+                     "failure_rate(sum(failures), sum(attempts)), 'rate' "
+                     "from pay_outcomes group by all"),
+        ("purchase", f"select {pu}, 'failure_reason_share', 'failure_reason', failure_reason, "
+                     "sum(failures) / sum(sum(failures)) over (), 'rate' "
+                     "from payment_failures group by all"),
+        ("service", f"select {sv}, 'average_rating', 'all', 'all', avg(rating), 'stars' "
+                    "from booking_outcomes"),
+        ("service", f"select {sv}, 'ratings', 'all', 'all', count(rating), 'events' "
+                    "from booking_outcomes"),
+        ("service", f"select {sv}, 'low_ratings', 'all', 'all', count(*) filter (where {low}), "
+                    "'events' from booking_outcomes"),
+        ("service", f"select {sv}, 'complaints', 'all', 'all', count(complaint), 'events' "
+                    "from booking_outcomes"),
+        ("service", f"select {sv}, 'cancellations', 'all', 'all', "
+                    "count(*) filter (where cancelled), 'events' from booking_outcomes"),
+        ("service", f"select {sv}, 'no_shows', 'all', 'all', count(*) filter (where no_show), "
+                    "'events' from booking_outcomes"),
+        ("service", f"select {sv}, 'cancellation_rate', 'all', 'all', "
+                    "count(*) filter (where cancelled) / nullif(count(*), 0), 'rate' "
+                    "from bookings"),
+        ("service", f"select {sv}, 'no_show_rate', 'all', 'all', "
+                    "count(*) filter (where no_show) / nullif(count(*), 0), 'rate' from bookings"),
+        ("repeat", f"select {rp}, 'repeat_rate_' || horizon_days || 'd', group_name, "
+                   "group_value, repeat_rate, 'rate' from repeat_purchase "
+                   f"where group_name in ('all', 'first_rating') and horizon_days in ({hz})"),
+        ("repeat", f"select {rp}, 'median_days_to_repeat', 'all', 'all', "
+                   "median(epoch(b.purchase_ts - a.purchase_ts) / 86400), 'days' "
+                   "from purchases a join purchases b "
+                   "on b.customer_id = a.customer_id and b.purchase_number = 2 "
+                   "where a.purchase_number = 1"),
+        ("repeat", f"select {rp}, 'purchases_per_customer', 'all', 'all', "
+                   "count(*) / nullif(count(distinct customer_id), 0), 'per_customer' "
+                   "from purchases"),
+    ]
 
 
 def _stage_values(jmap: JourneyMap, params: Params) -> str:

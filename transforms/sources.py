@@ -1,8 +1,11 @@
 """Source definitions: load and validate the project config (`sources.yaml`).
 
-The file says where the warehouse, the journey map and the outputs live, and per source system
-where its exports are and how their fields map to our columns. Every mistake stops with a
-`ConfigError` naming the file, the key and the fix.
+The file says where the warehouse, the journey map and the outputs live, which sources exist
+(any number, any names), and per source where its exports are, how their fields map to our
+columns, and how each record becomes one row of the unified `events` table (its `event:` block:
+event name, customer, anonymous id, the events columns it fills, and columns it looks up in
+another source). The `events:` block lists the events table's attribute columns. Every mistake
+stops with a `ConfigError` naming the file, the key and the fix.
 """
 
 from __future__ import annotations
@@ -21,12 +24,57 @@ from transforms.errors import ConfigError
 FORMATS = ("jsonl", "csv")
 TYPES = ("string", "integer", "decimal", "timestamp", "json")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-# columns every source must map, because the unified events table is built from them
-REQUIRED_MAPPINGS = {
-    "clickstream": ("event_id", "anonymous_id", "user_id", "event_name", "client_ts"),
-    "bookings": ("booking_id", "customer_id", "status", "changed_at"),
-    "payments": ("payment_id", "booking_id", "status", "created_at"),
-}
+# Columns every `events` row has, whatever the sources (docs/CONTRACTS.md); the attribute
+# columns after them come from the config's `events.columns`.
+CORE_EVENT_COLUMNS = ("event_id", "source", "customer_id", "is_identified", "anonymous_id",
+                      "event_name", "event_ts", "event_date")
+# the attribute types an events column may have
+EVENT_TYPES = ("string", "integer", "decimal", "json")
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """Where an events value comes from in a source's raw table: the first non-null of
+    `columns` (each a mapped column, or `json_column.key.path` inside a json column), else
+    `default`."""
+
+    columns: tuple[str, ...] = ()
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Columns a source's events take from the earliest record of `source` with the same `by`
+    value (e.g. payments take the customer, city and category of their booking)."""
+
+    source: str
+    by: str  # an events column both sources fill
+    columns: tuple[str, ...]  # events columns (customer_id for the customer)
+
+
+@dataclass(frozen=True)
+class EventMapping:
+    """How one record of a source becomes one row of `events`."""
+
+    event_name: ColumnRef
+    event_name_prefix: str = ""
+    customer: ColumnRef | None = None
+    anonymous_id: ColumnRef | None = None
+    columns: dict[str, ColumnRef] = field(default_factory=dict)  # events column -> source
+    lookup: Lookup | None = None
+
+
+@dataclass(frozen=True)
+class EventsSchema:
+    """The unified events table: core columns plus `columns` (name -> type) in order, and the
+    columns an event lacking a value takes from the same customer's latest earlier event."""
+
+    columns: dict[str, str]
+    carry_forward: tuple[str, ...] = ()
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return CORE_EVENT_COLUMNS + tuple(self.columns)
 
 
 @dataclass(frozen=True)
@@ -47,6 +95,7 @@ class Source:
     max_days_after_export: int
     clock_skew_column: str | None = None
     clock_skew_max_seconds: float | None = None
+    event: EventMapping | None = None
 
     def type_of(self, column: str) -> str:
         return self.types.get(column, "string")
@@ -67,6 +116,8 @@ class ProjectConfig:
     sources: dict[str, Source] = field(default_factory=dict)
     schedule_hour_utc: int = 4
     start_date: dt.date | None = None
+    events: EventsSchema = field(default_factory=lambda: EventsSchema({}))
+    currency: str | None = None
 
     def first_partition(self) -> dt.date:
         """The first daily partition: start_date, else the earliest export day found, else
@@ -130,7 +181,8 @@ def load_config(config_path: str | Path) -> ProjectConfig:
         return (base / value).resolve()
 
     sources_raw = _mapping(raw.get("sources"), path, "sources")
-    top_keys = {"warehouse", "journey_map", "output_dir", "sources", "schedule", "start_date"}
+    top_keys = {"warehouse", "journey_map", "output_dir", "sources", "schedule", "start_date",
+                "events", "currency"}
     unknown = set(raw) - top_keys
     if unknown:
         key = sorted(unknown)[0]
@@ -147,11 +199,36 @@ def load_config(config_path: str | Path) -> ProjectConfig:
             start_date = dt.date.fromisoformat(str(raw["start_date"]))
         except ValueError:
             raise _fail(path, "start_date", "not a date", "write it as YYYY-MM-DD") from None
-    missing = [s for s in REQUIRED_MAPPINGS if s not in sources_raw]
-    if missing:
-        raise _fail(path, f"sources.{missing[0]}", "source is missing",
-                    f"define the {missing[0]} source (see data/sample/sources.yaml)")
-    sources = {name: _load_source(name, src, path, base) for name, src in sources_raw.items()}
+    if not sources_raw:
+        raise _fail(path, "sources", "no source is defined",
+                    "define at least one source (see data/sample/sources.yaml)")
+    events = _load_events_schema(raw.get("events"), path)
+    currency = raw.get("currency")
+    if currency is not None and (not isinstance(currency, str) or not currency.strip()):
+        raise _fail(path, "currency", f"{currency!r} is not a currency",
+                    "write a currency code such as EUR, or leave the key out")
+    sources = {name: _load_source(name, src, path, base, events)
+               for name, src in sources_raw.items()}
+    for name, src in sources.items():
+        lk = src.event.lookup if src.event else None
+        if lk is None:
+            continue
+        key = f"sources.{name}.event.lookup"
+        other = sources.get(lk.source)
+        if other is None or other.event is None or lk.source == name:
+            raise _fail(path, f"{key}.source", f"{lk.source!r} is not another source with an "
+                        "event block", f"name one of {', '.join(n for n in sources if n != name)}")
+        if lk.by not in other.event.columns:
+            raise _fail(path, f"{key}.by", f"source {lk.source!r} does not fill events column "
+                        f"{lk.by!r}", f"map {lk.by} under sources.{lk.source}.event.columns")
+        for col in lk.columns:
+            if col != "customer_id" and col not in other.event.columns:
+                raise _fail(path, f"{key}.columns", f"source {lk.source!r} does not fill "
+                            f"{col!r}", f"map {col} under sources.{lk.source}.event.columns "
+                            "or remove it here")
+            if col == "customer_id" and other.event.customer is None:
+                raise _fail(path, f"{key}.columns", f"source {lk.source!r} has no customer",
+                            f"set sources.{lk.source}.event.customer")
     return ProjectConfig(
         path=path,
         warehouse=rel("warehouse", "warehouse/journeys.duckdb"),
@@ -160,18 +237,129 @@ def load_config(config_path: str | Path) -> ProjectConfig:
         sources=sources,
         schedule_hour_utc=hour,
         start_date=start_date,
+        events=events,
+        currency=currency.strip() if currency else None,
     )
 
 
-def _load_source(name: str, raw: Any, path: Path, base: Path) -> Source:
+def _load_events_schema(raw: Any, path: Path) -> EventsSchema:
+    raw = _mapping(raw if raw is not None else {}, path, "events")
+    extra = set(raw) - {"columns", "carry_forward"}
+    if extra:
+        raise _fail(path, f"events.{sorted(extra)[0]}", "unknown key",
+                    "allowed keys are columns, carry_forward")
+    cols = _mapping(raw.get("columns", {}) or {}, path, "events.columns")
+    for col, typ in cols.items():
+        if not isinstance(col, str) or not NAME_RE.match(col):
+            raise _fail(path, f"events.columns.{col}", "column names must be lowercase "
+                        "snake_case", "rename it, e.g. order_id")
+        if col in CORE_EVENT_COLUMNS:
+            raise _fail(path, f"events.columns.{col}", "is a core column of every event",
+                        f"leave it out (core columns: {', '.join(CORE_EVENT_COLUMNS)})")
+        if typ not in EVENT_TYPES:
+            raise _fail(path, f"events.columns.{col}", f"unknown type {typ!r}",
+                        f"use one of {', '.join(EVENT_TYPES)}")
+    carry = _str_list(raw.get("carry_forward", []) or [], path, "events.carry_forward")
+    for col in carry:
+        if col not in cols:
+            raise _fail(path, "events.carry_forward", f"{col!r} is not an events column",
+                        "list columns declared under events.columns")
+    return EventsSchema(dict(cols), carry)
+
+
+def _column_ref(raw: Any, path: Path, key: str, columns: dict[str, str],
+                types: dict[str, str]) -> ColumnRef:
+    """`col`, `json_col.key.path`, a list of those (first non-null), or
+    {column(s): ..., default: text}."""
+    default = None
+    if isinstance(raw, dict):
+        extra = set(raw) - {"column", "columns", "default"}
+        if extra:
+            raise _fail(path, f"{key}.{sorted(extra)[0]}", "unknown key",
+                        "use column (or columns) and default")
+        default = raw.get("default")
+        if default is not None and not isinstance(default, str | int | float):
+            raise _fail(path, f"{key}.default", "expected a single value",
+                        "write e.g. `default: organic`")
+        raw = raw.get("columns", raw.get("column", []))
+    refs = raw if isinstance(raw, list) else [raw]
+    for ref in refs:
+        if not isinstance(ref, str) or not ref:
+            raise _fail(path, key, f"{ref!r} is not a column", "name a mapped column")
+        head, _, rest = ref.partition(".")
+        if head not in columns:
+            raise _fail(path, key, f"{head!r} is not a mapped column of this source",
+                        f"use one of {', '.join(columns)}")
+        if rest and types.get(head) != "json":
+            raise _fail(path, key, f"{ref!r} reads a key inside {head!r}, which is not a json "
+                        "column", f"declare {head}: json under types, or name the column alone")
+    if not refs and default is None:
+        raise _fail(path, key, "names no column", "name a mapped column")
+    return ColumnRef(tuple(refs), None if default is None else str(default))
+
+
+def _load_event_mapping(raw: Any, path: Path, k: str, columns: dict[str, str],
+                        types: dict[str, str], events: EventsSchema) -> EventMapping:
+    raw = _mapping(raw, path, k)
+    allowed = {"event_name", "customer", "anonymous_id", "columns", "lookup"}
+    extra = set(raw) - allowed
+    if extra:
+        raise _fail(path, f"{k}.{sorted(extra)[0]}", "unknown key",
+                    f"allowed keys are {', '.join(sorted(allowed))}")
+    if "event_name" not in raw:
+        raise _fail(path, f"{k}.event_name", "missing", "name the column holding the event "
+                    "name, e.g. `event_name: event`, or `{prefix: order_, column: status}`, or "
+                    "a constant `{default: purchase}`")
+    name_raw = raw["event_name"]
+    prefix = ""
+    if isinstance(name_raw, dict) and "prefix" in name_raw:
+        prefix = name_raw["prefix"]
+        if not isinstance(prefix, str):
+            raise _fail(path, f"{k}.event_name.prefix", "expected text", "write e.g. booking_")
+        name_raw = {key: v for key, v in name_raw.items() if key != "prefix"}
+    event_name = _column_ref(name_raw, path, f"{k}.event_name", columns, types)
+    customer = (_column_ref(raw["customer"], path, f"{k}.customer", columns, types)
+                if raw.get("customer") is not None else None)
+    anon = (_column_ref(raw["anonymous_id"], path, f"{k}.anonymous_id", columns, types)
+            if raw.get("anonymous_id") is not None else None)
+    cols_raw = _mapping(raw.get("columns", {}) or {}, path, f"{k}.columns")
+    cols = {}
+    for col, ref in cols_raw.items():
+        if col not in events.columns:
+            raise _fail(path, f"{k}.columns.{col}", "not a column of the events table",
+                        "declare it under events.columns (top level) or remove it here")
+        cols[col] = _column_ref(ref, path, f"{k}.columns.{col}", columns, types)
+    lookup = None
+    if raw.get("lookup") is not None:
+        lk = _mapping(raw["lookup"], path, f"{k}.lookup")
+        extra = set(lk) - {"source", "by", "columns"}
+        if extra or not {"source", "by", "columns"} <= set(lk):
+            raise _fail(path, f"{k}.lookup", "expected source, by and columns",
+                        "write e.g. {source: bookings, by: booking_id, columns: [customer_id]}")
+        if lk["by"] not in cols:
+            raise _fail(path, f"{k}.lookup.by", f"{lk['by']!r} is not filled by this source",
+                        f"map {lk['by']} under {k}.columns")
+        lcols = _str_list(lk["columns"], path, f"{k}.lookup.columns")
+        for col in lcols:
+            if col != "customer_id" and col not in events.columns:
+                raise _fail(path, f"{k}.lookup.columns", f"{col!r} is not an events column",
+                            "name customer_id or columns declared under events.columns")
+        lookup = Lookup(str(lk["source"]), lk["by"], lcols)
+    if customer is None and anon is None and not (lookup and "customer_id" in lookup.columns):
+        raise _fail(path, f"{k}.customer", "the source names no customer",
+                    "map the customer id (`customer: user_id`), an anonymous id, or look the "
+                    "customer up in another source (`lookup`)")
+    return EventMapping(event_name, prefix, customer, anon, cols, lookup)
+
+
+def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSchema) -> Source:
     k = f"sources.{name}"
-    if name not in REQUIRED_MAPPINGS:
-        raise _fail(path, k, "unknown source",
-                    f"sources must be {', '.join(REQUIRED_MAPPINGS)} (each maps onto the "
-                    "unified events table)")
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > 50:
+        raise _fail(path, k, "source names must be lowercase snake_case (at most 50 "
+                    "characters)", "rename it, e.g. orders")
     raw = _mapping(raw, path, k)
     allowed = {"path", "format", "columns", "types", "required", "enums", "ranges", "event_time",
-               "timezone", "id_columns", "late_days", "plausible", "clock_skew"}
+               "timezone", "id_columns", "late_days", "plausible", "clock_skew", "event"}
     extra = set(raw) - allowed
     if extra:
         raise _fail(path, f"{k}.{sorted(extra)[0]}", "unknown key",
@@ -192,10 +380,6 @@ def _load_source(name: str, raw: Any, path: Path, base: Path) -> Source:
         if not isinstance(fld, str) or not fld:
             raise _fail(path, f"{k}.columns.{col}", "expected the field name in the export",
                         f"write e.g. `{col}: {col}`")
-    for col in REQUIRED_MAPPINGS[name]:
-        if col not in columns:
-            raise _fail(path, f"{k}.columns.{col}", "missing",
-                        f"map `{col}` to the export field that holds it")
     types = _mapping(raw.get("types", {}), path, f"{k}.types")
     for col, typ in types.items():
         if col not in columns:
@@ -268,13 +452,15 @@ def _load_source(name: str, raw: Any, path: Path, base: Path) -> Source:
         if not isinstance(skew_max, int | float) or skew_max <= 0:
             raise _fail(path, f"{k}.clock_skew.max_seconds", "not a positive number",
                         "write e.g. `max_seconds: 86400`")
+    event = (_load_event_mapping(raw["event"], path, f"{k}.event", columns, types, events)
+             if raw.get("event") is not None else None)
     return Source(
         name=name, path_glob=str((base / glob).resolve()) if not Path(glob).is_absolute()
         else glob, format=fmt, columns=dict(columns), types=dict(types), required=required,
         enums=enums, ranges=ranges, event_time=event_time, timezone=str(tz),
         id_columns=id_columns, late_days=late_days, earliest=earliest,
         max_days_after_export=max_after, clock_skew_column=skew_col,
-        clock_skew_max_seconds=float(skew_max) if skew_max else None,
+        clock_skew_max_seconds=float(skew_max) if skew_max else None, event=event,
     )
 
 

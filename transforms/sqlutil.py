@@ -23,6 +23,19 @@ _READERS = {
 }
 
 
+class Params:
+    """Named query parameters collected while a statement is assembled (`$p0`, `$p1`, ...):
+    the one parameter style of the project's dynamic SQL."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def add(self, value: object) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"
+
+
 def ident(name: str) -> str:
     """Return `name` as a double-quoted SQL identifier, safe to splice into a statement."""
     if not isinstance(name, str) or not name:

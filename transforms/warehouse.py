@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from transforms.definitions import create_macros
 from transforms.errors import UserError
 
 DEFAULT_LOCK_TIMEOUT_S = 6 * 3600.0
@@ -75,6 +76,7 @@ def connect(db_path: str | Path, *, read_only: bool = False,
                              config={"memory_limit": memory_limit()})
         try:
             con.execute("SET TimeZone = 'UTC'")
+            create_macros(con)
             if not read_only:
                 spill = db_path.parent / f"{db_path.name}.tmp"
                 con.execute("SET temp_directory = ?", [str(spill)])

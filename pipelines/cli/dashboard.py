@@ -29,9 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def locations(config: str | None) -> tuple[Path, Path]:
     """The warehouse file and the default dashboard folder of a project config."""
-    from pipelines.project import use_config
+    from pipelines.project import config_path
+    from transforms.sources import load_config
 
-    cfg = use_config(config)
+    cfg = load_config(config_path(config))
     return cfg.warehouse, cfg.output_dir / "dashboard"
 
 

@@ -1,7 +1,8 @@
 """`journeys funnel`: a funnel over an events file (CSV, Parquet or JSON lines).
 
 Counts are cumulative (step k = actors that reached at least step k); see transforms/funnel.py
-for the exact semantics. `--format json` prints one JSON object:
+for the exact semantics, transforms/funnel_report.py for the per-step figures and
+transforms/durations.py for the --window grammar. `--format json` prints one JSON object:
 {"steps": [{"name", "count", "conversion", "step_conversion", "dropout_rate",
 "median_seconds_to_convert", ...}, ...]} in step order, plus "breakdown": [{"value", "steps"}]
 with --by. The first step has conversion 1.0, step_conversion 1.0, dropout_rate 0.0 and a null
@@ -28,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", required=True, metavar="A,B,C",
                    help="comma-separated event names, in funnel order")
     p.add_argument("--window", default="14d",
-                   help="time allowed from entry to each later step: N with unit s, m, h, d, w "
-                   "(default 14d; boundary inclusive)")
+                   help="time allowed from entry to each later step: a number (decimals "
+                   "allowed) with unit s, m, h, d or w, a bare number being seconds (default "
+                   "14d; boundary inclusive)")
     p.add_argument("--order", default="ordered", choices=["ordered", "strict", "any"])
     p.add_argument("--reentry", default="latest", choices=["latest", "first"],
                    help="latest: every entry starts an attempt, best attempt counts; "
@@ -77,14 +79,16 @@ def _parse_day(text: str | None, flag: str) -> object:
 def handle(args: argparse.Namespace) -> int:
     import duckdb
 
-    from transforms.funnel import Exclusion, funnel, parse_window
+    from transforms.definitions import create_macros
+    from transforms.durations import parse_duration
+    from transforms.funnel import Exclusion, funnel
     from transforms.sqlutil import read_events_file
 
     steps = [s.strip() for s in args.steps.split(",")]
     if not steps or any(not s for s in steps):
         raise UserError(f"invalid --steps {args.steps!r}: give comma-separated event names, "
                         "e.g. signup,pay")
-    window = parse_window(args.window)
+    window = parse_duration(args.window, what="window")
     exclusions = [_parse_exclusion(x, Exclusion) for x in args.exclude]
     start = _parse_day(args.start, "--start")
     end = _parse_day(args.end, "--end")
@@ -93,6 +97,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")  # stdout/stderr carry only the result
+        create_macros(con)  # the rate definitions the per-step figures use
         events = read_events_file(con, args.events)
         result = funnel(
             con, events, steps, window_seconds=window, order=args.order,

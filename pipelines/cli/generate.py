@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from transforms.synthetic import generate
+    from sample.generator import generate
 
     if args.customers < 1 or args.days < 1:
         raise UserError("--customers and --days must be at least 1")

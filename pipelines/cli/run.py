@@ -57,15 +57,14 @@ def choose_range(cfg: object, start: dt.date | None,
 
 
 def handle(args: argparse.Namespace) -> int:
-    from pipelines.project import dagster_home, use_config
+    from pipelines.project import config_path, dagster_home
+    from transforms.project import load_project
 
-    cfg = use_config(args.config)
+    # the config and the journey map are read and checked once, before any work
+    project = load_project(config_path(args.config))
+    cfg = project.config
     first, last = choose_range(cfg, _day(args.start, "--start"), _day(args.end, "--end"))
-    from transforms.journey_map import load_journey_map
-
-    load_journey_map(cfg.journey_map)  # a mistake there stops the run before any work
     home = dagster_home(cfg)
-    os.environ["JOURNEYS_PROGRESS"] = "1"
     os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
 
     import warnings
@@ -73,14 +72,15 @@ def handle(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta")
     import dagster as dg
 
-    from pipelines.definitions import defs
+    from pipelines.definitions import build_defs
 
     print(f"journeys run: partitions {first} … {last} ({(last - first).days + 1} days), "
           f"config {cfg.path}", flush=True)
     started = time.monotonic()
     from pipelines.progress import progress_logger
 
-    job = defs().resolve_job_def("daily_refresh").with_logger_defs({"progress": progress_logger})
+    job = build_defs(project, echo=True).resolve_job_def("daily_refresh")
+    job = job.with_logger_defs({"progress": progress_logger})
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,

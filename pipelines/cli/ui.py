@@ -35,14 +35,15 @@ def command(port: str, host: str) -> list[str]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from pipelines.project import PROJECT_ROOT, dagster_home, use_config
+    from pipelines.project import CONFIG_ENV, PROJECT_ROOT, config_path, dagster_home
+    from transforms.project import load_project
 
-    cfg = use_config(args.config)
+    cfg = load_project(config_path(args.config)).config
     home = dagster_home(cfg)
     cmd = command(args.port, args.host)
     print(f"Dagster UI on http://{args.host}:{args.port} (instance {home}); Ctrl-C stops it",
           flush=True)
-    env = dict(os.environ, DAGSTER_HOME=str(home), JOURNEYS_CONFIG=str(cfg.path))
+    env = dict(os.environ, DAGSTER_HOME=str(home), **{CONFIG_ENV: str(cfg.path)})
     try:
         return subprocess.call(cmd, cwd=PROJECT_ROOT, env=env)
     except KeyboardInterrupt:

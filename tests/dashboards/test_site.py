@@ -559,13 +559,13 @@ def test_cli_without_a_warehouse_says_to_run_first(tmp_path: Path,
 def test_dagster_asset_writes_the_site_with_its_path(tmp_path: Path) -> None:
     import dagster as dg
 
-    from pipelines.defs.dashboards.assets import dashboard
-    from pipelines.resources import Warehouse
+    from pipelines.defs.dashboards.assets import dashboard_asset
+    from pipelines.resources import ProjectResource
 
     config = _project(tmp_path)
-    resource = Warehouse(database=str(tmp_path / "wh" / "journeys.duckdb"), sources=str(config),
-                         journey_map=str(config), output_dir=str(tmp_path / "out"))
-    result = dg.materialize([dashboard], resources={"warehouse": resource})
+    dashboard = dashboard_asset(["raw_clickstream"])
+    result = dg.materialize([dashboard],
+                            resources={"project": ProjectResource(config_path=str(config))})
     assert result.success
     meta = result.asset_materializations_for_node("dashboard")[0].metadata
     index = tmp_path / "out" / "dashboard" / "index.html"

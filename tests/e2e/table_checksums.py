@@ -14,6 +14,7 @@ import decimal
 import hashlib
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import duckdb
 
 # when a row was loaded is not part of what it says
 IGNORED_COLUMNS = {"loaded_at", "quarantined_at"}
+_FOLDER = re.compile(r"/(?:[^\s:/'\"]+/)+(?=[^\s:/'\"]+\.(?:jsonl|csv)\b)")
 
 
 def _norm(value: object) -> object:
@@ -37,8 +39,10 @@ def _norm(value: object) -> object:
         return [_norm(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _norm(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, str) and ("/" in value and value.endswith((".jsonl", ".csv"))):
-        return Path(value).name  # source files: where the folder was is not a number
+    if isinstance(value, str):
+        # source files, alone or inside a reason ("duplicate of /x/y.csv:2"): where the
+        # folder was is not a number
+        return _FOLDER.sub("", value)
     return str(value)
 
 

@@ -72,6 +72,21 @@ def test_end_date_includes_the_whole_day_and_exclusions(capsys, events):
     assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 1]
 
 
+def test_window_takes_decimals_and_bare_seconds(capsys, events):
+    # u2 pays exactly 19 days after signing up: inside 19.5d, outside 18.5d (u1 converts at
+    # once, u3 never pays)
+    code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay", "--window", "19.5d",
+                       "--format", "json")
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 2]
+    code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay", "--window", "18.5d",
+                       "--format", "json")
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 1]
+    # a bare number is seconds: 19 d = 19 * 86400 = 1641600 s, boundary inclusive
+    code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay", "--window",
+                       "1641600", "--format", "json")
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 2]
+
+
 def test_table_output(capsys, events):
     code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay")
     assert code == 0
@@ -101,7 +116,9 @@ def test_parquet_with_native_timestamps_and_other_columns(capsys, tmp_path):
     (["--events", "{csv}", "--steps", "signup,pay", "--actor-col", "customer"],
      "missing actor column 'customer'"),
     (["--events", "{csv}", "--steps", "signup,pay", "--window", "2 fortnights"],
-     "invalid window"),
+     "invalid window: unknown time unit 'fortnights'"),
+    (["--events", "{csv}", "--steps", "signup,pay", "--window", "0s"],
+     "less than one second"),
     (["--events", "{csv}", "--steps", "signup,pay", "--exclude", "refund:2:1"],
      "invalid exclusion"),
     (["--events", "{csv}", "--steps", "signup,pay", "--exclude", "refund"],

@@ -21,9 +21,10 @@ def test_broken_journey_map_stops_before_the_run(tiny: TinyProject, capsys) -> N
     code, err = run(capsys, "--config", str(tiny.config))
     assert code == 2
     assert err == (f"journeys run: error: {tiny.root / 'journey_map.yaml'}: key "
-                   "'conversion_window': unknown time unit 'days' in '14 days'. Fix: use s, m, "
-                   "h or d (e.g. 30d); calendar months are not allowed because their length "
-                   "varies")
+                   "'conversion_window': unknown time unit 'days' in '14 days'. Fix: use a "
+                   "number (decimals allowed) with a unit s, m, h, d or w, e.g. 30s, 90m, "
+                   "1.5h, 30d or 2w; a bare number means seconds (calendar months and years "
+                   "are not allowed because their length varies)")
     assert not tiny.warehouse.exists()
 
 

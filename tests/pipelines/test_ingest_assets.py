@@ -10,22 +10,22 @@ import pytest
 
 from pipelines.defs.ingest import assets as ingest_assets
 from pipelines.defs.ingest.schedules import refresh_range
-from pipelines.resources import Progress, Warehouse
+from pipelines.resources import Progress, ProjectResource
 from tests.conftest import TinyProject, click
+from transforms.project import load_project
 from transforms.sources import load_config
 
-ASSETS = [ingest_assets.raw_clickstream, ingest_assets.raw_bookings, ingest_assets.raw_payments,
-          ingest_assets.events]
-CHECKS = [ingest_assets.raw_clickstream_reconciles, ingest_assets.raw_bookings_reconciles,
-          ingest_assets.raw_payments_reconciles, ingest_assets.events_complete]
+
+def ingest_defs(tiny: TinyProject) -> tuple[list, list]:
+    """The ingest assets and checks of the tiny project, built from its config."""
+    project = load_project(tiny.config)
+    defs = ingest_assets.build_ingest_defs(
+        project, ingest_assets.daily_partitions(project.config))
+    return list(defs.assets), list(defs.asset_checks)
 
 
 def resources(tiny: TinyProject) -> dict:
-    cfg = load_config(tiny.config)
-    return {"warehouse": Warehouse(database=str(cfg.warehouse), sources=str(cfg.path),
-                                   journey_map=str(cfg.journey_map),
-                                   output_dir=str(cfg.output_dir)),
-            "progress": Progress()}
+    return {"project": ProjectResource(config_path=str(tiny.config)), "progress": Progress()}
 
 
 def fill(tiny: TinyProject) -> None:
@@ -45,8 +45,9 @@ def fill(tiny: TinyProject) -> None:
 
 
 def run(tiny: TinyProject, start: str, end: str) -> dg.ExecuteInProcessResult:
+    assets, checks = ingest_defs(tiny)
     return dg.materialize(
-        ASSETS + CHECKS, resources=resources(tiny),
+        assets + checks, resources=resources(tiny),
         tags={"dagster/asset_partition_range_start": start,
               "dagster/asset_partition_range_end": end},
     )
@@ -88,7 +89,8 @@ def test_blocking_reconciliation_check_stops_downstream(tiny: TinyProject,
     fill(tiny)
     monkeypatch.setattr(ingest_assets.ingest, "reconciliation_problems",
                         lambda con, source: [f"{source.name}: a row went missing"])
-    result = dg.materialize(ASSETS + CHECKS, resources=resources(tiny), raise_on_error=False,
+    assets, checks = ingest_defs(tiny)
+    result = dg.materialize(assets + checks, resources=resources(tiny), raise_on_error=False,
                             tags={"dagster/asset_partition_range_start": "2026-10-01",
                                   "dagster/asset_partition_range_end": "2026-10-02"})
     assert not result.success
@@ -112,3 +114,82 @@ def test_config_mistakes_name_file_key_and_fix(tiny: TinyProject, bad: str) -> N
     key = bad.split(":")[0] if "start" in bad else "schedule.hour_utc"
     assert str(tiny.config) in str(err.value) and f"key '{key}'" in str(err.value)
     assert "Fix:" in str(err.value)
+
+
+SUPPORT_SOURCE = """
+  support:
+    path: raw/support/*.csv
+    format: csv
+    columns:
+      ticket_id: ticket_id
+      customer: customer
+      topic: topic
+      opened_at: opened_at
+    types:
+      opened_at: timestamp
+    required: [ticket_id, customer, opened_at]
+    event_time: opened_at
+    timezone: UTC
+    id_columns: [ticket_id]
+    event:
+      event_name: {default: ticket_opened}
+      customer: customer
+      columns:
+        status: topic
+"""
+
+
+def test_a_fourth_source_added_by_config_alone_reaches_events(tiny: TinyProject) -> None:
+    # the only change: a new `support` source in sources.yaml and its export file
+    tiny.config.write_text(tiny.config.read_text().rstrip("\n") + "\n" + SUPPORT_SOURCE)
+    (tiny.root / "raw" / "support").mkdir(parents=True)
+    (tiny.root / "raw" / "support" / "2026-10-02.csv").write_text(
+        "ticket_id,customer,topic,opened_at\n"
+        "t1,c1,refund,2026-10-02T09:00:00Z\n"
+        "t2,c9,login,2026-10-02T10:30:00Z\n"
+        "t3,,login,2026-10-02T11:00:00Z\n")  # no customer: quarantined
+    fill(tiny)
+    result = run(tiny, "2026-10-01", "2026-10-02")
+    assert result.success
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed
+              for e in result.get_asset_check_evaluations()}
+    assert checks[("raw_support", "reconciles")] and checks[("events", "events_complete")]
+    con = duckdb.connect(str(tiny.warehouse), read_only=True)
+    rows = con.execute("select event_id, customer_id, event_name, status, event_ts from events "
+                       "where source = 'support' order by event_id").fetchall()
+    assert rows == [
+        ("support:t1", "c1", "ticket_opened", "refund", dt.datetime(2026, 10, 2, 9, 0)),
+        ("support:t2", "c9", "ticket_opened", "login", dt.datetime(2026, 10, 2, 10, 30)),
+    ]
+    assert con.execute("select rows_read, rows_loaded, rows_quarantined from "
+                       "ingest_reconciliation where source = 'support' and "
+                       "partition_date = '2026-10-02'").fetchone() == (3, 2, 1)
+
+
+def test_a_source_without_an_event_block_is_loaded_but_not_in_events(tiny: TinyProject) -> None:
+    text = SUPPORT_SOURCE.split("    event:\n")[0]
+    tiny.config.write_text(tiny.config.read_text().rstrip("\n") + "\n" + text)
+    (tiny.root / "raw" / "support").mkdir(parents=True)
+    (tiny.root / "raw" / "support" / "2026-10-02.csv").write_text(
+        "ticket_id,customer,topic,opened_at\nt1,c1,refund,2026-10-02T09:00:00Z\n")
+    fill(tiny)
+    assert run(tiny, "2026-10-01", "2026-10-02").success
+    con = duckdb.connect(str(tiny.warehouse), read_only=True)
+    assert con.execute("select count(*) from raw_support").fetchone() == (1,)
+    assert con.execute("select count(*) from events where source = 'support'").fetchone() == (0,)
+
+
+def test_events_check_fails_when_a_raw_record_is_missing(tiny: TinyProject,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(tiny)
+    real = ingest_assets.distinct_raw_records
+    monkeypatch.setattr(ingest_assets, "distinct_raw_records",
+                        lambda con, cfg: real(con, cfg) + 1)  # one record never reached events
+    assets, checks = ingest_defs(tiny)
+    result = dg.materialize(assets + checks, resources=resources(tiny), raise_on_error=False,
+                            tags={"dagster/asset_partition_range_start": "2026-10-01",
+                                  "dagster/asset_partition_range_end": "2026-10-02"})
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["events_complete"].passed is False
+    meta = evaluations["events_complete"].metadata
+    assert meta["distinct_raw_records"].value == meta["events"].value + 1

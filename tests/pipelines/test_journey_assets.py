@@ -6,13 +6,13 @@ import dagster as dg
 import duckdb
 
 from pipelines.defs.journeys import assets as A
-from pipelines.resources import Warehouse
-from tests.transforms.test_journeys import DAY, DEFAULT_MAP, HOUR, ROOT, T0, E, make_events_table
+from pipelines.defs.metrics import assets as M
+from pipelines.resources import ProjectResource
+from tests.conftest import TinyProject
+from tests.events import DAY, HOUR, T0, E, make_events_table
 
-DEFAULT_SOURCES = ROOT / "data" / "sample" / "sources.yaml"
-
-ASSETS = [A.stage_events, A.purchases, A.journey_tables, A.funnels, A.transitions, A.bookings,
-          A.daily_stage_rates, A.repeat_and_retention, A.journey_map_tables]
+ASSETS = [A.stage_events, A.purchases, A.journey_tables, A.funnels, A.transitions, M.bookings,
+          M.daily_stage_rates, M.repeat_and_retention, M.journey_map_tables]
 CHECKS = [A.funnel_non_increasing, A.mapping_accounts_for_all_events]
 TABLES = ["stage_events", "stage_mapping_summary", "purchases", "journeys", "journey_stages",
           "funnel_steps", "funnel_cohorts", "funnel_segments", "stage_transitions",
@@ -35,13 +35,13 @@ def _events(db: str) -> None:
     con.close()
 
 
-def test_materialize_journey_assets(tmp_path):
-    db = str(tmp_path / "wh.duckdb")
+def test_materialize_journey_assets(tiny: TinyProject):
+    db = str(tiny.warehouse)
+    tiny.warehouse.parent.mkdir(parents=True, exist_ok=True)
     _events(db)
-    wh = Warehouse(database=db, sources=str(DEFAULT_SOURCES),
-                   journey_map=str(DEFAULT_MAP), output_dir=str(tmp_path / "out"))
-    result = dg.materialize(ASSETS + CHECKS, resources={"warehouse": wh},
-                            selection=dg.AssetSelection.groups("journeys"))
+    result = dg.materialize(ASSETS + CHECKS,
+                            resources={"project": ProjectResource(config_path=str(tiny.config))},
+                            selection=dg.AssetSelection.groups("journeys", "metrics"))
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())
     assert len(result.get_asset_check_evaluations()) == 2
@@ -67,3 +67,36 @@ def test_definitions_load():
     graph = d.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {"journeys", "funnel_steps", "stage_metrics"} <= keys
+
+
+def _built(tiny: TinyProject) -> ProjectResource:
+    tiny.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    _events(str(tiny.warehouse))
+    project = ProjectResource(config_path=str(tiny.config))
+    assert dg.materialize(ASSETS, resources={"project": project},
+                          selection=dg.AssetSelection.groups("journeys", "metrics")).success
+    return project
+
+
+def test_funnel_check_fails_when_a_later_stage_has_more_journeys(tiny: TinyProject):
+    project = _built(tiny)
+    assert A.funnel_non_increasing(project=project).passed
+    con = duckdb.connect(str(tiny.warehouse))
+    con.execute("update funnel_steps set entered = 5 where stage = 'Service'")  # Purchase has 4
+    con.close()
+    result = A.funnel_non_increasing(project=project)
+    assert not result.passed
+    assert result.metadata["increasing_at"].value == "Service"
+
+
+def test_mapping_check_fails_when_events_are_unaccounted_for(tiny: TinyProject):
+    project = _built(tiny)
+    assert A.mapping_accounts_for_all_events(project=project).passed
+    con = duckdb.connect(str(tiny.warehouse))
+    con.execute("insert into events (event_id, source, customer_id, event_name, event_ts) "
+                "values ('late:1', 'clickstream', 'c0', 'app_opened', now()::timestamp)")
+    con.close()
+    result = A.mapping_accounts_for_all_events(project=project)
+    assert not result.passed
+    assert result.metadata["events"].value == result.metadata["mapped"].value + \
+        result.metadata["unmapped"].value + 1

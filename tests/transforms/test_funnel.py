@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pytest
 
 from transforms.errors import UserError
@@ -15,18 +14,10 @@ from transforms.funnel import (
     entry_day_completeness,
     funnel,
     funnel_actors,
-    parse_window,
 )
 from transforms.sqlutil import ident, read_events_file
 
 DAY = 86400
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
 
 
 def load(con, rows, extra=(), name="ev"):
@@ -407,12 +398,31 @@ def test_bad_options_are_user_errors(con):
         funnel(con, "missing_table", ["a"])
 
 
-def test_parse_window():
-    assert [parse_window(w) for w in ("30s", "5m", "2h", "14d", "1w", "90")] == \
-        [30, 300, 7200, 14 * DAY, 7 * DAY, 90]
-    for bad in ("", "3y", "-1d", "0s", "1.5d"):
-        with pytest.raises(UserError):
-            parse_window(bad)
+def test_options_are_explicit_keywords(con):
+    load(con, [("u1", "a", "2026-01-01T00:00:00")])
+    # a misspelt option is a TypeError from the signature itself, never silently ignored
+    with pytest.raises(TypeError):
+        funnel(con, "ev", ["a"], windw_seconds=60)
+    with pytest.raises(TypeError):
+        funnel_actors(con, "ev", ["a"], complete=True)
+    with pytest.raises(TypeError):
+        funnel(con, "ev", ["a"], 60)  # options are keyword-only
+
+
+def test_result_options_name_every_option_with_its_default(con):
+    load(con, [("u1", "a", "2026-01-01T00:00:00")])
+    res = funnel(con, "ev", ["a"])
+    assert res.options == {
+        "window_seconds": 14 * DAY, "order": "ordered", "reentry": "latest",
+        "actor_col": "actor", "event_col": "event", "time_col": "timestamp",
+        "breakdown": None, "attribution": "first", "start": None, "end": None,
+        "exclusions": [], "complete_only": False, "steps": ["a"],
+    }
+    res = funnel(con, "ev", ["a", "b"], exclusions=[Exclusion("x", 1, 2)],
+                 start=dt.date(2026, 1, 1), complete_only=True)
+    assert res.options["exclusions"] == [{"event": "x", "from_step": 1, "to_step": 2}]
+    assert (res.options["start"], res.options["end"], res.options["complete_only"]) == \
+        ("2026-01-01", None, True)
 
 
 # --- sqlutil -----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -211,10 +210,8 @@ def engine_opts(opts):
 
 
 @pytest.fixture(scope="module")
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+def con(module_con):
+    return module_con
 
 
 COMMON = settings(max_examples=60, deadline=None,

@@ -218,7 +218,7 @@ def test_stitching_links_anonymous_browsing_to_the_customer(tiny: TinyProject) -
     con = duckdb.connect()
     for name in ("clickstream", "bookings", "payments"):
         ingest.load_range(con, cfg.sources[name], D1, D1)
-    stats = build_events(con)
+    stats = build_events(con, cfg)
     rows = con.execute("select event_id, customer_id, platform, channel from events "
                        "order by event_ts, event_id").fetchall()
     assert rows == [
@@ -231,4 +231,4 @@ def test_stitching_links_anonymous_browsing_to_the_customer(tiny: TinyProject) -
         ("clickstream:m4", "anon:anon-2", "ios", "organic"),
     ]
     assert (stats.events, stats.customers, stats.identified_customers) == (7, 2, 1)
-    assert (stats.anonymous_ids_linked, stats.orphan_payments) == (1, 1)
+    assert (stats.anonymous_ids_linked, stats.without_customer) == (1, 1)

@@ -9,8 +9,12 @@ import yaml
 
 from transforms.errors import ConfigError
 from transforms.journey_map import load_journey_map
+from transforms.project import vocabulary
+from transforms.sources import load_config
 
 DEFAULT_MAP = Path(__file__).resolve().parents[2] / "data" / "sample" / "journey_map.yaml"
+# what the sample's sources.yaml lets rules name: its sources and events columns
+VOCABULARY = vocabulary(load_config(DEFAULT_MAP.parent / "sources.yaml"))
 
 
 def test_default_map_loads():
@@ -48,7 +52,7 @@ def _set(path: list, value):
      "clickstream"),
     (_set(["stages", 1, "name"], "Discovery"), "stages[1].name", "unique"),
     (_set(["stages", 3, "rules"], []), "stages[3].rules", "add"),
-    (_set(["conversion_window"], "1mo"), "conversion_window", "s, m, h or d"),
+    (_set(["conversion_window"], "1mo"), "conversion_window", "s, m, h, d or w"),
     (_set(["conversion_window"], "soon"), "conversion_window", "30d"),
     (_set(["segments", "platform"], {"column": "device"}), "segments.platform.column",
      "service_category"),
@@ -70,7 +74,7 @@ def _set(path: list, value):
 def test_config_errors_name_file_key_and_fix(tmp_path, mutate, key, fix_part):
     path = _write(tmp_path, mutate)
     with pytest.raises(ConfigError) as err:
-        load_journey_map(path)
+        load_journey_map(path, VOCABULARY)
     assert err.value.path == str(path)
     assert err.value.key == key
     assert fix_part in err.value.fix
@@ -89,3 +93,33 @@ def test_missing_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_journey_map(tmp_path / "nope.yaml")
     assert "does not exist" in err.value.problem
+
+
+def test_rules_name_only_the_configured_sources_and_columns(tmp_path):
+    doc = yaml.safe_load(DEFAULT_MAP.read_text())
+    doc["stages"][0]["rules"][0]["source"] = "crm"
+    path = tmp_path / "map.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as err:
+        load_journey_map(path, VOCABULARY)
+    assert err.value.key == "stages[0].rules[0].source"
+    assert err.value.fix == "use one of: clickstream, bookings, payments"
+
+
+def test_metric_stages_are_named_not_found_by_position(tmp_path):
+    m = load_journey_map(DEFAULT_MAP, VOCABULARY)
+    assert m.metric_stages == {"discovery": "Discovery", "consideration": "Consideration",
+                               "decision": "Decision", "purchase": "Purchase",
+                               "service": "Service", "repeat": "Repeat"}
+    doc = yaml.safe_load(DEFAULT_MAP.read_text())
+    del doc["metric_stages"]  # left out: purchase = conversion stage, repeat = derived stage
+    path = tmp_path / "map.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert load_journey_map(path, VOCABULARY).metric_stages == {
+        "purchase": "Purchase", "repeat": "Repeat"}
+    doc["metric_stages"] = {"decision": "Checkout"}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as err:
+        load_journey_map(path, VOCABULARY)
+    assert err.value.key == "metric_stages.decision"
+

@@ -8,11 +8,9 @@ import datetime as dt
 
 import pytest
 
-from tests.transforms.test_journeys import DAY, HOUR, T0, E, con, jmap, make_events_table
+from tests.events import DAY, HOUR, T0, E, make_events_table
 from transforms import journeys as J
 from transforms import metrics as M
-
-__all__ = ["con", "jmap"]  # fixtures shared with test_journeys
 
 
 def _pay(c, name, ts, booking, payment, **cols):
@@ -252,6 +250,7 @@ def test_daily_anomaly_flags_outage_day(con, jmap):
     J.build_stage_events(con, jmap)
     J.build_purchases(con, jmap)
     J.build_journeys(con, jmap)
+    M.build_payment_failures(con, jmap)  # payment_attempts, which the failure rate reads
     M.build_daily_stage_rates(con, jmap)
     flagged = con.execute("select event_date, stage, anomaly_reason, failure_z, dropout_z "
                           "from daily_stage_rates where anomaly order by stage_index").fetchall()

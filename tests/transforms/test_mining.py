@@ -13,7 +13,6 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -57,10 +56,8 @@ def generated_events(cases: int = 1500, seed: int = 7) -> list[tuple[str, str, d
 
 
 @pytest.fixture(scope="module")
-def con() -> duckdb.DuckDBPyConnection:
-    c = duckdb.connect()
-    c.execute("SET TimeZone = 'UTC'")
-    return c
+def con(module_con):
+    return module_con  # the log below lives on it
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,26 @@
-"""Ingestion assets: one daily-partitioned raw table per source, and the unified events table."""
+"""Ingestion assets: one daily-partitioned raw table per configured source, and `events`.
+
+Built per project by `build_ingest_defs`: the sources, their names and the partitions come from
+the project's sources.yaml, so adding a source is a config edit.
+"""
+
 
 import datetime as dt
 import time
 
 import dagster as dg
 
-from pipelines.partitions import daily
-from pipelines.resources import Progress, Warehouse
+from pipelines.resources import Progress, ProjectResource
 from transforms import ingest
-from transforms.events import build_events
-from transforms.sources import load_config
+from transforms.events import build_events, distinct_raw_records
+from transforms.project import Project
+from transforms.sources import ProjectConfig
 
-SOURCES = ("clickstream", "bookings", "payments")
+
+def daily_partitions(cfg: ProjectConfig) -> dg.DailyPartitionsDefinition:
+    """Daily partitions (UTC days of event time) from the project's first data day."""
+    return dg.DailyPartitionsDefinition(start_date=cfg.first_partition().isoformat(),
+                                        timezone="UTC", end_offset=1)
 
 
 def _days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
@@ -19,12 +28,37 @@ def _days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
-def _raw_asset(name: str) -> dg.AssetsDefinition:
+def _metadata(stats: list[ingest.PartitionStats], first: dt.date, last: dt.date,
+              started: float) -> dict:
+    reasons: dict[str, int] = {}
+    for s in stats:
+        for why, n in s.reasons.items():
+            reasons[why] = reasons.get(why, 0) + n
+    table = "\n".join(f"| {why} | {n:,} |" for why, n in sorted(reasons.items(),
+                                                               key=lambda kv: -kv[1]))
+    return {
+        "dagster/row_count": sum(s.rows_loaded for s in stats),
+        "rows_read": sum(s.rows_read for s in stats),
+        "rows_loaded": sum(s.rows_loaded for s in stats),
+        "rows_quarantined": sum(s.rows_quarantined for s in stats),
+        "rows_duplicate": sum(s.rows_duplicate for s in stats),
+        "clock_skew_corrected": sum(s.clock_skew_corrected for s in stats),
+        "partitions": f"{first} … {last}",
+        "quarantine_reasons": dg.MetadataValue.md(
+            "| reason | rows |\n|---|---|\n" + table if table else "none"),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def raw_asset(name: str, partitions: dg.PartitionsDefinition
+              ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
+    """The `raw_<name>` asset of one source and its blocking reconciliation check."""
+
     @dg.asset(
         name=f"raw_{name}",
         group_name="ingest",
         kinds={"duckdb"},
-        partitions_def=daily,
+        partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
             f"One row per {name} record loaded from the export files, typed and validated, for "
@@ -33,9 +67,9 @@ def _raw_asset(name: str) -> dg.AssetsDefinition:
             "duplicates per day."
         ),
     )
-    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse,
+    def _asset(context: dg.AssetExecutionContext, project: ProjectResource,
                progress: Progress) -> dg.MaterializeResult:
-        source = load_config(warehouse.sources).sources[name]
+        source = project.config.sources[name]
         first, last = _days(context)
         started = time.monotonic()
 
@@ -47,36 +81,19 @@ def _raw_asset(name: str) -> dg.AssetsDefinition:
                             f"quarantined {s.rows_quarantined:>6,}  "
                             f"duplicates {s.rows_duplicate:>6,}")
 
-        with warehouse.connect() as con:
+        with project.connect() as con:
             stats = ingest.load_range(con, source, first, last, on_partition=line)
         empty = sum(1 for s in stats if s.rows_read == 0)
         progress.report(context, f"  raw_{name:<12} {len(stats)} partitions {first} … {last}, "
                         f"{empty} without rows, {ingest.describe(stats)}")
-        reasons: dict[str, int] = {}
-        for s in stats:
-            for why, n in s.reasons.items():
-                reasons[why] = reasons.get(why, 0) + n
-        table = "\n".join(f"| {why} | {n:,} |" for why, n in sorted(reasons.items(),
-                                                                   key=lambda kv: -kv[1]))
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": sum(s.rows_loaded for s in stats),
-            "rows_read": sum(s.rows_read for s in stats),
-            "rows_loaded": sum(s.rows_loaded for s in stats),
-            "rows_quarantined": sum(s.rows_quarantined for s in stats),
-            "rows_duplicate": sum(s.rows_duplicate for s in stats),
-            "clock_skew_corrected": sum(s.clock_skew_corrected for s in stats),
-            "partitions": f"{first} … {last}",
-            "quarantine_reasons": dg.MetadataValue.md(
-                "| reason | rows |\n|---|---|\n" + table if table else "none"),
-            "seconds": round(time.monotonic() - started, 2),
-        })
+        return dg.MaterializeResult(metadata=_metadata(stats, first, last, started))
 
     @dg.asset_check(asset=_asset, blocking=True, name="reconciles",
                     description="rows read = loaded + quarantined + duplicates for every day, "
                     "and the raw and quarantine tables hold exactly those counts")
-    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
-        source = load_config(warehouse.sources).sources[name]
-        with warehouse.connect() as con:
+    def _check(project: ProjectResource) -> dg.AssetCheckResult:
+        source = project.config.sources[name]
+        with project.connect() as con:
             problems = ingest.reconciliation_problems(con, source)
         return dg.AssetCheckResult(
             passed=not problems,
@@ -88,47 +105,54 @@ def _raw_asset(name: str) -> dg.AssetsDefinition:
     return _asset, _check
 
 
-raw_clickstream, raw_clickstream_reconciles = _raw_asset("clickstream")
-raw_bookings, raw_bookings_reconciles = _raw_asset("bookings")
-raw_payments, raw_payments_reconciles = _raw_asset("payments")
+def events_asset(raw: list[dg.AssetsDefinition]
+                 ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
+    """The unified `events` asset over the raw tables of the event sources, and its check."""
+
+    @dg.asset(name="events", group_name="ingest", kinds={"duckdb"}, deps=raw)
+    def events(project: ProjectResource) -> dg.MaterializeResult:
+        """One row per loaded source event, all event sources, on one stitched customer id.
+
+        Anonymous ids are linked to the customer once any record carries both ids
+        (`identity_map`); sources with a lookup take their customer from another source's
+        record (payments from their booking). Rules: transforms/events.py."""
+        started = time.monotonic()
+        with project.connect() as con:
+            stats = build_events(con, project.config)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": stats.events,
+            "customers": stats.customers,
+            "identified_customers": stats.identified_customers,
+            "anonymous_ids_linked": stats.anonymous_ids_linked,
+            "shared_devices": stats.shared_devices,
+            "events_without_customer": stats.without_customer,
+            **{f"events_{k}": v for k, v in stats.by_source.items()},
+            "seconds": round(time.monotonic() - started, 2),
+        })
+
+    @dg.asset_check(asset=events, blocking=True, name="events_complete",
+                    description="event ids are unique and every loaded raw record identity "
+                    "is in events once")
+    def events_complete(project: ProjectResource) -> dg.AssetCheckResult:
+        with project.connect() as con:
+            n, distinct = con.execute("select count(*), count(distinct event_id) from events"
+                                      ).fetchone()
+            raw_records = distinct_raw_records(con, project.config)
+        return dg.AssetCheckResult(passed=n == distinct == raw_records,
+                                   metadata={"events": n, "distinct_ids": distinct,
+                                             "distinct_raw_records": raw_records})
+
+    return events, events_complete
 
 
-@dg.asset(
-    group_name="ingest",
-    kinds={"duckdb"},
-    deps=[raw_clickstream, raw_bookings, raw_payments],
-)
-def events(warehouse: Warehouse) -> dg.MaterializeResult:
-    """One row per loaded source event, all sources, on one stitched customer id.
-
-    Anonymous clickstream ids are linked to the customer once any event carries both ids
-    (`identity_map`); bookings carry the customer; payments take their booking's customer.
-    """
-    started = time.monotonic()
-    with warehouse.connect() as con:
-        stats = build_events(con)
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": stats.events,
-        "customers": stats.customers,
-        "identified_customers": stats.identified_customers,
-        "anonymous_ids_linked": stats.anonymous_ids_linked,
-        "shared_devices": stats.shared_devices,
-        "orphan_payments": stats.orphan_payments,
-        **{f"events_{k}": v for k, v in stats.by_source.items()},
-        "seconds": round(time.monotonic() - started, 2),
-    })
-
-
-@dg.asset_check(asset=events, blocking=True,
-                description="event ids are unique and every loaded raw row is in events once")
-def events_complete(warehouse: Warehouse) -> dg.AssetCheckResult:
-    with warehouse.connect() as con:
-        n, distinct = con.execute("select count(*), count(distinct event_id) from events"
-                                  ).fetchone()
-        raw = con.execute("""
-            select (select count(distinct event_id) from raw_clickstream)
-                 + (select count(distinct (booking_id, status)) from raw_bookings)
-                 + (select count(distinct (payment_id, status)) from raw_payments)""").fetchone()[0]
-    return dg.AssetCheckResult(passed=n == distinct == raw,
-                               metadata={"events": n, "distinct_ids": distinct,
-                                         "distinct_raw_records": raw})
+def build_ingest_defs(project: Project, partitions: dg.PartitionsDefinition) -> dg.Definitions:
+    """Raw assets (and checks) for every configured source, plus `events`."""
+    assets, checks = [], []
+    for name in project.config.sources:
+        asset, check = raw_asset(name, partitions)
+        assets.append(asset)
+        checks.append(check)
+    events, events_check = events_asset(
+        [a for a, n in zip(assets, project.config.sources, strict=True)
+         if n in project.event_sources])
+    return dg.Definitions(assets=[*assets, events], asset_checks=[*checks, events_check])

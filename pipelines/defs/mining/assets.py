@@ -4,12 +4,10 @@ Thin wiring over transforms/journey_mining.py (definitions and grains are in its
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
-from pipelines.resources import Warehouse
-from transforms.journey_map import load_journey_map
+from pipelines.resources import ProjectResource
 from transforms.journey_mining import build_mining_tables
 
 GROUP = "mining"
@@ -34,12 +32,12 @@ TABLES = {
                         deps=[dg.AssetKey("stage_events"), dg.AssetKey("journeys")])
            for name, text in TABLES.items()],
 )
-def mining_tables(warehouse: Warehouse) -> Iterator[dg.MaterializeResult]:
+def mining_tables(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     """Mine the stage paths in DuckDB, discover and export the model, replay against the map."""
     started = time.monotonic()
-    jmap = load_journey_map(warehouse.journey_map)
-    models = Path(warehouse.output_dir) / "models"
-    with warehouse.connect() as con:
+    jmap = project.journey_map
+    models = project.config.output_dir / "models"
+    with project.connect() as con:
         stats = build_mining_tables(con, jmap, models)
         rows = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in TABLES}
     for name in TABLES:

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from pipelines.cli import main
+from sample.generator import generate
 from transforms.errors import UserError
-from transforms.synthetic import generate
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES_YAML = yaml.safe_load((REPO / "data" / "sample" / "sources.yaml").read_text())["sources"]
@@ -264,6 +264,7 @@ def test_layout_headers_and_formats(tmp_path: Path) -> None:
         assert (p["status"] == "failed") == bool(p["failure_reason"])
 
 
+@pytest.mark.slow
 def test_bookings_and_payments_tell_consistent_stories(big: Exports) -> None:
     users = {e["userId"] for e in big.events if e["userId"]}
     by_booking: dict[str, list[dict]] = defaultdict(list)
@@ -318,6 +319,7 @@ def test_cli_writes_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -
         generate(0, 3, 1, tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_as_customers_grow(tmp_path: Path) -> None:
     def peak(n: int) -> int:
         tracemalloc.start()
@@ -333,6 +335,7 @@ def test_memory_stays_flat_as_customers_grow(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 # dirt: exact counts
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_dirt_counts_in_ground_truth_are_exact(big: Exports) -> None:
     gt = big.gt
     for source in SOURCES_YAML:
@@ -364,6 +367,7 @@ def test_dirt_counts_in_ground_truth_are_exact(big: Exports) -> None:
 # ------------------------------------------------------------------------------------------------
 # planted stories, recomputed from the files
 # ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_android_card_failures_and_outage(big: Exports) -> None:
     params = big.gt["parameters"]
     lo = parse_ts(params["outage"]["start_utc"])
@@ -424,6 +428,7 @@ def _funnel_by(big: Exports, segment_of) -> dict[str, list[int]]:
     return out
 
 
+@pytest.mark.slow
 def test_paid_social_brings_many_but_converts_half(big: Exports) -> None:
     def channel(evs: list[dict]) -> str:
         camp = next((e["context"]["campaign"] for e in evs if "campaign" in e["context"]), None)
@@ -439,6 +444,7 @@ def test_paid_social_brings_many_but_converts_half(big: Exports) -> None:
     assert abs(gt["paid_social"] - ps[2] / ps[1]) < 0.01
 
 
+@pytest.mark.slow
 def test_massage_interest_reaches_decision_less_often(big: Exports) -> None:
     def interest(evs: list[dict]) -> str:
         cats = Counter(e["properties"]["service_category"] for e in evs
@@ -461,6 +467,7 @@ def test_massage_interest_reaches_decision_less_often(big: Exports) -> None:
     assert slots[True] / sum(slots.values()) < 0.6 * other[True] / sum(other.values())
 
 
+@pytest.mark.slow
 def test_low_ratings_rarely_book_again(big: Exports) -> None:
     params = big.gt["parameters"]
     end = parse_ts(big.gt["end_exclusive"] + "T00:00:00+00:00")
@@ -491,6 +498,7 @@ def test_low_ratings_rarely_book_again(big: Exports) -> None:
     assert real["high_eligible"]["repeated"] == groups["high"][1]
 
 
+@pytest.mark.slow
 def test_most_customers_browse_anonymously_before_login(big: Exports) -> None:
     consider = {"search_performed", "service_viewed", "salon_viewed", "reviews_read",
                 "favourite_added"}

@@ -1257,7 +1257,7 @@ def ground_truth(g: _Generator, generated_by: str, lines: dict[str, int]) -> dic
                          for d in range(g.days)} for s in SOURCES}
     return {
         "generated_by": generated_by,
-        "generator": "transforms/synthetic.py",
+        "generator": "sample/generator.py",
         "seed": g.seed,
         "customers": g.n,
         "start": g.start.isoformat(),

@@ -1,0 +1,104 @@
+"""Metric assets around the journeys: bookings and payments, daily rates, repeat purchase and
+retention, and the measured journey map (touchpoints, pains, per-stage metrics). Thin wiring
+over transforms/metrics.py, where every definition and grain is stated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from pipelines.defs.journeys.assets import KINDS, _spec
+from pipelines.resources import ProjectResource
+from transforms import journeys, metrics
+
+GROUP = "metrics"
+
+
+def spec(key: str, description: str, deps: list[str]) -> dg.AssetSpec:
+    return _spec(key, description, deps, group=GROUP)
+
+
+@dg.multi_asset(specs=[
+    spec("booking_outcomes", "One row per booking: payment, refund and service outcome.",
+          ["events"]),
+    spec("booking_funnel", "One row per (segment x value x booking step), booking held "
+          "constant.", ["events"]),
+    spec("payment_attempts", "One row per (day x platform x method): payment attempts, "
+          "failures and failure rate, cells without a failure included.", ["events"]),
+    spec("payment_failures", "One row per (day x platform x method x failure reason).",
+          ["events"]),
+])
+def bookings(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
+    """Follow each booking from creation through payment to service, and count failures."""
+    jmap = project.journey_map
+    with project.connect() as con:
+        n_b = metrics.build_booking_outcomes(con, jmap)
+        n_f = metrics.build_booking_funnel(con, jmap)
+        payments = metrics.build_payment_failures(con, jmap)
+        dropout = journeys.fetch_row(
+            con, "select max(payment_dropout_rate) from booking_funnel where segment = 'all'")[0]
+    yield dg.MaterializeResult(asset_key="booking_outcomes", metadata={"dagster/row_count": n_b})
+    yield dg.MaterializeResult(asset_key="booking_funnel", metadata={
+        "dagster/row_count": n_f, "payment_dropout_rate": float(dropout or 0.0)})
+    for key in ("payment_attempts", "payment_failures"):
+        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": payments[key]})
+
+
+@dg.asset(group_name=GROUP, kinds=KINDS,
+          deps=[dg.AssetKey("journey_stages"), dg.AssetKey("payment_attempts")])
+def daily_stage_rates(project: ProjectResource) -> dg.MaterializeResult:
+    """One row per (day x stage): entered, converted, dropout and a robust-z anomaly flag."""
+    jmap = project.journey_map
+    with project.connect() as con:
+        n = metrics.build_daily_stage_rates(con, jmap)
+        days = con.execute("select distinct cast(event_date as varchar) from daily_stage_rates "
+                           "where anomaly order by 1").fetchall()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n, "anomaly_days": ", ".join(d[0] for d in days) or "-"})
+
+
+@dg.multi_asset(specs=[
+    spec("repeat_purchase", "One row per (group x value x horizon): repeat-purchase rate "
+          "among customers observed that long.", ["purchases", "booking_outcomes"]),
+    spec("purchase_frequency", "One row per number of purchases per customer.",
+          ["purchases", "booking_outcomes"]),
+    spec("retention_cohorts", "One row per (week|month x first-purchase cohort x period).",
+          ["purchases"]),
+    spec("lifecycle", "One row per (week|month x period x status: new, returning, "
+          "resurrecting, dormant).", ["purchases"]),
+])
+def repeat_and_retention(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
+    """Measure who buys again, how soon, and how purchase cohorts retain."""
+    jmap = project.journey_map
+    with project.connect() as con:
+        counts = metrics.build_repeat_purchase(con, jmap) | metrics.build_retention(con, jmap)
+        rates = con.execute(
+            "select horizon_days, repeat_rate from repeat_purchase where group_name = 'all' "
+            "order by horizon_days").fetchall()
+    yield dg.MaterializeResult(asset_key="repeat_purchase", metadata={
+        "dagster/row_count": counts["repeat_purchase"],
+        **{f"repeat_rate_{h}d": float(r) for h, r in rates if r is not None}})
+    for key in ("purchase_frequency", "retention_cohorts", "lifecycle"):
+        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": counts[key]})
+
+
+@dg.multi_asset(specs=[
+    spec("stage_touchpoints", "One row per (stage x dimension x value): where customers met "
+          "each stage.", ["stage_events"]),
+    spec("stage_pains", "One row per (stage x pain x reason): why customers left.",
+          ["journeys", "journey_stages"]),
+    spec("stage_metrics", "One row per (stage x metric x segment x value): the measured "
+          "journey map.", ["journeys", "journey_stages", "funnel_steps", "booking_outcomes",
+                           "payment_failures", "repeat_purchase", "purchases"]),
+])
+def journey_map_tables(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
+    """Fill the journey map page: touchpoints, pains and metrics per stage."""
+    jmap = project.journey_map
+    with project.connect() as con:
+        counts = {"stage_touchpoints": metrics.build_stage_touchpoints(con, jmap),
+                  "stage_pains": metrics.build_stage_pains(con, jmap),
+                  "stage_metrics": metrics.build_stage_metrics(
+                      con, jmap, currency=project.config.currency)}
+    for key, n in counts.items():
+        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": n})

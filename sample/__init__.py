@@ -1,0 +1,1 @@
+"""Synthetic sample data for the booking app: generator only, no number is defined here."""

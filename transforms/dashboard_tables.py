@@ -1,0 +1,162 @@
+"""Small tables that hold the figures the dashboard pages show and no other table has.
+
+Each reads tables built elsewhere, adds up their counts and takes its rates from the macros of
+transforms/sql/definitions.sql, so a page only reads and formats. Static statements live in
+transforms/sql/<table>.sql; `source_summary` is assembled here because the raw tables it reads
+follow the configured sources.
+
+- `payment_failure_matrix` (one row per platform x payment method, all days): reads
+  `payment_attempts`; the worst cell is ranked among cells with at least
+  `min_attempts_to_rank` attempts (settings), see payment_failure_matrix.sql.
+- `stage_time_distribution` (one row per stage with a timed arrival): 5th, 25th and 95th
+  percentiles of the time from the previous stage over complete journeys, beside
+  `funnel_steps`' median and 75th percentile.
+- `repeat_so_far` (one row per `repeat_purchase` group x value): buyers who bought again so far.
+- `repeat_gaps` (one row per customer with a second purchase): days from first to second
+  purchase, from `purchases.purchase_number`.
+- `source_summary` (one row per source in `events` or `ingest_reconciliation`): events, latest
+  event, how far it is behind the end of the data, the latest file of `raw_<source>`, and the
+  load reconciliation added up over all days with `quarantined_share` = rows quarantined /
+  rows read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+
+from transforms.sqlutil import ident
+
+SQL_DIR = Path(__file__).parent / "sql"
+# Payment attempts a platform x method cell needs before it can be named the worst.
+MIN_ATTEMPTS_TO_RANK = 20
+
+
+def _sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"select count(*) from {ident(table)}").fetchone()[0])
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "select table_name from information_schema.tables "
+        "where table_schema = current_schema()").fetchall()}
+
+
+def build_payment_failure_matrix(con: duckdb.DuckDBPyConnection,
+                                 settings: Mapping[str, object]) -> int:
+    """(Re)build `payment_failure_matrix` from `payment_attempts`."""
+    threshold = settings.get("min_attempts_to_rank", MIN_ATTEMPTS_TO_RANK)
+    con.execute(_sql("payment_failure_matrix"), {"min_attempts_to_rank": threshold})
+    return _count(con, "payment_failure_matrix")
+
+
+def build_stage_time_distribution(con: duckdb.DuckDBPyConnection) -> int:
+    """(Re)build `stage_time_distribution` from `journey_stages` and `funnel_steps`."""
+    con.execute(_sql("stage_time_distribution"))
+    return _count(con, "stage_time_distribution")
+
+
+def build_repeat_so_far(con: duckdb.DuckDBPyConnection) -> int:
+    """(Re)build `repeat_so_far` from `repeat_purchase`."""
+    con.execute(_sql("repeat_so_far"))
+    return _count(con, "repeat_so_far")
+
+
+def build_repeat_gaps(con: duckdb.DuckDBPyConnection) -> int:
+    """(Re)build `repeat_gaps` from `purchases`."""
+    con.execute(_sql("repeat_gaps"))
+    return _count(con, "repeat_gaps")
+
+
+def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
+    """(Re)build `source_summary` from `events`, `ingest_reconciliation` and the
+    `raw_<source>` tables present (a missing one leaves `latest_file` NULL)."""
+    tables = _tables(con)
+    sources = [r[0] for r in con.execute(
+        "select source from events union select source from ingest_reconciliation "
+        "order by source").fetchall()]
+    files: list[str] = []
+    params: list[str] = []
+    for source in sources:
+        raw = f"raw_{source}"
+        if raw in tables and con.execute(
+                "select count(*) from information_schema.columns where table_schema = "
+                "current_schema() and table_name = ? and column_name = 'source_file'",
+                [raw]).fetchone()[0]:
+            files.append(f"select ? as source, max(source_file) as latest_file "
+                         f"from {ident(raw)}")
+            params.append(source)
+    latest_files = (" union all ".join(files) if files else
+                    "select cast(null as varchar) as source, cast(null as varchar) as latest_file "
+                    "where false")
+    con.execute(
+        f"""
+        create or replace table source_summary as
+        with event_counts as (
+            select source, count(*) as events, max(event_ts) as latest_event_ts
+            from events group by source
+        ),
+        data_end as (
+            select max(event_ts) as data_end_ts from events
+        ),
+        loads as (
+            select source,
+                   cast(sum(rows_read) as bigint) as rows_read,
+                   cast(sum(rows_loaded) as bigint) as rows_loaded,
+                   cast(sum(rows_quarantined) as bigint) as rows_quarantined,
+                   cast(sum(rows_duplicate) as bigint) as rows_duplicate,
+                   cast(sum(clock_skew_corrected) as bigint) as clock_skew_corrected,
+                   max(loaded_at) as last_loaded_at
+            from ingest_reconciliation group by source
+        ),
+        latest_files as ({latest_files}),
+        sources as (
+            select source from event_counts union select source from loads
+        ),
+        final as (
+            select
+                -- grain
+                s.source,
+                -- freshness
+                coalesce(e.events, 0) as events, e.latest_event_ts,
+                epoch(d.data_end_ts - e.latest_event_ts) as seconds_behind_data_end,
+                f.latest_file, l.last_loaded_at,
+                -- load reconciliation, all days
+                l.rows_read, l.rows_loaded, l.rows_quarantined,
+                l.rows_quarantined / nullif(l.rows_read, 0) as quarantined_share,
+                l.rows_duplicate, l.clock_skew_corrected
+            from sources s
+            cross join data_end d
+            left join event_counts e using (source)
+            left join loads l using (source)
+            left join latest_files f using (source)
+        )
+        select * from final order by source
+        """,
+        params,
+    )
+    return _count(con, "source_summary")
+
+
+def build_dashboard_tables(con: duckdb.DuckDBPyConnection,
+                           settings: Mapping[str, object]) -> dict[str, int]:
+    """Every table of this module whose inputs are in the warehouse; rows per table built."""
+    tables = _tables(con)
+    out: dict[str, int] = {}
+    if "payment_attempts" in tables:
+        out["payment_failure_matrix"] = build_payment_failure_matrix(con, settings)
+    if {"journey_stages", "funnel_steps"} <= tables:
+        out["stage_time_distribution"] = build_stage_time_distribution(con)
+    if "repeat_purchase" in tables:
+        out["repeat_so_far"] = build_repeat_so_far(con)
+    if "purchases" in tables:
+        out["repeat_gaps"] = build_repeat_gaps(con)
+    if {"events", "ingest_reconciliation"} <= tables:
+        out["source_summary"] = build_source_summary(con)
+    return out

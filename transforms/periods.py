@@ -1,0 +1,61 @@
+"""The overview's headline period: the last `period_days` days of data vs the days before.
+
+Two tables, both for the `period_days` of the run's settings (transforms/settings.py):
+
+- `period_figures`: one row per (period_days, figure). Figures: new_customers, purchases,
+  purchasers, repeat_purchasers, repeat_rate (basis `data`: the last period_days days of
+  data and the period_days days before them) and conversion_journeys, converted_journeys,
+  conversion (basis `cohorts`: the last period_days entry days whose conversion window is fully
+  observed, and the days before those). Columns: period_days, figure, kind (`count`|`rate`),
+  basis, current_start, current_end, previous_start, previous_end, previous_observed,
+  current_value, previous_value (NULL when the previous period is not there to compare),
+  change (current - previous), relative_change (change / previous, counts only). The rules are
+  in the header of transforms/sql/period_figures.sql.
+- `period_funnel`: one row per (period_days, stage): the stage funnel of the complete cohorts
+  of the current `cohorts` period, with the rates of transforms/sql/definitions.sql and the
+  stage with the largest dropout up to the conversion stage flagged
+  (transforms/sql/period_funnel.sql).
+
+Needs `journeys`, `purchases` and `funnel_cohorts` (and, for the funnel, `period_figures`), and
+the definition macros on the connection (transforms.definitions.create_macros).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+
+def _sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+
+
+def build_period_figures(con: duckdb.DuckDBPyConnection,
+                         settings: Mapping[str, object]) -> int:
+    """(Re)build `period_figures` for `settings["period_days"]`, ending at
+    `settings["data_end"]` (read_settings of run_settings gives both)."""
+    con.execute(_sql("period_figures"), {
+        "period_days": int(settings["period_days"]),
+        "data_start": settings.get("data_start"),
+        "data_end": settings.get("data_end"),
+        "conversion_stage": settings.get("conversion_stage"),
+    })
+    return _count(con, "period_figures")
+
+
+def build_period_funnel(con: duckdb.DuckDBPyConnection,
+                        settings: Mapping[str, object]) -> int:
+    """(Re)build `period_funnel` from `period_figures` and `funnel_cohorts`."""
+    con.execute(_sql("period_funnel"), {
+        "period_days": int(settings["period_days"]),
+        "conversion_stage": settings.get("conversion_stage"),
+    })
+    return _count(con, "period_funnel")
