@@ -26,7 +26,6 @@ SLUG = "bottlenecks"
 # Diverging, colour-blind safe: blue = drops out less than the rest, vermillion = more.
 DIVERGING = [[0.0, OKABE_ITO["blue"]], [0.5, "#F7F7F7"], [1.0, OKABE_ITO["vermillion"]]]
 MAX_SEGMENT_ROWS = 30
-MIN_ATTEMPTS_TO_RANK = 20
 
 
 def render(ctx: Context) -> Page:
@@ -151,18 +150,10 @@ def _bottleneck_sentence(ctx: Context, ranked: pd.DataFrame) -> str:
 
 def _time_distribution(ctx: Context, page: Page) -> Safe:
     title = "How long do customers take from one stage to the next?"
-    if not ctx.wh.has("journey_stages"):
+    if not ctx.wh.has("stage_time_distribution"):
         return section(title, not_available("Time-to-convert distributions",
-                                            ["journey_stages"]))
-    df = ctx.wh.df(
-        """
-        select stage_index, stage, count(*) as journeys,
-               quantile_cont(seconds_from_previous, [0.05, 0.25, 0.5, 0.75, 0.95]) as q
-        from journey_stages
-        where complete and seconds_from_previous is not null
-        group by stage_index, stage
-        order by stage_index
-        """)
+                                            ["stage_time_distribution"]))
+    df = ctx.wh.df("select * from stage_time_distribution where timed > 0 order by stage_index")
     if df.empty:
         return section(title, paragraph("No timed transitions yet."))
     order = ctx.stages
@@ -170,7 +161,8 @@ def _time_distribution(ctx: Context, page: Page) -> Safe:
     for stage in df["stage"]:
         i = order.index(stage) if stage in order else -1
         labels.append(f"{order[i - 1]} → {stage}" if i > 0 else str(stage))
-    q = pd.DataFrame(df["q"].tolist(), columns=["p5", "p25", "p50", "p75", "p95"])
+    q = df[["p5_seconds", "p25_seconds", "median_seconds", "p75_seconds", "p95_seconds"]]
+    q.columns = ["p5", "p25", "p50", "p75", "p95"]
     # Log axis in hours: same-instant steps (0 s) are drawn at one minute.
     hours = (q / 3600.0).clip(lower=1 / 60)
     fig = figure("How long does each step take? Time between stages (log scale)", height=420)
@@ -182,7 +174,7 @@ def _time_distribution(ctx: Context, page: Page) -> Safe:
     for i, label in enumerate(labels):
         fig.add_annotation(
             x=math.log10(float(hours["p95"].iloc[i])), y=label, xanchor="left",
-            text=f"  median {fmt.duration(q['p50'].iloc[i])} · n={fmt.count(df['journeys'][i])}",
+            text=f"  median {fmt.duration(q['p50'].iloc[i])} · n={fmt.count(df['timed'][i])}",
             showarrow=False, font=dict(size=11, color="#444"))
     ticks = [1 / 60, 0.25, 1, 6, 24, 72, 168, 720, 2160]
     fig.update_xaxes(type="log", title_text="time from the previous stage (log scale)",
@@ -286,13 +278,20 @@ def _segments(ctx: Context, page: Page) -> Safe:
                            numeric=range(3, 10)))
     else:
         parts.append(paragraph("No segment differs significantly from the rest."))
-    return section(
-        title, *parts,
-        lead="Test: two-proportion z-test (pooled, two-sided) of each segment value against all "
-             "other values of the same segment; significant when p < 0.05 and both groups have "
-             "at least 5 conversions and 5 drop-offs. Not corrected for multiple comparisons: "
-             "expect about 1 in 20 cells to look significant by chance. Positive = drops out "
-             "more.")
+    return section(title, *parts, lead=_test_sentence(ctx))
+
+
+def _test_sentence(ctx: Context) -> str:
+    alpha, n = ctx.setting("significance_level"), ctx.setting("min_group_outcomes")
+    test = ("Test: two-proportion z-test (pooled, two-sided) of each segment value against all "
+            "other values of the same segment")
+    if alpha is None or n is None:
+        return (f"{test}; the significance level is not available (no run_settings). "
+                "Positive = drops out more.")
+    return (f"{test}; significant when p < {alpha} and both groups have at least {n} "
+            f"conversions and {n} drop-offs. Not corrected for multiple comparisons: expect "
+            f"about {fmt.pct(alpha, 0)} of cells to look significant by chance. Positive = drops "
+            "out more.")
 
 
 def _unknown(value: str) -> bool:
@@ -350,28 +349,18 @@ def _payments(ctx: Context, page: Page) -> Safe:
     else:
         parts.append(not_available("The booking payment funnel", ["booking_funnel"]))
 
-    if wh.has("payment_attempts", "payment_failures"):
+    if wh.has("payment_failure_matrix", "payment_failures"):
         parts.extend(_failure_figures(ctx, page))
     else:
         parts.append(not_available("Payment failure rates and reasons",
-                                   wh.missing("payment_attempts", "payment_failures")))
+                                   wh.missing("payment_failure_matrix", "payment_failures")))
     return section(title, *parts)
-
-
-def _attempts_by_platform_method(ctx: Context) -> pd.DataFrame:
-    """Payment attempts, failures and failure rate per platform x method over all days: the
-    `payment_attempts` cells (zero-failure cells included) added up."""
-    return ctx.wh.df(
-        """
-        select platform, method, sum(attempts) as attempts, sum(failures) as failures,
-               sum(failures) / sum(attempts) as rate
-        from payment_attempts group by platform, method order by platform, method
-        """)
 
 
 def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
     wh = ctx.wh
-    combos = _attempts_by_platform_method(ctx)
+    combos = wh.df("select platform, method, attempts, failures, failure_rate as rate, "
+                   "rank_failure_rate from payment_failure_matrix order by platform, method")
     if combos.empty:
         return [paragraph("No payment attempts recorded.")]
     platforms = sorted(combos["platform"].astype(str).unique())
@@ -428,12 +417,15 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
     fig2.update_xaxes(title_text="failed payment attempts", tickformat=",~f")
     fig2.update_yaxes(title_text="failure reason")
     page.figures += 1
-    # Small cells are noisy: name the worst among those with enough attempts to mean something.
-    solid = combos[combos["attempts"] >= MIN_ATTEMPTS_TO_RANK]
-    worst = (solid if not solid.empty else combos).sort_values("rate", ascending=False).iloc[0]
+    # Small cells are noisy: the table ranks only those with enough attempts to mean something.
+    ranked = combos[combos["rank_failure_rate"] == 1]
+    worst = [] if ranked.empty else [paragraph(
+        f"Highest failure rate: {ranked['platform'].iloc[0]} with {ranked['method'].iloc[0]} — "
+        f"{fmt.pct(ranked['rate'].iloc[0])} of {fmt.count(ranked['attempts'].iloc[0])} attempts "
+        f"failed (cells with at least {ctx.setting('min_attempts_to_rank') or '–'} attempts "
+        "ranked).")]
     return [
-        paragraph(f"Highest failure rate: {worst['platform']} with {worst['method']} — "
-                  f"{fmt.pct(worst['rate'])} of {fmt.count(worst['attempts'])} attempts failed."),
+        *worst,
         Safe('<div class="grid2">'),
         to_div(fig, ctx.div_id(SLUG, "failure-matrix")),
         to_div(fig2, ctx.div_id(SLUG, "failure-reasons")),
@@ -449,6 +441,8 @@ def _anomalies(ctx: Context, page: Page) -> Safe:
     title = "Which days were unusual?"
     if not ctx.wh.has("daily_stage_rates"):
         return section(title, not_available("Anomalous days", ["daily_stage_rates"]))
+    threshold = ctx.setting("anomaly_threshold") or fmt.NO_VALUE
+    min_entered = ctx.setting("anomaly_min_daily_entered") or fmt.NO_VALUE
     df = ctx.wh.df("select * from daily_stage_rates order by stage_index, event_date")
     series: list[tuple[str, pd.DataFrame, str, str]] = []
     for _, part in df.groupby("stage_index", sort=True):
@@ -487,7 +481,7 @@ def _anomalies(ctx: Context, page: Page) -> Safe:
                 x=flagged["event_date"], y=flagged[col], mode="markers",
                 marker=dict(symbol="x", color=OKABE_ITO["vermillion"], size=12,
                             line=dict(width=1)),
-                name="anomalous day (|robust z| > 3.5)", legendgroup="anomaly",
+                name=f"anomalous day (|robust z| > {threshold})", legendgroup="anomaly",
                 showlegend=not any(t.legendgroup == "anomaly" for t in fig.data),
                 customdata=list(zip(flagged["anomaly_reason"], flagged[zcol], strict=True)),
                 hovertemplate="<b>%{x|%d %b %Y}</b>: %{customdata[0]}<br>value: %{y:.1%}, "
@@ -516,4 +510,6 @@ def _anomalies(ctx: Context, page: Page) -> Safe:
     return section(title, *parts,
                    lead="A day is flagged when its robust z-score (distance from the stage's "
                         "median day in median absolute deviations, Iglewicz–Hoaglin) exceeds "
-                        "3.5. Only days whose journeys are fully observed are scored.")
+                        f"{threshold}. Only days whose journeys are fully observed and with at "
+                        f"least {min_entered} journeys (or payment attempts, for the failure "
+                        "rate) are scored.")

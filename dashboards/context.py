@@ -1,58 +1,89 @@
-"""What every page needs to know: the warehouse, the period shown and the stage order."""
+"""What every page needs to know: the warehouse, the run's settings and the period shown.
+
+Everything here is read: the settings from `run_settings` (transforms/settings.py) and the
+period's days from `period_figures` (transforms/periods.py). When a table is missing the value
+is None (or empty) and the page that needs it shows a "not available" note.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import pandas as pd
 
 from dashboards.data import Warehouse
 
 
 @dataclass
 class Context:
-    """The selected period is the last `period_days` days of data; the previous period is the
-    `period_days` days before it."""
+    """`period_days` selects the rows of `period_figures` the headline shows (by default the
+    run's `period_days` setting)."""
 
     wh: Warehouse
     period_days: int
-    data_start: dt.date | None
-    data_end: dt.date | None
     built_at: dt.datetime
-    stages: list[str]
-    conversion_stage: str | None = None
-    currency: str = "EUR"
+    settings: dict[str, object] = field(default_factory=dict)
+    periods: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @classmethod
+    def read(cls, wh: Warehouse, *, period_days: int | None,
+             built_at: dt.datetime) -> Context:
+        settings = wh.settings()
+        days = period_days if period_days is not None else settings.get("period_days")
+        periods = pd.DataFrame()
+        if days is not None and wh.has("period_figures"):
+            periods = wh.df("select * from period_figures where period_days = ?", [int(days)])
+        return cls(wh=wh, period_days=int(days) if days is not None else 0, built_at=built_at,
+                   settings=settings, periods=periods)
+
+    # --- settings ------------------------------------------------------------------------
+    def setting(self, key: str) -> object:
+        """One setting of the run, None when missing."""
+        return self.settings.get(key)
 
     @property
-    def period_start(self) -> dt.date | None:
-        if self.data_end is None:
+    def stages(self) -> list[str]:
+        return [str(s) for s in self.settings.get("stages") or []]
+
+    @property
+    def conversion_stage(self) -> str | None:
+        value = self.settings.get("conversion_stage")
+        return None if value is None else str(value)
+
+    @property
+    def currency(self) -> str | None:
+        value = self.settings.get("currency")
+        return None if value is None else str(value)
+
+    @property
+    def data_start(self) -> dt.date | None:
+        return self.settings.get("data_start")  # type: ignore[return-value]
+
+    @property
+    def data_end(self) -> dt.date | None:
+        return self.settings.get("data_end")  # type: ignore[return-value]
+
+    # --- the headline period -------------------------------------------------------------
+    def figure(self, name: str) -> pd.Series | None:
+        """The `period_figures` row of one figure for the selected period length."""
+        if self.periods.empty:
             return None
-        return self.data_end - dt.timedelta(days=self.period_days - 1)
-
-    @property
-    def previous_start(self) -> dt.date | None:
-        start = self.period_start
-        return None if start is None else start - dt.timedelta(days=self.period_days)
-
-    @property
-    def previous_end(self) -> dt.date | None:
-        start = self.period_start
-        return None if start is None else start - dt.timedelta(days=1)
+        rows = self.periods[self.periods["figure"] == name]
+        return None if rows.empty else rows.iloc[0]
 
     def period_label(self) -> str:
-        if self.data_end is None:
-            return "no data loaded"
-        return (f"{self.period_start:%d %b %Y} – {self.data_end:%d %b %Y} "
-                f"({self.period_days} days; previous period {self.previous_start:%d %b} – "
-                f"{self.previous_end:%d %b %Y})")
+        row = self.figure("new_customers")
+        if row is None or pd.isna(row["current_end"]):
+            if self.period_days and self.wh.has("period_figures"):
+                return f"not available for {self.period_days}-day periods"
+            return "not available (no period_figures table yet)"
+        start, end = pd.Timestamp(row["current_start"]), pd.Timestamp(row["current_end"])
+        q0, q1 = pd.Timestamp(row["previous_start"]), pd.Timestamp(row["previous_end"])
+        return (f"{start:%d %b %Y} – {end:%d %b %Y} ({self.period_days} days; previous period "
+                f"{q0:%d %b} – {q1:%d %b %Y})")
 
     def div_id(self, page: str, name: str) -> str:
         """A stable, unique id for a figure's div (stable so rebuilds give identical files)."""
         return f"fig-{page}-{name}"
 
-
-def stage_index(stages: list[str], stage: str) -> int:
-    """Position of a stage in the journey order; unknown stages sort last."""
-    try:
-        return stages.index(stage)
-    except ValueError:
-        return len(stages)

@@ -1,7 +1,10 @@
-"""Reading the warehouse for the dashboard: which tables exist, and queries as DataFrames.
+"""Reading the warehouse for the dashboard: which tables exist, the run's settings, and
+queries as DataFrames.
 
 The dashboard only reads. Every optional table is checked with `has()` first so a warehouse
 where, say, mining has not run yet gives a page with a "not available" note instead of a crash.
+The run's settings (stages, conversion stage, currency, thresholds) come from `run_settings`
+through `settings()`, never from guesses over other tables.
 """
 
 from __future__ import annotations
@@ -12,14 +15,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from transforms.settings import read_settings
+
 # Which command produces a table, for the "not available: run X" notes.
 MINING_TABLES = frozenset({
     "variants", "dfg_edges", "dfg_endpoints", "dropoff_points", "conformance_overall",
     "conformance_deviations",
-})
-INGEST_TABLES = frozenset({
-    "raw_clickstream", "raw_bookings", "raw_payments", "quarantine", "ingest_reconciliation",
-    "identity_map", "events",
 })
 
 
@@ -41,6 +42,12 @@ class Warehouse:
         ).fetchall()
         self._tables = {r[0] for r in rows}
         self._columns: dict[str, set[str]] = {}
+
+    def settings(self) -> dict[str, object]:
+        """The run's settings from `run_settings`; empty when the table is not there."""
+        if not self.has("run_settings"):
+            return {}
+        return read_settings(self.con)
 
     def has(self, *tables: str) -> bool:
         return all(t in self._tables for t in tables)

@@ -49,11 +49,11 @@ def signed_pct(ratio: Any) -> str:
     return f"{float(ratio) * 100:+,.1f}%"
 
 
-def money(x: Any, currency: str = "EUR") -> str:
-    """An amount with two decimals and its currency: 1234.5 -> '1,234.50 EUR'."""
+def money(x: Any, currency: str | None = None) -> str:
+    """An amount with two decimals and its currency, if known: 1234.5 -> '1,234.50 EUR'."""
     if _missing(x):
         return NO_VALUE
-    return f"{float(x):,.2f} {currency}".strip()
+    return f"{float(x):,.2f} {currency or ''}".strip()
 
 
 def number(x: Any, digits: int = 1) -> str:

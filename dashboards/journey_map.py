@@ -48,8 +48,10 @@ def render(ctx: Context) -> Page:
     page = Page(SLUG, "Journey map")
     wh = ctx.wh
     title = "What happens to customers at each stage of the journey?"
-    if not wh.has("funnel_steps") or not ctx.stages:
-        page.add(section(title, not_available("The journey map", ["funnel_steps"])))
+    if not wh.has("funnel_steps", "run_settings") or not ctx.stages:
+        page.add(section(title, not_available("The journey map",
+                                              wh.missing("funnel_steps", "run_settings")
+                                              or ["run_settings"])))
         return page
 
     personas = _personas(ctx)
@@ -96,7 +98,7 @@ def _funnel(ctx: Context, segment: str, value: str) -> pd.DataFrame:
                      "order by stage_index", [segment, value])
 
 
-def _metric_text(value: object, unit: str, currency: str) -> str:
+def _metric_text(value: object, unit: str, currency: str | None) -> str:
     if unit in ("customers", "events"):
         return fmt.count(value)
     if unit == "rate":
@@ -109,7 +111,7 @@ def _metric_text(value: object, unit: str, currency: str) -> str:
         return f"{fmt.number(value)} per customer"
     if unit == "stars":
         return f"{fmt.number(value)} of 5"
-    if unit == currency or unit in ("EUR", "USD", "GBP"):
+    if currency is not None and unit == currency:
         return fmt.money(value, unit)
     return fmt.number(value, 2)
 
@@ -174,7 +176,6 @@ def _map_table(ctx: Context, segment: str, value: str) -> Safe:
             "customer counts, drop-off and times are not shown; they appear once the data "
             "covers a full window after the first entries.", cls="note")
     by_stage = {str(r.stage): r for r in funnel.itertuples(index=False)}
-    first_entered = float(funnel["entered"].iloc[0]) if len(funnel) else 0.0
     metrics = _metrics(ctx, segment, value)
     touchpoints = _touchpoints(ctx)
     pains = _pains(ctx)
@@ -192,8 +193,8 @@ def _map_table(ctx: Context, segment: str, value: str) -> Safe:
         if r is None:
             reach.append(esc(fmt.NO_VALUE))
         else:
-            share = r.entered / first_entered if first_entered else None
-            reach.append(esc(f"{fmt.count(r.entered)} ({fmt.pct(share)} of entry)"))
+            reach.append(esc(f"{fmt.count(r.entered)} ({fmt.pct(r.overall_conversion)} of "
+                             "entry)"))
     rows.append(("Customers reaching", reach))
     drop, time = [], []
     for i, _ in enumerate(stages):

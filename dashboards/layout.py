@@ -31,18 +31,44 @@ def join(parts: Iterable[object]) -> Safe:
 
 @dataclass(frozen=True)
 class PageSpec:
+    """A page of the site: its file name (`slug`.html), its title in the nav bar, every table
+    it reads (the dashboard asset depends on exactly these; a page whose tables are missing
+    shows a "not available" note), and the module whose `render(ctx) -> Page` builds it (named,
+    not imported, so the page modules can use this one)."""
+
     slug: str
     title: str
+    reads: tuple[str, ...] = ()
+    module: str = ""
 
 
+# The registry of pages, in nav order. A new page: its module (with `render`), and a line here.
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("index", "Overview"),
-    PageSpec("journey_map", "Journey map"),
-    PageSpec("bottlenecks", "Bottlenecks"),
-    PageSpec("paths", "Paths"),
-    PageSpec("repeat", "Repeat purchase"),
-    PageSpec("quality", "Data quality"),
+    PageSpec("index", "Overview", (
+        "run_settings", "period_figures", "period_funnel", "funnel_steps", "funnel_cohorts",
+        "stage_transitions", "daily_stage_rates"), "dashboards.overview"),
+    PageSpec("journey_map", "Journey map", (
+        "run_settings", "funnel_steps", "funnel_segments", "stage_metrics",
+        "stage_touchpoints", "stage_pains"), "dashboards.journey_map"),
+    PageSpec("bottlenecks", "Bottlenecks", (
+        "run_settings", "stage_transitions", "stage_time_distribution",
+        "stage_transition_segments", "booking_funnel", "payment_failure_matrix",
+        "payment_failures", "daily_stage_rates"), "dashboards.bottlenecks"),
+    PageSpec("paths", "Paths", (
+        "run_settings", "dfg_edges", "dfg_endpoints", "variants", "conformance_overall",
+        "conformance_deviations", "dropoff_points"), "dashboards.paths"),
+    PageSpec("repeat", "Repeat purchase", (
+        "run_settings", "repeat_purchase", "repeat_so_far", "repeat_gaps", "purchase_frequency",
+        "retention_cohorts", "lifecycle"), "dashboards.repeat"),
+    PageSpec("quality", "Data quality", (
+        "run_settings", "source_summary", "ingest_reconciliation", "quarantine"),
+             "dashboards.quality"),
 )
+
+
+def tables_read() -> tuple[str, ...]:
+    """Every table some page reads, each once, in page order."""
+    return tuple(dict.fromkeys(t for page in PAGES for t in page.reads))
 
 
 @dataclass

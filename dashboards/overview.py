@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import plotly.graph_objects as go
 
 from dashboards import fmt
 from dashboards.charts import COLORWAY, GREY, OKABE_ITO, figure, to_div
 from dashboards.context import Context
-from dashboards.layout import Page, Safe, card, cards, not_available, paragraph, section, table
-from transforms.metrics import period_figures
+from dashboards.layout import (
+    Page,
+    Safe,
+    card,
+    cards,
+    not_available,
+    note,
+    paragraph,
+    section,
+    table,
+)
 
 SLUG = "index"
 
@@ -26,84 +33,64 @@ def render(ctx: Context) -> Page:
 
 # --- headline numbers ------------------------------------------------------------------------
 
-def _change(now: float | None, before: float | None, *, rate: bool,
-            higher_is_better: bool = True) -> tuple[str, str]:
-    if now is None or before is None or pd.isna(now) or pd.isna(before):
-        return "no previous period to compare", "flat"
-    diff = float(now) - float(before)
-    if rate:
-        text = f"{fmt.pp(diff)} vs previous period ({fmt.pct(before)})"
-    elif before:
-        text = f"{fmt.signed_pct(diff / float(before))} vs previous period ({fmt.count(before)})"
-    else:
-        text = f"{fmt.count(now)} vs none in previous period"
-    if abs(diff) < 1e-12:
-        return text, "flat"
-    return text, "up" if (diff > 0) == higher_is_better else "down"
-
-
-def _complete_periods(ctx: Context) -> tuple[dt.date, dt.date, dt.date, dt.date] | None:
-    """The latest `period_days` of entry days whose cohorts are complete, and the period before.
-
-    Conversion needs the whole conversion window observed, so it is reported for these days,
-    not for the latest days of data whose windows are still open.
-    """
-    if ctx.wh.has("funnel_cohorts"):
-        last = ctx.wh.scalar("select max(cohort_date) from funnel_cohorts where complete")
-    else:
-        last = ctx.wh.scalar("select max(entry_date) from journeys where complete")
-    if last is None:
+def _value(row: pd.Series | None, column: str = "current_value") -> float | None:
+    if row is None or pd.isna(row[column]):
         return None
-    c0 = last - dt.timedelta(days=ctx.period_days - 1)
-    b1 = c0 - dt.timedelta(days=1)
-    return c0, last, b1 - dt.timedelta(days=ctx.period_days - 1), b1
+    return float(row[column])
+
+
+def _change(row: pd.Series | None, *, higher_is_better: bool = True) -> tuple[str, str]:
+    """The change of a `period_figures` row against the previous period, as text and a
+    direction; the numbers are the table's."""
+    previous, change = _value(row, "previous_value"), _value(row, "change")
+    if row is None or previous is None or change is None:
+        return "no previous period to compare", "flat"
+    if row["kind"] == "rate":
+        text = f"{fmt.pp(change)} vs previous period ({fmt.pct(previous)})"
+    elif previous:
+        text = (f"{fmt.signed_pct(row['relative_change'])} vs previous period "
+                f"({fmt.count(previous)})")
+    else:
+        text = f"{fmt.count(row['current_value'])} vs none in previous period"
+    if abs(change) < 1e-12:
+        return text, "flat"
+    return text, "up" if (change > 0) == higher_is_better else "down"
 
 
 def _headline(ctx: Context) -> Safe:
     title = "How did the last period go?"
-    needed = ("journeys", "booking_outcomes", "funnel_cohorts")
-    if not ctx.wh.has(*needed) or ctx.data_end is None:
-        return section(title, not_available("The headline numbers",
-                                            ctx.wh.missing(*needed) or ["events"]))
-    p0, p1 = ctx.period_start, ctx.data_end
-    q0, q1 = ctx.previous_start, ctx.previous_end
-    has_previous = ctx.data_start is not None and q0 >= ctx.data_start
-
-    def figures(start: dt.date, end: dt.date) -> dict[str, int | float | None]:
-        return period_figures(ctx.wh.con, start, end, ctx.conversion_stage)
-
-    now = figures(p0, p1)
-    before = figures(q0, q1) if has_previous else {}
-    buyers_now = now["purchasers"]
-
-    complete = _complete_periods(ctx)
+    needed = ("run_settings", "period_figures")
+    if not ctx.wh.has(*needed):
+        return section(title, not_available("The headline numbers", ctx.wh.missing(*needed)))
+    if ctx.periods.empty:
+        return section(title, note(
+            f"The headline numbers for {ctx.period_days}-day periods are not in period_figures: "
+            f"the run computed {ctx.setting('period_days')}-day periods (its period_days "
+            "setting). Rebuild the dashboard without --period-days, or run with that period."))
+    if ctx.data_end is None:
+        return section(title, paragraph("No events loaded yet."))
+    new, purchases = ctx.figure("new_customers"), ctx.figure("purchases")
+    buyers_now = _value(ctx.figure("purchasers"))
     items = [
-        card("New customers", fmt.count(now["new_customers"]),
-             *_change(now["new_customers"], before.get("new_customers"), rate=False),
+        card("New customers", fmt.count(_value(new)), *_change(new),
              detail="new customers whose journey started in the period"),
-        card("Purchases", fmt.count(now["purchases"]),
-             *_change(now["purchases"], before.get("purchases"), rate=False),
+        card("Purchases", fmt.count(_value(purchases)), *_change(purchases),
              detail=f"paid, not refunded bookings; {fmt.count(buyers_now)} customers"),
     ]
-    if complete is not None and ctx.conversion_stage is not None:
-        c0, c1, b0, b1 = complete
-        conv_now = figures(c0, c1)
-        conv_before = figures(b0, b1)
+    conversion, journeys = ctx.figure("conversion"), ctx.figure("conversion_journeys")
+    if conversion is not None and pd.notna(conversion["current_end"]):
+        c0, c1 = pd.Timestamp(conversion["current_start"]), pd.Timestamp(conversion["current_end"])
         items.append(card(
-            "Overall conversion", fmt.pct(conv_now["conversion"]),
-            *_change(conv_now["conversion"], conv_before["conversion"], rate=True),
-            detail=f"{fmt.count(conv_now['conversion_journeys'])} journeys entering "
+            "Overall conversion", fmt.pct(_value(conversion)), *_change(conversion),
+            detail=f"{fmt.count(_value(journeys))} journeys entering "
                    f"{c0:%d %b} – {c1:%d %b %Y}, the latest whose conversion window is fully "
                    "observed"))
-    elif complete is not None:
-        items.append(card("Overall conversion", fmt.NO_VALUE,
-                          detail="no journey has reached the conversion stage yet"))
     else:
         items.append(card("Overall conversion", fmt.NO_VALUE,
                           detail="no journey has a fully observed conversion window yet"))
+    repeat_rate = ctx.figure("repeat_rate")
     items.append(card(
-        "Repeat rate", fmt.pct(now["repeat_share"]),
-        *_change(now["repeat_share"], before.get("repeat_share"), rate=True),
+        "Repeat rate", fmt.pct(_value(repeat_rate)), *_change(repeat_rate),
         detail=f"share of the period's {fmt.count(buyers_now)} buyers making their 2nd or "
                "later purchase"))
     return section(title, cards(items), lead=f"Period: {ctx.period_label()}.")
@@ -112,31 +99,22 @@ def _headline(ctx: Context) -> Safe:
 # --- funnel ----------------------------------------------------------------------------------
 
 def _funnel_rows(ctx: Context) -> tuple[pd.DataFrame, str]:
-    """Funnel of the complete cohorts of the period; all complete journeys if there are none."""
+    """Funnel of the complete cohorts of the period (`period_funnel`); all complete journeys
+    (`funnel_steps`, the bottleneck of `stage_transitions` flagged) if there are none."""
     wh = ctx.wh
-    complete = _complete_periods(ctx) if wh.has("journeys") else None
-    if wh.has("funnel_cohorts") and complete is not None:
-        df = wh.df(
-            """
-            select stage_index, stage, sum(entered) as entered,
-                   min(cohort_date) as first_cohort, max(cohort_date) as last_cohort
-            from funnel_cohorts
-            where complete and cohort_date between ? and ?
-            group by stage_index, stage order by stage_index
-            """, [complete[0], complete[1]])
+    if wh.has("period_funnel") and ctx.period_days:
+        df = wh.df("select * from period_funnel where period_days = ? order by stage_index",
+                   [ctx.period_days])
         if not df.empty and df["entered"].iloc[0] > 0:
-            first, last = df["first_cohort"].min(), df["last_cohort"].max()
-            prev = df["entered"].shift(1)
-            df["overall_conversion"] = df["entered"] / df["entered"].iloc[0]
-            df["step_conversion"] = df["entered"] / prev
-            df["dropoff_count"] = prev - df["entered"]
-            df["dropout_rate"] = 1 - df["step_conversion"]
-            return df, (f"journeys entering {pd.Timestamp(first):%d %b} – "
-                        f"{pd.Timestamp(last):%d %b %Y} whose conversion window is fully observed")
-    if wh.has("funnel_steps"):
-        df = wh.df("select * from funnel_steps order by stage_index")
-        return df, "all journeys whose conversion window is fully observed"
-    return pd.DataFrame(), ""
+            return df, (f"journeys entering {pd.Timestamp(df['first_cohort'].iloc[0]):%d %b} – "
+                        f"{pd.Timestamp(df['last_cohort'].iloc[0]):%d %b %Y} whose conversion "
+                        "window is fully observed")
+    flag = ("coalesce((select bool_or(t.is_bottleneck) from stage_transitions t "
+            "where t.to_index = f.stage_index), false)" if wh.has("stage_transitions")
+            else "false")
+    df = wh.df(f"select f.*, {flag} as largest_dropout from funnel_steps f "
+               "order by f.stage_index")
+    return df, "all journeys whose conversion window is fully observed"
 
 
 def _funnel(ctx: Context, page: Page) -> Safe:
@@ -146,14 +124,10 @@ def _funnel(ctx: Context, page: Page) -> Safe:
     df, scope = _funnel_rows(ctx)
     if df.empty:
         return section(title, paragraph("No journeys with a fully observed window yet."))
-    # The bottleneck to name is on the way to conversion; after it, "dropout" is customers not
-    # (yet) buying again, which is the repeat page's story.
-    before = df
-    if ctx.conversion_stage in set(df["stage"]):
-        last = int(df.index[df["stage"] == ctx.conversion_stage][0])
-        before = df.loc[:last]
-    rates = before["dropout_rate"].astype(float)
-    worst = rates.idxmax() if rates.notna().any() else None
+    # The stage to name is on the way to conversion (the table flags it); after it, "dropout"
+    # is customers not (yet) buying again, which is the repeat page's story.
+    flagged = df.index[df["largest_dropout"].fillna(False).astype(bool)]
+    worst = flagged[0] if len(flagged) else None
 
     labels = [str(s) for s in df["stage"]]
     fig = figure("Where do customers drop out? Customers reaching each stage", height=420)
@@ -200,17 +174,16 @@ def _trends(ctx: Context, page: Page) -> Safe:
     title = "Is conversion getting better or worse, day by day?"
     parts: list[Safe] = []
     wh = ctx.wh
-    if wh.has("funnel_cohorts", "journeys"):
-        if ctx.conversion_stage is not None:
-            df = wh.df(
-                "select cohort_date, stage, entered, overall_conversion, complete "
-                "from funnel_cohorts where stage = ? order by cohort_date",
-                [ctx.conversion_stage])
-            parts.append(_conversion_trend(ctx, df))
-            page.figures += 1
+    if wh.has("funnel_cohorts") and ctx.conversion_stage is not None:
+        df = wh.df(
+            "select cohort_date, stage, entered, overall_conversion, complete "
+            "from funnel_cohorts where stage = ? order by cohort_date",
+            [ctx.conversion_stage])
+        parts.append(_conversion_trend(ctx, df))
+        page.figures += 1
     else:
-        parts.append(not_available("The daily conversion trend", wh.missing("funnel_cohorts",
-                                                                            "journeys")))
+        parts.append(not_available("The daily conversion trend",
+                                   wh.missing("funnel_cohorts", "run_settings")))
     if wh.has("daily_stage_rates"):
         df = wh.df(
             "select event_date, stage_index, stage, entered, converted, dropout_rate, complete "

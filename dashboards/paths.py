@@ -149,8 +149,7 @@ def _variants(ctx: Context, page: Page) -> Safe:
                    "from variants order by journeys desc, path limit ?", [TOP_VARIANTS])
     if df.empty:
         return section(title, paragraph("No variants mined yet."))
-    total = ctx.wh.scalar("select sum(journeys) from variants")
-    shown = float(df["journeys"].sum()) / float(total) if total else None
+    shown = df["share"].sum()  # the variants' own shares of all journeys, added up
     df["label"] = [f"#{i + 1} {_short(p)}" for i, p in enumerate(df["path"])]
     ordered = df.iloc[::-1]
     fig = figure(f"What are the {len(df)} most common paths? Share of journeys", height=
@@ -195,11 +194,10 @@ def _sankey(ctx: Context, page: Page) -> Safe:
     title = "How do paths branch and end, step by step?"
     if not ctx.wh.has("variants"):
         return section(title, not_available("The path Sankey", ["variants"]))
-    df = ctx.wh.df("select stages, journeys from variants order by journeys desc limit ?",
+    df = ctx.wh.df("select stages, journeys, share from variants order by journeys desc limit ?",
                    [SANKEY_VARIANTS])
     if df.empty:
         return section(title, paragraph("No variants mined yet."))
-    total = ctx.wh.scalar("select sum(journeys) from variants")
     node_index: dict[tuple[int, str], int] = {}
     labels: list[str] = []
     node_colors: list[str] = []
@@ -224,7 +222,7 @@ def _sankey(ctx: Context, page: Page) -> Safe:
             flows[key] = flows.get(key, 0.0) + float(n)
         if len(path) == 1:
             node(0, path[0])
-    shown = float(df["journeys"].sum()) / float(total) if total else None
+    shown = df["share"].sum()
     fig = figure("How do journeys flow from stage to stage? Stage paths, step by step",
                  height=520)
     fig.add_trace(go.Sankey(
@@ -261,9 +259,8 @@ def _conformance(ctx: Context, page: Page) -> Safe:
                  detail=f"of {fmt.count(o['journeys'])} journeys replay without a deviation"),
         ]))
     if wh.has("conformance_deviations"):
-        dev = wh.df("select stage, deviation, sum(journeys) as journeys "
-                    "from conformance_deviations where segment = 'all' "
-                    "group by stage, deviation")
+        dev = wh.df("select stage, deviation, journeys from conformance_deviations "
+                    "where segment = 'all'")
         if not dev.empty:
             stages = [s for s in ctx.stages if s in set(dev["stage"])] + sorted(
                 set(dev["stage"]) - set(ctx.stages))

@@ -12,7 +12,6 @@ from dashboards import fmt
 from dashboards.charts import COLORWAY, OKABE_ITO, TEMPLATE, figure, title_layout, to_div
 from dashboards.context import Context
 from dashboards.layout import Page, Safe, not_available, paragraph, section, table
-from transforms.sqlutil import ident
 
 SLUG = "quality"
 TOP_REASONS = 12
@@ -30,40 +29,31 @@ def render(ctx: Context) -> Page:
 def _age(then: object, now: dt.datetime | dt.date | None) -> str:
     if then is None or now is None or pd.isna(then):
         return fmt.NO_VALUE
-    seconds = (pd.Timestamp(now) - pd.Timestamp(then)).total_seconds()
-    return fmt.duration(seconds)
+    return fmt.duration((pd.Timestamp(now) - pd.Timestamp(then)).total_seconds())
 
 
 def _freshness(ctx: Context) -> Safe:
     title = "How fresh is each source?"
     wh = ctx.wh
-    if not wh.has("events"):
-        return section(title, not_available("Freshness", ["events"]))
-    latest = wh.df("select source, max(event_ts) as latest_event, count(*) as events "
-                   "from events group by source order by source")
-    loads = (wh.df("select source, max(loaded_at) as loaded_at from ingest_reconciliation "
-                   "group by source") if wh.has("ingest_reconciliation")
-             else pd.DataFrame(columns=["source", "loaded_at"]))
-    end = latest["latest_event"].max() if not latest.empty else None
+    if not wh.has("source_summary"):
+        return section(title, not_available("Freshness", ["source_summary"]))
+    df = wh.df("select * from source_summary where events > 0 order by source")
     rows = []
-    for r in latest.itertuples(index=False):
-        raw = f"raw_{r.source}"
-        latest_file = None
-        if wh.has_columns(raw, "source_file"):
-            latest_file = wh.scalar(f"select max(source_file) from {ident(raw)}")
-        loaded = loads[loads["source"] == r.source]["loaded_at"]
-        loaded_at = loaded.iloc[0] if not loaded.empty else None
+    for r in df.itertuples(index=False):
         rows.append([
             r.source, fmt.count(r.events),
-            f"{pd.Timestamp(r.latest_event):%Y-%m-%d %H:%M}",
-            _age(r.latest_event, end), _age(r.latest_event, ctx.built_at),
-            "" if latest_file is None else str(latest_file).rsplit("/", 1)[-1],
-            fmt.NO_VALUE if loaded_at is None or pd.isna(loaded_at)
-            else f"{pd.Timestamp(loaded_at):%Y-%m-%d %H:%M}",
+            f"{pd.Timestamp(r.latest_event_ts):%Y-%m-%d %H:%M}",
+            fmt.duration(r.seconds_behind_data_end), _age(r.latest_event_ts, ctx.built_at),
+            "" if r.latest_file is None or pd.isna(r.latest_file)
+            else str(r.latest_file).rsplit("/", 1)[-1],
+            fmt.NO_VALUE if r.last_loaded_at is None or pd.isna(r.last_loaded_at)
+            else f"{pd.Timestamp(r.last_loaded_at):%Y-%m-%d %H:%M}",
         ])
     lagging = [r[0] for r in rows if r[3] not in (fmt.NO_VALUE, "0 s")]
+    end = df["latest_event_ts"].max() if not df.empty else None
     lead = (f"End of data: {pd.Timestamp(end):%Y-%m-%d %H:%M} UTC; page built "
-            f"{ctx.built_at:%Y-%m-%d %H:%M} UTC." if end is not None else "No events loaded.")
+            f"{ctx.built_at:%Y-%m-%d %H:%M} UTC." if end is not None and pd.notna(end)
+            else "No events loaded.")
     if lagging:
         lead += f" Behind the end of data: {', '.join(lagging)}."
     return section(title, table(
@@ -101,15 +91,17 @@ def _loads(ctx: Context, page: Page) -> Safe:
                                          "day"))
     page.figures += 1
 
-    totals = df.groupby("source", sort=True)[["rows_read", "rows_loaded", "rows_quarantined",
-                                             "rows_duplicate", "clock_skew_corrected"]].sum()
-    rows = [[s, fmt.count(t.rows_read), fmt.count(t.rows_loaded), fmt.count(t.rows_quarantined),
-             fmt.pct(t.rows_quarantined / t.rows_read if t.rows_read else None),
+    totals = (wh.df("select * from source_summary where rows_read is not null order by source")
+              if wh.has("source_summary") else pd.DataFrame())
+    rows = [[t.source, fmt.count(t.rows_read), fmt.count(t.rows_loaded),
+             fmt.count(t.rows_quarantined), fmt.pct(t.quarantined_share),
              fmt.count(t.rows_duplicate), fmt.count(t.clock_skew_corrected)]
-            for s, t in totals.iterrows()]
-    return section(title, to_div(fig, ctx.div_id(SLUG, "loads")),
-                   table(["source", "rows read", "loaded", "quarantined", "quarantined share",
-                          "duplicates", "clock skew corrected"], rows, numeric=range(1, 7)),
+            for t in totals.itertuples(index=False)]
+    summary = (table(["source", "rows read", "loaded", "quarantined", "quarantined share",
+                      "duplicates", "clock skew corrected"], rows, numeric=range(1, 7))
+               if wh.has("source_summary")
+               else not_available("The totals per source", ["source_summary"]))
+    return section(title, to_div(fig, ctx.div_id(SLUG, "loads")), summary,
                    lead="Every row read is either loaded, quarantined (rejected) or set aside "
                         "as a duplicate.")
 

@@ -51,7 +51,9 @@ def _repeat_rate(ctx: Context, page: Page) -> Safe:
         return section(title, paragraph("No purchases yet."))
     observed = df[df["eligible"].fillna(0) > 0]
     if observed.empty:
-        return _repeat_so_far(ctx, page, df, title)
+        if not ctx.wh.has("repeat_so_far"):
+            return section(title, not_available("Repeat purchase so far", ["repeat_so_far"]))
+        return _repeat_so_far(ctx, page, int(df["horizon_days"].min()), title)
     parts: list[Safe] = []
     overall = observed[observed["group_name"] == "all"]
     if not overall.empty:
@@ -102,16 +104,20 @@ def _repeat_rate(ctx: Context, page: Page) -> Safe:
     return section(title, insight or Safe(""), Safe('<div class="grid2">'), *parts,
                    Safe("</div>"),
                    lead="Rates count only buyers observed for the whole horizon after their "
-                        "first purchase; a purchase is a paid booking that was not refunded.")
+                        "first purchase; a purchase is a paid booking that was not refunded."
+                        + _low_rating_sentence(ctx))
 
 
-def _repeat_so_far(ctx: Context, page: Page, df: pd.DataFrame, title: str) -> Safe:
+def _low_rating_sentence(ctx: Context) -> str:
+    low = ctx.setting("low_rating_max")
+    return "" if low is None else f" A low rating is {low} or less."
+
+
+def _repeat_so_far(ctx: Context, page: Page, horizon: int, title: str) -> Safe:
     """No buyer observed for a whole horizon yet: show who has bought again so far."""
-    first = df.sort_values("horizon_days").groupby(["group_name", "group_value"],
-                                                   as_index=False).first()
-    groups = first[first["group_name"].isin(["all", "first_rating"])].copy()
-    groups["share"] = groups["repeat_purchasers"] / groups["purchasers"].where(
-        groups["purchasers"] > 0)
+    groups = ctx.wh.df("select *, repeat_share as share from repeat_so_far "
+                       "where group_name in ('all', 'first_rating') "
+                       "order by group_name <> 'all', group_value")
     groups["label"] = ["all buyers" if g == "all" else f"first rating {v}"
                        for g, v in zip(groups["group_name"], groups["group_value"], strict=True)]
     fig = figure("Who has bought again so far? Share of buyers with a second purchase, by the "
@@ -128,7 +134,6 @@ def _repeat_so_far(ctx: Context, page: Page, df: pd.DataFrame, title: str) -> Sa
                      rangemode="tozero")
     fig.update_xaxes(title_text="buyers, by the rating of their first purchase")
     page.figures += 1
-    horizon = int(df["horizon_days"].min())
     parts: list[Safe] = [paragraph(
         f"No buyer has been observed for {horizon} days after the first purchase yet, so the "
         "repeat rates by horizon are not available. Below: who has bought again so far, which "
@@ -148,24 +153,8 @@ def _timing(ctx: Context, page: Page) -> Safe:
     title = "How soon do they come back, and how often do they buy?"
     wh = ctx.wh
     parts: list[Safe] = []
-    if wh.has("booking_outcomes"):
-        gaps = wh.df(
-            """
-            with purchases as (
-                select customer_id, paid_ts,
-                       row_number() over (partition by customer_id order by paid_ts, booking_id)
-                           as nth
-                from booking_outcomes where purchase
-            ),
-            firsts as (
-                select customer_id,
-                       max(paid_ts) filter (where nth = 1) as first_ts,
-                       max(paid_ts) filter (where nth = 2) as second_ts
-                from purchases group by customer_id
-            )
-            select date_diff('second', first_ts, second_ts) / 86400.0 as days
-            from firsts where second_ts is not null
-            """)
+    if wh.has("repeat_gaps"):
+        gaps = wh.df("select days_to_second as days from repeat_gaps")
         if not gaps.empty:
             width = 1 if gaps["days"].max() < 42 else 7
             gaps = (gaps.assign(bin=(gaps["days"] // width).astype(int))
@@ -194,7 +183,7 @@ def _timing(ctx: Context, page: Page) -> Safe:
             parts.append(to_div(fig, ctx.div_id(SLUG, "time-to-second")))
             page.figures += 1
     else:
-        parts.append(not_available("Time to second purchase", ["booking_outcomes"]))
+        parts.append(not_available("Time to second purchase", ["repeat_gaps"]))
     if wh.has("purchase_frequency"):
         freq = wh.df("select purchases, customers, share from purchase_frequency "
                      "order by purchases")

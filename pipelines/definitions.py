@@ -17,6 +17,7 @@ from pipelines.defs.ingest.assets import build_ingest_defs, daily_partitions
 from pipelines.defs.ingest.schedules import build_schedule_defs
 from pipelines.defs.journeys import assets as journey_assets
 from pipelines.defs.metrics import assets as metric_assets
+from pipelines.defs.metrics import summaries as summary_assets
 from pipelines.defs.mining import assets as mining_assets
 from pipelines.project import CONFIG_ENV, config_path
 from pipelines.resources import Progress, ProjectResource
@@ -29,7 +30,8 @@ def build_defs(project: Project, *, echo: bool = False) -> dg.Definitions:
     raw_tables = [f"raw_{name}" for name in project.config.sources]
     domain = dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([journey_assets, metric_assets, mining_assets]),
+            *dg.load_assets_from_modules([journey_assets, metric_assets, summary_assets,
+                                           mining_assets]),
             dashboard_asset(raw_tables),
         ],
         asset_checks=dg.load_asset_checks_from_modules([journey_assets, metric_assets]),

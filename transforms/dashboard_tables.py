@@ -23,23 +23,16 @@ follow the configured sources.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import duckdb
 
-from transforms.sqlutil import ident
+from transforms.sqlutil import Params, ident, sql_file
+from transforms.tables import count_rows
 
-SQL_DIR = Path(__file__).parent / "sql"
 # Payment attempts a platform x method cell needs before it can be named the worst.
 MIN_ATTEMPTS_TO_RANK = 20
 
 
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(con.execute(f"select count(*) from {ident(table)}").fetchone()[0])
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -52,26 +45,26 @@ def build_payment_failure_matrix(con: duckdb.DuckDBPyConnection,
                                  settings: Mapping[str, object]) -> int:
     """(Re)build `payment_failure_matrix` from `payment_attempts`."""
     threshold = settings.get("min_attempts_to_rank", MIN_ATTEMPTS_TO_RANK)
-    con.execute(_sql("payment_failure_matrix"), {"min_attempts_to_rank": threshold})
-    return _count(con, "payment_failure_matrix")
+    con.execute(sql_file("payment_failure_matrix"), {"min_attempts_to_rank": threshold})
+    return count_rows(con, "payment_failure_matrix")
 
 
 def build_stage_time_distribution(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build `stage_time_distribution` from `journey_stages` and `funnel_steps`."""
-    con.execute(_sql("stage_time_distribution"))
-    return _count(con, "stage_time_distribution")
+    con.execute(sql_file("stage_time_distribution"))
+    return count_rows(con, "stage_time_distribution")
 
 
 def build_repeat_so_far(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build `repeat_so_far` from `repeat_purchase`."""
-    con.execute(_sql("repeat_so_far"))
-    return _count(con, "repeat_so_far")
+    con.execute(sql_file("repeat_so_far"))
+    return count_rows(con, "repeat_so_far")
 
 
 def build_repeat_gaps(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build `repeat_gaps` from `purchases`."""
-    con.execute(_sql("repeat_gaps"))
-    return _count(con, "repeat_gaps")
+    con.execute(sql_file("repeat_gaps"))
+    return count_rows(con, "repeat_gaps")
 
 
 def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
@@ -82,16 +75,15 @@ def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
         "select source from events union select source from ingest_reconciliation "
         "order by source").fetchall()]
     files: list[str] = []
-    params: list[str] = []
+    params = Params()
     for source in sources:
         raw = f"raw_{source}"
         if raw in tables and con.execute(
                 "select count(*) from information_schema.columns where table_schema = "
                 "current_schema() and table_name = ? and column_name = 'source_file'",
                 [raw]).fetchone()[0]:
-            files.append(f"select ? as source, max(source_file) as latest_file "
-                         f"from {ident(raw)}")
-            params.append(source)
+            files.append(f"select {params.add(source)} as source, "
+                         f"max(source_file) as latest_file from {ident(raw)}")
     latest_files = (" union all ".join(files) if files else
                     "select cast(null as varchar) as source, cast(null as varchar) as latest_file "
                     "where false")
@@ -139,9 +131,9 @@ def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
         )
         select * from final order by source
         """,
-        params,
+        params.values,
     )
-    return _count(con, "source_summary")
+    return count_rows(con, "source_summary")
 
 
 def build_dashboard_tables(con: duckdb.DuckDBPyConnection,

@@ -26,21 +26,14 @@ quoted (`ident`) or bound as parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 
 from transforms.sources import EVENT_TYPES, ColumnRef, EventsSchema, ProjectConfig, Source
-from transforms.sqlutil import Params, ident
+from transforms.sqlutil import Params, ident, sql_file
 
-SQL_DIR = Path(__file__).parent / "sql"
 EVENT_SQL_TYPES = dict(zip(EVENT_TYPES, ("VARCHAR", "BIGINT", "DECIMAL(18,2)", "JSON"),
                            strict=True))
-
-
-def sql_file(name: str) -> str:
-    """The text of transforms/sql/<name>.sql."""
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,11 @@
-"""Observed journeys: events mapped to stages, one journey per customer, funnels and bottlenecks.
+"""Journeys: one per customer, from the customer's stage events.
 
-Every function takes a DuckDB connection holding the `events` table (docs/CONTRACTS.md) and the
-loaded journey map, and (re)creates its tables with CREATE OR REPLACE. Grains and columns are in
-docs/TABLES.md; the rules that decide the numbers are here:
+`build_journeys` takes a DuckDB connection holding `events`, `stage_events`
+(transforms/stages.py) and `purchases` (transforms/purchases.py) and the loaded journey map, and
+(re)creates `journeys` (one row per customer journey), `journey_stages` (one row per journey x
+stage reached) and the view `journeys_wide` (journeys + one column per stage) with CREATE OR
+REPLACE. Grains and columns are in docs/TABLES.md. The rules:
 
-- **Stage mapping.** An event belongs to every stage one of whose rules it matches; events of
-  no known customer (orphan payments) and events matching no rule stay out of `stage_events`
-  and are counted in `stage_mapping_summary`. A derived `repeat_of` stage holds the event that
-  reached the `repeat_of` stage for the customer's `min_occurrence`-th, ... distinct
-  `distinct_by` value (booking), in order of first reaching it, ignoring values that have a
-  `cancelled_by` event (refund).
 - **Journey.** One per customer: the funnel engine (transforms/funnel.py: ordered, re-entry
   `latest`, window = `conversion_window`) runs over the *required* stages, actor = customer;
   the journey is the attempt that got furthest (first on a tie), entry = its first-stage event.
@@ -23,221 +19,42 @@ docs/TABLES.md; the rules that decide the numbers are here:
   has no `new_when` event up to the journey's window end (a user from before the data), else
   `new` (an install right after the campaign click that opened the journey makes it new).
 - **Completeness.** data end = max(event_ts) of `events`; a journey is complete when
-  entry + window <= data end. Funnel, segment and transition rates use complete journeys only;
-  cohort rows are kept for every entry day and marked.
-- **Bottleneck.** Transitions are ranked (dropout rate, journeys lost, median time) only up
-  to and including the one into the conversion stage; the bottleneck is the rank-1 dropout
-  among them when its rate is above 0. Later transitions (e.g. Service -> Repeat: customers
-  not having bought again yet) stay in the tables with NULL ranks and are never flagged.
-- **Significance.** `stage_transition_segments` compares the conversion of a segment value
-  with all other values of the segment by a pooled two-proportion z-test, two-sided p-value
-  (normal CDF via the Abramowitz–Stegun 7.1.26 erfc approximation, error < 1.5e-7);
-  `significant` = p < 0.05 with at least 5 conversions and 5 drop-offs in both groups.
+  entry + window <= data end (the tables of transforms/stage_funnels.py count complete
+  journeys only).
+
+Every statement here is assembled from the journey map (its required and optional stages, its
+segments), so none of them is a static .sql file.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import duckdb
 
 from transforms.funnel import Step, funnel_actors
 from transforms.journey_map import JourneyMap, rule_sql
 from transforms.sqlutil import Params, ident
-
-SIGNIFICANCE_LEVEL = 0.05
-MIN_GROUP_OUTCOMES = 5
-
-
-@dataclass(frozen=True)
-class MappingStats:
-    events: int
-    mapped_events: int
-    unmapped_events: int
-    stage_events: int
-
-
-def fetch_row(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple:
-    """The single row of a query (fetched to the end, so the connection is free again)."""
-    rows = con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
-    return rows[0]
-
-
-def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(fetch_row(con, f"select count(*) from {ident(table)}")[0])
-
-
-def data_end(con: duckdb.DuckDBPyConnection) -> object:
-    """The end of the data: the latest event time in `events` (None when empty)."""
-    return fetch_row(con, "select max(event_ts) from events")[0]
-
-
-def _stage_list_sql(jmap: JourneyMap, params: Params) -> str:
-    """A VALUES list (stage_index, stage, optional) of the configured stages."""
-    rows = ", ".join(
-        f"({s.index}, {params.add(s.name)}, {'true' if s.optional else 'false'})"
-        for s in jmap.stages
-    )
-    return f"(values {rows}) as stage_list(stage_index, stage, optional)"
-
-
-# --------------------------------------------------------------------------------------------
-# stage_events, stage_mapping_summary, purchases
-
-
-def build_stage_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> MappingStats:
-    """(Re)build `stage_events` (one row per event x stage it maps to) and
-    `stage_mapping_summary` (one row per source x event_name present in `events`)."""
-    params = Params()
-    selects = []
-    for st in jmap.stages:
-        if st.repeat is not None:
-            continue
-        preds = [rule_sql(r, params, "e") for r in st.rules]
-        case = " ".join(f"when {p} then {j}" for j, p in enumerate(preds))
-        where = " or ".join(rule_sql(r, params, "e") for r in st.rules)
-        selects.append(
-            f"select e.* exclude (properties), {params.add(st.name)} as stage, "
-            f"{st.index} as stage_index, case {case} end as rule_index "
-            f"from events e where e.customer_id is not null and ({where})"
-        )
-    if selects:
-        body = " union all ".join(selects)
-    else:
-        body = ("select e.* exclude (properties), cast(null as varchar) as stage, "
-                "0 as stage_index, 0 as rule_index from events e where false")
-    con.execute(f"create or replace table stage_events as {body}", params.values)
-
-    for st in jmap.stages:
-        if st.repeat is None:
-            continue
-        rep = st.repeat
-        of = jmap.stage(rep.repeat_of)
-        key = ident(rep.distinct_by)
-        p = Params()
-        cancelled = (f"select distinct {key} as k from events e "
-                     f"where {rule_sql(rep.cancelled_by, p, 'e')} and {key} is not null"
-                     if rep.cancelled_by is not None
-                     else "select cast(null as varchar) as k where false")
-        con.execute(
-            f"""
-            insert into stage_events
-            with base as (
-                select * from stage_events where stage_index = {of.index} and {key} is not null
-            ),
-            cancelled as ({cancelled}),
-            firsts as (
-                -- the event that first reached the stage for each distinct value
-                select customer_id, {key} as k,
-                       arg_min(event_id, (event_ts, event_id)) as event_id,
-                       min(event_ts) as first_ts
-                from base
-                where {key} not in (select k from cancelled where k is not null)
-                group by all
-            ),
-            ranked as (
-                select *, row_number() over (partition by customer_id order by first_ts, k) as n
-                from firsts
-            ),
-            final as (
-                select b.* replace ({p.add(st.name)} as stage, {st.index} as stage_index,
-                                    0 as rule_index)
-                from base b join ranked r using (event_id)
-                where r.n >= {int(rep.min_occurrence)}
-            )
-            select * from final
-            """,
-            p.values,
-        )
-
-    con.execute(
-        """
-        create or replace table stage_mapping_summary as
-        with mapped as (
-            select distinct event_id from stage_events
-        ),
-        stages as (
-            select source, event_name, list(stage order by stage_index) as stages
-            from (select distinct source, event_name, stage, stage_index from stage_events)
-            group by all
-        ),
-        counts as (
-            select e.source, e.event_name,
-                   count(*) as events,
-                   count(m.event_id) as mapped_events,
-                   count(*) - count(m.event_id) as unmapped_events,
-                   count(*) filter (where e.customer_id is null) as without_customer
-            from events e left join mapped m using (event_id)
-            group by all
-        ),
-        final as (
-            select c.*, coalesce(s.stages, []) as stages
-            from counts c left join stages s using (source, event_name)
-            order by c.source, c.event_name
-        )
-        select * from final
-        """
-    )
-    events, mapped, unmapped = fetch_row(
-        con, "select coalesce(sum(events), 0), coalesce(sum(mapped_events), 0), "
-        "coalesce(sum(unmapped_events), 0) from stage_mapping_summary")
-    n_stage = count_rows(con, "stage_events")
-    return MappingStats(int(events), int(mapped), int(unmapped), int(n_stage))
-
-
-def build_purchases(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
-    """(Re)build `purchases`: one row per purchase = booking with a payment success and no
-    refund (distinct booking ids), at its first payment success, numbered per customer."""
-    succeeded = jmap.metric_events.get("payment_succeeded")
-    refunded = jmap.metric_events.get("payment_refunded")
-    p = Params()
-    paid_where = rule_sql(succeeded, p, "e") if succeeded is not None else "false"
-    refund_where = rule_sql(refunded, p, "e") if refunded is not None else "false"
-    con.execute(
-        f"""
-        create or replace table purchases as
-        with paid as (
-            select booking_id,
-                   arg_min(customer_id, event_ts) as customer_id,
-                   min(event_ts) as purchase_ts,
-                   arg_min(amount, event_ts) as amount
-            from events e
-            where {paid_where} and booking_id is not null and customer_id is not null
-            group by booking_id
-        ),
-        refunded as (
-            select distinct booking_id from events e
-            where {refund_where} and booking_id is not null
-        ),
-        final as (
-            select p.customer_id, p.booking_id, p.purchase_ts,
-                   cast(p.purchase_ts as date) as purchase_date, p.amount,
-                   row_number() over (partition by p.customer_id
-                                      order by p.purchase_ts, p.booking_id) as purchase_number
-            from paid p
-            where p.booking_id not in (select booking_id from refunded)
-        )
-        select * from final
-        """,
-        p.values,
-    )
-    return count_rows(con, "purchases")
-
-
-# --------------------------------------------------------------------------------------------
-# journeys
+from transforms.tables import count_rows, data_end
 
 
 def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `journeys` (one row per customer journey), `journey_stages` (one row per
     journey x stage reached) and the view `journeys_wide` (journeys + one column per stage).
     Needs `stage_events` and `purchases`."""
+    end = data_end(con)
+    _create_journey_actors(con, jmap)
+    _build_journey_stages(con, jmap, end)
+    _build_journeys_table(con, jmap, end)
+    con.execute("drop table if exists _journey_actors")
+    _build_journeys_wide(con, jmap)
+    return count_rows(con, "journeys")
+
+
+def _create_journey_actors(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
+    """Temp table `_journey_actors`: the funnel engine over the required stages, one row per
+    entered customer with r1..rn (the time each required stage was reached) and the window
+    end."""
     window = jmap.window_seconds
     required = jmap.required_stages
-    end = data_end(con)
-
-    # 1. the funnel engine over the required stages: one row per entered customer
-    p = Params()
     marks = ", ".join(str(s.index) for s in required)
     con.execute(
         f"create or replace temp table _journey_input as "
@@ -256,7 +73,12 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     )
     con.execute("drop table if exists _journey_input")
 
-    # 2. journey_stages: one row per journey x stage reached
+
+def _build_journey_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end: object) -> None:
+    """`journey_stages`: one row per journey x stage reached, required stages from the engine,
+    optional ones observed or implied (module docstring)."""
+    required = jmap.required_stages
+    p = Params()
     req_pos = {s.index: k for k, s in enumerate(required, start=1)}
     parts = []
     for st in jmap.stages:
@@ -305,7 +127,9 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
         {**p.values, "data_end": end},
     )
 
-    # 3. journeys: segments at entry, customer type, furthest stage
+
+def _build_journeys_table(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end: object) -> None:
+    """`journeys`: segments at entry, customer type, furthest stage, completeness."""
     p = Params()
     seg_cols = []
     seg_selects = []
@@ -406,8 +230,10 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
         """,
         {**p.values, "data_end": end},
     )
-    con.execute("drop table if exists _journey_actors")
 
+
+def _build_journeys_wide(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
+    """The view `journeys_wide`: journeys + one column per stage (its reached_ts)."""
     stage_cols = ", ".join(
         f"max(s.reached_ts) filter (where s.stage_index = {st.index}) as {ident(st.name)}"
         for st in jmap.stages
@@ -420,243 +246,3 @@ def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
         group by all
         """
     )
-    return count_rows(con, "journeys")
-
-
-# --------------------------------------------------------------------------------------------
-# funnels
-
-
-def _segment_rows_sql(jmap: JourneyMap, params: Params, alias: str = "j") -> str:
-    """journeys unpivoted: one row per journey x segment (segment, segment_value)."""
-    if not jmap.segments:
-        return (f"select {alias}.customer_id, cast(null as varchar) as segment, "
-                f"cast(null as varchar) as segment_value from journeys {alias} where false")
-    return " union all ".join(
-        f"select {alias}.customer_id, {params.add(seg.name)} as segment, "
-        f"coalesce(cast({alias}.{ident(seg.name)} as varchar), '(unknown)') as segment_value "
-        f"from journeys {alias} where {alias}.complete"
-        for seg in jmap.segments
-    )
-
-
-def _funnel_sql(table: str, groups: list[str], grouped_sql: str, stage_list: str,
-                extra_select: str = "") -> str:
-    """A funnel table over `grouped_sql` (one row per journey x group keys, with
-    customer_id): per group x stage the standard per-step figures."""
-    g = ", ".join(groups)
-    gk = (g + ", ") if groups else ""
-    part = f"partition by {g}" if groups else ""
-    return f"""
-        create or replace table {table} as
-        with grouped as ({grouped_sql}),
-        per_stage as (
-            select {gk}s.stage_index,
-                   count(*) as entered,
-                   count(*) filter (where s.observed) as observed,
-                   quantile_cont(s.seconds_from_previous, 0.5) as median_seconds,
-                   quantile_cont(s.seconds_from_previous, 0.75) as p75_seconds,
-                   quantile_cont(s.seconds_from_previous, 0.9) as p90_seconds,
-                   avg(s.seconds_from_previous) as mean_seconds
-            from grouped gr join journey_stages s using (customer_id)
-            group by all
-        ),
-        grid as (
-            select {gk}stage_list.stage_index, stage_list.stage, stage_list.optional
-            from (select distinct {g if groups else '1 as _one'} from grouped) gg
-            cross join {stage_list}
-        ),
-        filled as (
-            select gd.*, coalesce(ps.entered, 0) as entered, coalesce(ps.observed, 0) as observed,
-                   ps.median_seconds, ps.p75_seconds, ps.p90_seconds, ps.mean_seconds
-            from grid gd left join per_stage ps using ({gk}stage_index)
-        ),
-        final as (
-            select {gk}stage_index, stage, optional, entered, observed,
-                   overall_conversion(entered, first_value(entered) over w)
-                       as overall_conversion,
-                   step_conversion(entered, lag(entered) over w) as step_conversion,
-                   lag(entered) over w - entered as dropoff_count,
-                   dropout_rate(entered, lag(entered) over w) as dropout_rate,
-                   median_seconds, p75_seconds, p90_seconds, mean_seconds
-                   {extra_select}
-            from filled
-            window w as ({part} order by stage_index)
-        )
-        select * from final order by {gk}stage_index
-    """
-
-
-def build_funnels(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[str, int]:
-    """(Re)build `funnel_steps` (one row per stage, complete journeys), `funnel_cohorts` (one
-    row per entry day x stage, every day, marked complete or not) and `funnel_segments` (one
-    row per segment x value x stage, complete journeys). Needs `journeys`, `journey_stages`."""
-    end = data_end(con)
-    p = Params()
-    con.execute(
-        _funnel_sql("funnel_steps", [], "select customer_id from journeys where complete",
-                    _stage_list_sql(jmap, p),
-                    extra_select=", (select count(*) from journeys where not complete) "
-                                 "as incomplete_journeys"),
-        p.values,
-    )
-    p = Params()
-    p.values["data_end"] = end
-    con.execute(
-        _funnel_sql("funnel_cohorts", ["cohort_date"],
-                    "select customer_id, entry_date as cohort_date from journeys",
-                    _stage_list_sql(jmap, p),
-                    extra_select=f", coalesce(cohort_date + interval 1 day "
-                                 f"+ to_seconds({jmap.window_seconds}) <= $data_end, false) "
-                                 "as complete"),
-        p.values,
-    )
-    p = Params()
-    seg_sql = _segment_rows_sql(jmap, p)
-    con.execute(
-        _funnel_sql("funnel_segments", ["segment", "segment_value"], seg_sql,
-                    _stage_list_sql(jmap, p)),
-        p.values,
-    )
-    return {t: count_rows(con, t) for t in ("funnel_steps", "funnel_cohorts", "funnel_segments")}
-
-
-# --------------------------------------------------------------------------------------------
-# transitions (bottlenecks)
-
-
-_ERFC_SQL = """(
-    (1.0 / (1.0 + 0.3275911 * {x})) * (0.254829592 + (1.0 / (1.0 + 0.3275911 * {x})) * (
-     -0.284496736 + (1.0 / (1.0 + 0.3275911 * {x})) * (1.421413741 + (1.0 / (1.0 + 0.3275911 *
-     {x})) * (-1.453152027 + (1.0 / (1.0 + 0.3275911 * {x})) * 1.061405429))))
-    * exp(-({x}) * ({x})))"""
-
-
-def _transitions_sql(table: str, groups: list[str], grouped_sql: str, stage_list: str,
-                     last_ranked_index: int) -> str:
-    """Transitions into stages up to `last_ranked_index` (the conversion stage) are ranked and
-    can be the bottleneck; later ones keep their counts with NULL ranks, never flagged."""
-    g = ", ".join(groups)
-    gk = (g + ", ") if groups else ""
-    ranked = f"to_index <= {int(last_ranked_index)}"
-    part = f"partition by {gk}{ranked}"
-    return f"""
-        create or replace table {table} as
-        with grouped as ({grouped_sql}),
-        stages as (select * from {stage_list}),
-        pairs as (
-            select f.stage_index as from_index, f.stage as from_stage,
-                   t.stage_index as to_index, t.stage as to_stage
-            from stages f join stages t on t.stage_index = f.stage_index + 1
-        ),
-        per_pair as (
-            select {gk}pr.from_index,
-                   count(*) as entered_from,
-                   count(t.customer_id) as reached_to,
-                   count(t.seconds_from_previous) as timed,
-                   quantile_cont(t.seconds_from_previous, 0.5) as median_seconds,
-                   quantile_cont(t.seconds_from_previous, 0.75) as p75_seconds,
-                   quantile_cont(t.seconds_from_previous, 0.9) as p90_seconds,
-                   avg(t.seconds_from_previous) as mean_seconds
-            from grouped gr
-            join journey_stages f using (customer_id)
-            join pairs pr on pr.from_index = f.stage_index
-            left join journey_stages t
-              on t.customer_id = f.customer_id and t.stage_index = pr.to_index
-            group by all
-        ),
-        grid as (
-            select {gk}pr.*
-            from (select distinct {g if groups else '1 as _one'} from grouped) gg
-            cross join pairs pr
-        ),
-        filled as (
-            select gd.*, coalesce(pp.entered_from, 0) as entered_from,
-                   coalesce(pp.reached_to, 0) as reached_to,
-                   coalesce(pp.entered_from, 0) - coalesce(pp.reached_to, 0) as dropoff_count,
-                   dropout_rate(pp.reached_to, pp.entered_from) as dropout_rate,
-                   coalesce(pp.timed, 0) as timed,
-                   pp.median_seconds, pp.p75_seconds, pp.p90_seconds, pp.mean_seconds
-            from grid gd left join per_pair pp using ({gk}from_index)
-        ),
-        final as (
-            select *,
-                   case when {ranked} then cast(rank() over (
-                       {part} order by dropout_rate desc nulls last) as integer) end
-                       as rank_dropout,
-                   case when {ranked} then cast(rank() over (
-                       {part} order by dropoff_count desc) as integer) end as rank_dropoff,
-                   case when {ranked} then cast(rank() over (
-                       {part} order by median_seconds desc nulls last) as integer) end
-                       as rank_time
-            from filled
-        )
-        select *, coalesce(rank_dropout = 1 and dropout_rate > 0, false) as is_bottleneck
-        from final order by {gk}from_index
-    """
-
-
-def build_transitions(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[str, int]:
-    """(Re)build `stage_transitions` (one row per pair of consecutive stages, complete journeys)
-    and `stage_transition_segments` (one row per segment x value x pair, with a two-proportion
-    z-test of the value's conversion against the rest of the segment). Ranks and the bottleneck
-    flag cover the transitions up to and including the conversion stage only."""
-    conv_idx = jmap.stage(jmap.conversion_stage).index
-    p = Params()
-    con.execute(
-        _transitions_sql("stage_transitions", [],
-                         "select customer_id from journeys where complete",
-                         _stage_list_sql(jmap, p), conv_idx),
-        p.values,
-    )
-    p = Params()
-    con.execute(
-        _transitions_sql("_transition_segments", ["segment", "segment_value"],
-                         _segment_rows_sql(jmap, p), _stage_list_sql(jmap, p), conv_idx),
-        p.values,
-    )
-    x = "abs(z_score) / sqrt(2)"
-    con.execute(
-        f"""
-        create or replace table stage_transition_segments as
-        with seg as (
-            select *,
-                   sum(entered_from) over (partition by segment, from_index) - entered_from
-                       as rest_entered_from,
-                   sum(reached_to) over (partition by segment, from_index) - reached_to
-                       as rest_reached_to
-            from _transition_segments
-        ),
-        tested as (
-            select *,
-                   dropout_rate(rest_reached_to, rest_entered_from) as rest_dropout_rate,
-                   (reached_to + rest_reached_to) / nullif(entered_from + rest_entered_from, 0)
-                       as pooled
-            from seg
-        ),
-        z as (
-            select *,
-                   dropout_rate - rest_dropout_rate as dropout_diff,
-                   case when pooled > 0 and pooled < 1 and entered_from > 0
-                             and rest_entered_from > 0
-                        then (reached_to / entered_from - rest_reached_to / rest_entered_from)
-                             / sqrt(pooled * (1 - pooled)
-                                    * (1.0 / entered_from + 1.0 / rest_entered_from))
-                   end as z_score
-            from tested
-        ),
-        final as (
-            select * exclude (pooled),
-                   {_ERFC_SQL.format(x=x)} as p_value
-            from z
-        )
-        select *,
-               coalesce(p_value < {SIGNIFICANCE_LEVEL}
-                        and least(reached_to, dropoff_count, rest_reached_to,
-                                  rest_entered_from - rest_reached_to) >= {MIN_GROUP_OUTCOMES},
-                        false) as significant
-        from final order by segment, segment_value, from_index
-        """
-    )
-    con.execute("drop table if exists _transition_segments")
-    return {t: count_rows(con, t) for t in ("stage_transitions", "stage_transition_segments")}

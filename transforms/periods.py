@@ -23,39 +23,31 @@ the definition macros on the connection (transforms.definitions.create_macros).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import duckdb
 
-SQL_DIR = Path(__file__).parent / "sql"
-
-
-def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
-
-
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return int(con.execute(f"select count(*) from {table}").fetchone()[0])
+from transforms.sqlutil import sql_file
+from transforms.tables import count_rows
 
 
 def build_period_figures(con: duckdb.DuckDBPyConnection,
                          settings: Mapping[str, object]) -> int:
     """(Re)build `period_figures` for `settings["period_days"]`, ending at
     `settings["data_end"]` (read_settings of run_settings gives both)."""
-    con.execute(_sql("period_figures"), {
+    con.execute(sql_file("period_figures"), {
         "period_days": int(settings["period_days"]),
         "data_start": settings.get("data_start"),
         "data_end": settings.get("data_end"),
         "conversion_stage": settings.get("conversion_stage"),
     })
-    return _count(con, "period_figures")
+    return count_rows(con, "period_figures")
 
 
 def build_period_funnel(con: duckdb.DuckDBPyConnection,
                         settings: Mapping[str, object]) -> int:
     """(Re)build `period_funnel` from `period_figures` and `funnel_cohorts`."""
-    con.execute(_sql("period_funnel"), {
+    con.execute(sql_file("period_funnel"), {
         "period_days": int(settings["period_days"]),
         "conversion_stage": settings.get("conversion_stage"),
     })
-    return _count(con, "period_funnel")
+    return count_rows(con, "period_funnel")

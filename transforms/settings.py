@@ -17,7 +17,7 @@ Settings:
 - `anomaly_threshold`, `anomaly_min_daily_entered`: the robust-z cut-off of an anomalous day
   and the journeys (or payment attempts) a day needs to be scored.
 - `significance_level`, `min_group_outcomes`: the two-proportion z-test's p-value cut-off and
-  the conversions and drop-offs both groups need (transforms/journeys.py).
+  the conversions and drop-offs both groups need (transforms/stage_funnels.py).
 - `low_rating_max`: the highest rating that counts as low (NULL when no definition names it).
 - `repeat_horizons`: the repeat-rate horizons in days.
 - `min_attempts_to_rank`: payment attempts a platform x method cell needs to be named the
@@ -37,7 +37,7 @@ import duckdb
 
 from transforms.dashboard_tables import MIN_ATTEMPTS_TO_RANK
 from transforms.journey_map import JourneyMap
-from transforms.journeys import MIN_GROUP_OUTCOMES, SIGNIFICANCE_LEVEL
+from transforms.stage_funnels import MIN_GROUP_OUTCOMES, SIGNIFICANCE_LEVEL
 
 DEFAULT_PERIOD_DAYS = 7
 KEYS = (
@@ -62,8 +62,6 @@ def settings_from_journey_map(jmap: JourneyMap, *, currency: str | None,
         "anomaly_min_daily_entered": int(jmap.anomaly_min_entered),
         "significance_level": SIGNIFICANCE_LEVEL,
         "min_group_outcomes": MIN_GROUP_OUTCOMES,
-        # No definition names the low-rating cut-off yet (metrics.py writes `rating <= 2`);
-        # NULL until the journey map carries it.
         "low_rating_max": jmap.low_rating_max,
         "repeat_horizons": [int(h) for h in jmap.repeat_horizons],
         "min_attempts_to_rank": MIN_ATTEMPTS_TO_RANK,

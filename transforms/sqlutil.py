@@ -1,6 +1,9 @@
-"""Small SQL helpers shared by the transforms: quoting identifiers and reading event files.
+"""Small SQL helpers shared by the transforms: loading the static SQL files, named parameters,
+quoting identifiers and reading event files.
 
-Event data is untrusted: values reach SQL only as parameters, names only through `ident`.
+Static statements live in transforms/sql/<table>.sql, one statement per file named for the table
+it builds; `sql_file` loads them. Event data is untrusted: values reach SQL only as DuckDB named
+parameters (`$name`, from a dict or `Params`), names only through `ident`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import duckdb
 
 from transforms.errors import UserError
 
+SQL_DIR = Path(__file__).parent / "sql"
 _COMPRESSION_SUFFIXES = (".gz", ".zst")
 _READERS = {
     ".csv": "csv",
@@ -21,6 +25,11 @@ _READERS = {
     ".ndjson": "json",
     ".json": "json",
 }
+
+
+def sql_file(name: str) -> str:
+    """The text of transforms/sql/<name>.sql."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 class Params:

@@ -4,7 +4,8 @@ no request leaves the machine, and a screenshot of each page is saved.
 Chromium is driven over the Chrome DevTools Protocol with the `websockets` package (no driver
 binary, nothing downloaded). The site is served from a local http.server on 127.0.0.1.
 
-By default the site is built from the hand-built warehouse of tests/dashboards/test_site.py.
+By default the site is built from the tiny warehouse of tests/dashboards/conftest.py (the
+real transforms run on hand-written exports).
 `DASHBOARD_TEST_WAREHOUSE=path/to/journeys.duckdb` builds it from a real warehouse instead;
 `UPDATE_SCREENSHOTS=1` also writes docs/screenshots/overview.png for the README.
 """
@@ -33,7 +34,7 @@ import pytest
 
 from dashboards.layout import PAGES
 from dashboards.site import build_site
-from tests.dashboards.test_site import EXPECTED_FIGURES, NOW, build_sample_warehouse
+from tests.dashboards.conftest import EXPECTED_FIGURES, NOW, tiny_warehouse
 
 pytestmark = pytest.mark.browser
 
@@ -161,8 +162,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bool]:
         con = duckdb.connect(real, read_only=True)
         build_site(con, out)
     else:
-        con = duckdb.connect()
-        build_sample_warehouse(con)
+        con = tiny_warehouse(tmp_path_factory.mktemp("project"))
         build_site(con, out, now=NOW)
     con.close()
     return out, not real

@@ -1,4 +1,5 @@
-"""Stage mapping, journeys, funnels and transitions on hand-built `events` tables.
+"""Stage mapping, purchases, journeys, funnels and transitions (transforms/stages.py,
+purchases.py, journeys.py, stage_funnels.py) on hand-built `events` tables.
 
 Every expected number is worked out by hand in the comments next to it. The default journey
 map (data/sample/journey_map.yaml) is used unless a test says otherwise: stages Discovery,
@@ -14,8 +15,11 @@ import duckdb
 import pytest
 
 from tests.events import DAY, HOUR, T0, E, make_events_table
-from transforms import journeys as J
 from transforms.journey_map import JourneyMap
+from transforms.journeys import build_journeys
+from transforms.purchases import build_purchases
+from transforms.stage_funnels import build_funnels, build_transitions
+from transforms.stages import build_stage_events
 
 
 def _basic_rows() -> list[dict[str, Any]]:
@@ -49,16 +53,16 @@ def _basic_rows() -> list[dict[str, Any]]:
 
 
 def _build_all(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
-    J.build_stage_events(con, jmap)
-    J.build_purchases(con, jmap)
-    J.build_journeys(con, jmap)
-    J.build_funnels(con, jmap)
-    J.build_transitions(con, jmap)
+    build_stage_events(con, jmap)
+    build_purchases(con, jmap)
+    build_journeys(con, jmap)
+    build_funnels(con, jmap)
+    build_transitions(con, jmap)
 
 
 def test_stage_mapping_counts_mapped_and_unmapped(con, jmap):
     make_events_table(con, _basic_rows())
-    stats = J.build_stage_events(con, jmap)
+    stats = build_stage_events(con, jmap)
     # 15 events. Unmapped: c1 logged_in, c1 payment_failed, x favourite_removed, and the orphan
     # payment_succeeded (it matches Purchase but has no customer) = 4; mapped 11.
     assert (stats.events, stats.mapped_events, stats.unmapped_events) == (15, 11, 4)
@@ -229,11 +233,11 @@ def test_repeat_stage_skips_refunded_bookings(con, jmap):
         E("r", "payment_succeeded", T0 + 4 * DAY, booking_id="k3", payment_id="q3"),
         E("r", "payment_succeeded", T0 + 4 * DAY + HOUR, booking_id="k3", payment_id="q4"),
     ])
-    J.build_stage_events(con, jmap)
+    build_stage_events(con, jmap)
     # k2 is refunded, so the 2nd purchase is k3, reached by its first success (q3)
     assert con.execute("select booking_id, event_ts from stage_events where stage = 'Repeat'"
                        ).fetchall() == [("k3", T0 + 4 * DAY)]
-    J.build_purchases(con, jmap)
+    build_purchases(con, jmap)
     assert con.execute("select booking_id, purchase_number from purchases order by 2"
                        ).fetchall() == [("k1", 1), ("k3", 2)]
 

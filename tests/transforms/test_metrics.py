@@ -1,5 +1,6 @@
-"""Bookings, payments, daily anomalies, repeat purchase, retention and lifecycle on hand-built
-`events` tables; expected values are worked out by hand in the comments."""
+"""Bookings, payments, daily anomalies, repeat purchase, retention, lifecycle and the measured
+journey map (transforms/bookings.py, daily_rates.py, repeat.py, journey_map_tables.py) on
+hand-built `events` tables; expected values are worked out by hand in the comments."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ import datetime as dt
 import pytest
 
 from tests.events import DAY, HOUR, T0, E, make_events_table
-from transforms import journeys as J
-from transforms import metrics as M
+from transforms.bookings import build_booking_funnel, build_booking_outcomes, build_payment_failures
+from transforms.daily_rates import build_daily_stage_rates
+from transforms.journey_map_tables import (
+    build_stage_metrics,
+    build_stage_pains,
+    build_stage_touchpoints,
+)
+from transforms.journeys import build_journeys
+from transforms.purchases import build_purchases
+from transforms.repeat import build_repeat_purchase, build_retention
+from transforms.stage_funnels import build_funnels
+from transforms.stages import build_stage_events
 
 
 def _pay(c, name, ts, booking, payment, **cols):
@@ -44,8 +55,8 @@ def _booking_rows():
 
 def test_booking_funnel_retry_counts_as_paid(con, jmap):
     make_events_table(con, _booking_rows())
-    M.build_booking_outcomes(con, jmap)
-    M.build_booking_funnel(con, jmap)
+    build_booking_outcomes(con, jmap)
+    build_booking_funnel(con, jmap)
     rows = con.execute(
         "select step, entered, dropoff_count, payment_started, payment_not_paid, "
         "payment_dropout_rate from booking_funnel where segment = 'all' order by step_index"
@@ -65,7 +76,7 @@ def test_booking_funnel_retry_counts_as_paid(con, jmap):
 
 def test_payment_failures_by_reason_platform_method_day(con, jmap):
     make_events_table(con, _booking_rows())
-    M.build_payment_failures(con, jmap)
+    build_payment_failures(con, jmap)
     rows = con.execute("select event_date, platform, method, failure_reason, failures, "
                        "attempts, failure_rate from payment_failures").fetchall()
     # attempts (outcomes) on android/card on day 0: p1 failed, p2 succeeded, p3 failed = 3
@@ -82,7 +93,7 @@ def test_payment_attempts_include_cells_without_failures(con, jmap):
              platform="ios"),
     ]
     make_events_table(con, rows)
-    counts = M.build_payment_failures(con, jmap)
+    counts = build_payment_failures(con, jmap)
     got = con.execute("select event_date, platform, method, attempts, failures, failure_rate "
                       "from payment_attempts").fetchall()
     # android + card, day 0: p1 failed, p2 succeeded, p3 failed (p3's `initiated` is not an
@@ -95,61 +106,6 @@ def test_payment_attempts_include_cells_without_failures(con, jmap):
     # payment_failures takes its attempts from the same cells
     assert con.execute("select attempts, total_failure_rate from payment_failures").fetchall() \
         == [(3, pytest.approx(2 / 3))]
-
-
-def _period_tables(con) -> None:
-    """Hand-built `journeys`, `booking_outcomes`, `funnel_cohorts` (the only columns read)."""
-    d, t = dt.date, dt.datetime
-    con.execute("create table journeys (customer_id varchar, entry_date date, "
-                "customer_type varchar)")
-    con.executemany("insert into journeys values (?, ?, ?)", [
-        ("a", d(2024, 1, 1), "new"), ("b", d(2024, 1, 3), "returning"),
-        ("c", d(2024, 1, 7), "new"), ("d", d(2024, 1, 8), "new"),
-        ("e", d(2023, 12, 31), "new")])
-    con.execute("create table booking_outcomes (booking_id varchar, customer_id varchar, "
-                "paid_ts timestamp, purchase boolean)")
-    con.executemany("insert into booking_outcomes values (?, ?, ?, ?)", [
-        ("a1", "a", t(2023, 12, 30, 12), True),   # before the period: a's 1st
-        ("a2", "a", t(2024, 1, 2, 9), True),      # a's 2nd -> a repeats in the period
-        ("b1", "b", t(2024, 1, 4, 9), True),      # b's 1st ...
-        ("b2", "b", t(2024, 1, 4, 18), True),     # ... and 2nd on the same day: b repeats
-        ("c1", "c", t(2024, 1, 5, 9), False),     # refunded: not a purchase, not numbered
-        ("c2", "c", t(2024, 1, 7, 23, 59), True),  # c's 1st (c1 does not count)
-        ("d1", "d", t(2024, 1, 8, 0, 0), True),    # the day after the period
-        ("e1", "e", None, False)])                 # never paid
-    con.execute("create table funnel_cohorts (cohort_date date, complete boolean, "
-                "stage_index integer, stage varchar, entered bigint)")
-    con.executemany("insert into funnel_cohorts values (?, ?, ?, ?, ?)", [
-        (d(2024, 1, 1), True, 1, "Discovery", 10), (d(2024, 1, 1), True, 3, "Decision", 6),
-        (d(2024, 1, 1), True, 4, "Purchase", 3),
-        (d(2024, 1, 4), True, 1, "Discovery", 20), (d(2024, 1, 4), True, 3, "Decision", 10),
-        (d(2024, 1, 4), True, 4, "Purchase", 5),
-        # window still open: left out of the conversion
-        (d(2024, 1, 7), False, 1, "Discovery", 50), (d(2024, 1, 7), False, 4, "Purchase", 1),
-        # outside the period
-        (d(2023, 12, 31), True, 1, "Discovery", 100), (d(2023, 12, 31), True, 4, "Purchase",
-                                                       100)])
-
-
-def test_period_figures_worked_by_hand(con):
-    _period_tables(con)
-    start, end = dt.date(2024, 1, 1), dt.date(2024, 1, 7)
-    got = M.period_figures(con, start, end, "Purchase")
-    # new: a (1 Jan), c (7 Jan); b is returning, d and e enter outside the period.
-    # purchases paid 1-7 Jan: a2, b1, b2, c2 = 4 by a, b, c; a2 and b2 are 2nd purchases.
-    # conversion: complete cohorts 1 and 4 Jan, (3 + 5) / (10 + 20).
-    assert got == {"new_customers": 2, "purchases": 4, "purchasers": 3, "repeat_purchasers": 2,
-                   "repeat_share": pytest.approx(2 / 3), "conversion": pytest.approx(8 / 30),
-                   "conversion_journeys": 30}
-    # a stage nobody reached converts 0; no stage known -> no conversion, journeys still counted
-    assert M.period_figures(con, start, end, "Repeat")["conversion"] == 0.0
-    unknown = M.period_figures(con, start, end, None)
-    assert (unknown["conversion"], unknown["conversion_journeys"]) == (None, 30)
-    # a period without data: counts 0, shares None
-    empty = M.period_figures(con, dt.date(2025, 1, 1), dt.date(2025, 1, 7), "Purchase")
-    assert empty == {"new_customers": 0, "purchases": 0, "purchasers": 0,
-                     "repeat_purchasers": 0, "repeat_share": None, "conversion": None,
-                     "conversion_journeys": 0}
 
 
 def test_refund_cancels_purchase_and_repeat_horizons(con, jmap):
@@ -170,9 +126,9 @@ def test_refund_cancels_purchase_and_repeat_horizons(con, jmap):
     rows.append(_pay("D", "payment_refunded", T0 + 2 * DAY, "d1", "pd1"))
     rows += buy("E", 0, "e1")                                    # never again
     make_events_table(con, rows)
-    J.build_purchases(con, jmap)
-    M.build_booking_outcomes(con, jmap)
-    M.build_repeat_purchase(con, jmap)
+    build_purchases(con, jmap)
+    build_booking_outcomes(con, jmap)
+    build_repeat_purchase(con, jmap)
     got = {r[0]: r[1:] for r in con.execute(
         "select horizon_days, purchasers, repeat_purchasers, eligible, repeated_within, "
         "repeat_rate, median_days_to_second from repeat_purchase where group_name = 'all'"
@@ -208,8 +164,8 @@ def _monthly_rows():
 
 def test_retention_on_vs_on_or_after(con, jmap):
     make_events_table(con, _monthly_rows())
-    J.build_purchases(con, jmap)
-    M.build_retention(con, jmap)
+    build_purchases(con, jmap)
+    build_retention(con, jmap)
     rows = con.execute(
         "select period_number, cohort_size, customers_on, customers_on_or_after, complete "
         "from retention_cohorts where period_type = 'month' and cohort_start = '2024-01-01' "
@@ -222,8 +178,8 @@ def test_retention_on_vs_on_or_after(con, jmap):
 
 def test_lifecycle_classes(con, jmap):
     make_events_table(con, _monthly_rows())
-    J.build_purchases(con, jmap)
-    M.build_retention(con, jmap)
+    build_purchases(con, jmap)
+    build_retention(con, jmap)
     got = {(str(r[0]), r[1]): r[2] for r in con.execute(
         "select period_start, status, customers from lifecycle where period_type = 'month' "
         "and customers > 0").fetchall()}
@@ -247,11 +203,11 @@ def test_daily_anomaly_flags_outage_day(con, jmap):
                      _pay(c, "payment_failed" if i < fails else "payment_succeeded",
                           t + 2 * HOUR, f"{c}b", f"{c}p", failure_reason="timeout")]
     make_events_table(con, rows)
-    J.build_stage_events(con, jmap)
-    J.build_purchases(con, jmap)
-    J.build_journeys(con, jmap)
-    M.build_payment_failures(con, jmap)  # payment_attempts, which the failure rate reads
-    M.build_daily_stage_rates(con, jmap)
+    build_stage_events(con, jmap)
+    build_purchases(con, jmap)
+    build_journeys(con, jmap)
+    build_payment_failures(con, jmap)  # payment_attempts, which the failure rate reads
+    build_daily_stage_rates(con, jmap)
     flagged = con.execute("select event_date, stage, anomaly_reason, failure_z, dropout_z "
                           "from daily_stage_rates where anomaly order by stage_index").fetchall()
     # failure rate: 0.1 on nine days, 0.6 on day 5. median 0.1, MAD 0 -> scale = 1.253314 x
@@ -264,18 +220,23 @@ def test_daily_anomaly_flags_outage_day(con, jmap):
     assert flagged[0][4] == pytest.approx(0.5 / (1.253314 * 0.05))
 
 
+def _build_stage_metric_inputs(con, jmap):
+    """Every table `stage_metrics` reads, by the real transforms."""
+    build_stage_events(con, jmap)
+    build_purchases(con, jmap)
+    build_journeys(con, jmap)
+    build_funnels(con, jmap)
+    build_booking_outcomes(con, jmap)
+    build_payment_failures(con, jmap)
+    build_repeat_purchase(con, jmap)
+
+
 def test_touchpoints_pains_and_metrics(con, jmap):
     make_events_table(con, _booking_rows())
-    J.build_stage_events(con, jmap)
-    J.build_purchases(con, jmap)
-    J.build_journeys(con, jmap)
-    J.build_funnels(con, jmap)
-    M.build_booking_outcomes(con, jmap)
-    M.build_payment_failures(con, jmap)
-    M.build_repeat_purchase(con, jmap)
-    M.build_stage_touchpoints(con, jmap)
-    M.build_stage_pains(con, jmap)
-    M.build_stage_metrics(con, jmap)
+    _build_stage_metric_inputs(con, jmap)
+    build_stage_touchpoints(con, jmap)
+    build_stage_pains(con, jmap)
+    build_stage_metrics(con, jmap)
     pains = {(r[0], r[1], r[2]): r[3] for r in con.execute(
         "select stage, pain, reason, events from stage_pains").fetchall()}
     # two declined card payments (b1's first attempt and b2), one low rating, one complaint
@@ -303,14 +264,8 @@ def test_payment_failure_rate_counts_attempts_on_days_without_failures(con, jmap
              platform="ios"),
     ]
     make_events_table(con, rows)
-    J.build_stage_events(con, jmap)
-    J.build_purchases(con, jmap)
-    J.build_journeys(con, jmap)
-    J.build_funnels(con, jmap)
-    M.build_booking_outcomes(con, jmap)
-    M.build_payment_failures(con, jmap)
-    M.build_repeat_purchase(con, jmap)
-    M.build_stage_metrics(con, jmap)
+    _build_stage_metric_inputs(con, jmap)
+    build_stage_metrics(con, jmap)
     metric = {(r[0], r[1], r[2]): r[3] for r in con.execute(
         "select metric, segment, segment_value, value from stage_metrics "
         "where metric = 'payment_failure_rate'").fetchall()}

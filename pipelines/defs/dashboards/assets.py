@@ -4,33 +4,25 @@ from __future__ import annotations
 
 import dagster as dg
 
+from dashboards.layout import tables_read
 from dashboards.site import build_site, site_size
 from pipelines.resources import ProjectResource
+from transforms import ingest
 
-# Every table a page reads (docs/CONTRACTS.md, docs/TABLES.md). Pages whose tables are missing
-# show a "not available" note, so the mining tables are read when present but not required.
-READS = [
-    # ingest (plus the raw table of every source, for the data-quality page)
-    "events",
-    # journeys and metrics
-    "journeys", "journey_stages", "funnel_steps", "funnel_cohorts", "funnel_segments",
-    "stage_transitions", "stage_transition_segments", "booking_outcomes", "booking_funnel",
-    "payment_attempts", "payment_failures", "daily_stage_rates", "repeat_purchase",
-    "purchase_frequency", "retention_cohorts", "lifecycle", "stage_touchpoints", "stage_pains",
-    "stage_metrics",
-    # mining
-    "variants", "dfg_edges", "dfg_endpoints", "dropoff_points", "conformance_overall",
-    "conformance_deviations",
-]
+# Tables the ingest assets write beside their raw tables: read by the data-quality page, but
+# not assets of their own (the raw assets are the dependency).
+INGEST_SIDE_TABLES = (ingest.RECON_TABLE, ingest.QUARANTINE_TABLE)
 
 
 def dashboard_asset(raw_tables: list[str]) -> dg.AssetsDefinition:
-    """The dashboard asset, reading the pages' tables and the raw table of every source."""
+    """The dashboard asset: it depends on every table a page reads (the page registry in
+    dashboards/layout.py) and on the raw table of every source."""
+    reads = [t for t in tables_read() if t not in INGEST_SIDE_TABLES]
 
     @dg.asset(
         group_name="dashboards",
         kinds={"plotly", "html"},
-        deps=[dg.AssetKey(t) for t in [*raw_tables, *READS]],
+        deps=[dg.AssetKey(t) for t in [*raw_tables, *reads]],
     )
     def dashboard(project: ProjectResource) -> dg.MaterializeResult:
         """The dashboard: one self-contained HTML site (six pages and one shared plotly.min.js)

@@ -11,7 +11,7 @@ import time
 import dagster as dg
 
 from pipelines.resources import Progress, ProjectResource
-from transforms import ingest
+from transforms import dashboard_tables, ingest
 from transforms.events import build_events, distinct_raw_records
 from transforms.project import Project
 from transforms.sources import ProjectConfig
@@ -145,8 +145,21 @@ def events_asset(raw: list[dg.AssetsDefinition]
     return events, events_complete
 
 
+def source_summary_asset(raw: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
+    @dg.asset(name="source_summary", group_name="ingest", kinds={"duckdb"},
+              deps=[*raw, dg.AssetKey("events")])
+    def source_summary(project: ProjectResource) -> dg.MaterializeResult:
+        """One row per source: events, freshness (latest event, latest file, last load) and the
+        reconciliation totals over all days."""
+        with project.connect() as con:
+            n = dashboard_tables.build_source_summary(con)
+        return dg.MaterializeResult(metadata={"dagster/row_count": n})
+
+    return source_summary
+
+
 def build_ingest_defs(project: Project, partitions: dg.PartitionsDefinition) -> dg.Definitions:
-    """Raw assets (and checks) for every configured source, plus `events`."""
+    """Raw assets (and checks) for every configured source, `events` and `source_summary`."""
     assets, checks = [], []
     for name in project.config.sources:
         asset, check = raw_asset(name, partitions)
@@ -155,4 +168,5 @@ def build_ingest_defs(project: Project, partitions: dg.PartitionsDefinition) -> 
     events, events_check = events_asset(
         [a for a, n in zip(assets, project.config.sources, strict=True)
          if n in project.event_sources])
-    return dg.Definitions(assets=[*assets, events], asset_checks=[*checks, events_check])
+    return dg.Definitions(assets=[*assets, events, source_summary_asset(assets)],
+                          asset_checks=[*checks, events_check])

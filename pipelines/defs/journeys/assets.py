@@ -1,6 +1,7 @@
 """Journey assets: stage events, purchases, journeys, funnels and bottlenecks. Thin wiring: run
 the transform with the project's journey map, record metadata. The definitions behind every
-number are in transforms/journeys.py; each table's grain is in docs/TABLES.md."""
+number are in transforms/stages.py, purchases.py, journeys.py and stage_funnels.py; each table's
+grain is in docs/TABLES.md."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from collections.abc import Iterator
 import dagster as dg
 
 from pipelines.resources import ProjectResource
-from transforms import journeys
+from transforms.journeys import build_journeys
+from transforms.purchases import build_purchases
+from transforms.stage_funnels import build_funnels, build_transitions
+from transforms.stages import build_stage_events
+from transforms.tables import count_rows, fetch_row
 
 GROUP = "journeys"
 KINDS = {"duckdb"}
@@ -21,7 +26,7 @@ def _spec(key: str, description: str, deps: list[str], group: str = GROUP) -> dg
 
 
 def _rows(con, table: str) -> int:  # noqa: ANN001 - a DuckDB connection
-    return journeys.count_rows(con, table)
+    return count_rows(con, table)
 
 
 @dg.multi_asset(specs=[
@@ -34,7 +39,7 @@ def stage_events(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     """Map every event to the stages whose rules it matches; count what stays unmapped."""
     jmap = project.journey_map
     with project.connect() as con:
-        stats = journeys.build_stage_events(con, jmap)
+        stats = build_stage_events(con, jmap)
         summary_rows = _rows(con, "stage_mapping_summary")
     yield dg.MaterializeResult(asset_key="stage_events", metadata={
         "dagster/row_count": stats.stage_events, "mapped_events": stats.mapped_events,
@@ -48,8 +53,8 @@ def purchases(project: ProjectResource) -> dg.MaterializeResult:
     """One row per purchase: a booking paid and not refunded, at its first payment success."""
     jmap = project.journey_map
     with project.connect() as con:
-        n = journeys.build_purchases(con, jmap)
-        buyers = journeys.fetch_row(con, "select count(distinct customer_id) from purchases")[0]
+        n = build_purchases(con, jmap)
+        buyers = fetch_row(con, "select count(distinct customer_id) from purchases")[0]
     return dg.MaterializeResult(metadata={"dagster/row_count": n, "purchasers": int(buyers)})
 
 
@@ -63,8 +68,8 @@ def journey_tables(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     """Build one journey per customer with the funnel engine over the configured stages."""
     jmap = project.journey_map
     with project.connect() as con:
-        n = journeys.build_journeys(con, jmap)
-        converted, complete = journeys.fetch_row(
+        n = build_journeys(con, jmap)
+        converted, complete = fetch_row(
             con, "select count(*) filter (where converted), count(*) filter (where complete) "
                  "from journeys")
         n_stages = _rows(con, "journey_stages")
@@ -86,7 +91,7 @@ def funnels(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     """Count journeys reaching each stage, overall, per entry-day cohort and per segment."""
     jmap = project.journey_map
     with project.connect() as con:
-        counts = journeys.build_funnels(con, jmap)
+        counts = build_funnels(con, jmap)
         steps = con.execute(
             "select stage, entered from funnel_steps order by stage_index").fetchall()
     yield dg.MaterializeResult(asset_key="funnel_steps", metadata={
@@ -106,7 +111,7 @@ def transitions(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     """Rank the steps between consecutive stages by dropout and time, overall and per segment."""
     jmap = project.journey_map
     with project.connect() as con:
-        counts = journeys.build_transitions(con, jmap)
+        counts = build_transitions(con, jmap)
         worst = con.execute("select from_stage || ' -> ' || to_stage from stage_transitions "
                             "where is_bottleneck").fetchall()
     yield dg.MaterializeResult(asset_key="stage_transitions", metadata={
@@ -131,8 +136,8 @@ def funnel_non_increasing(project: ProjectResource) -> dg.AssetCheckResult:
                 description="Mapped plus unmapped events add up to all events.")
 def mapping_accounts_for_all_events(project: ProjectResource) -> dg.AssetCheckResult:
     with project.connect(read_only=True) as con:
-        total = journeys.fetch_row(con, "select count(*) from events")[0]
-        mapped, unmapped = journeys.fetch_row(
+        total = fetch_row(con, "select count(*) from events")[0]
+        mapped, unmapped = fetch_row(
             con, "select coalesce(sum(mapped_events), 0), coalesce(sum(unmapped_events), 0) "
                  "from stage_mapping_summary")
     return dg.AssetCheckResult(passed=int(mapped) + int(unmapped) == int(total), metadata={

@@ -1,6 +1,7 @@
 """Metric assets around the journeys: bookings and payments, daily rates, repeat purchase and
 retention, and the measured journey map (touchpoints, pains, per-stage metrics). Thin wiring
-over transforms/metrics.py, where every definition and grain is stated."""
+over the metric modules of transforms/ (bookings, daily_rates, repeat,
+journey_map_tables), whose docstrings state every definition and grain."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import dagster as dg
 
 from pipelines.defs.journeys.assets import KINDS, _spec
 from pipelines.resources import ProjectResource
-from transforms import journeys, metrics
+from transforms.bookings import build_booking_funnel, build_booking_outcomes, build_payment_failures
+from transforms.daily_rates import build_daily_stage_rates
+from transforms.journey_map_tables import (
+    build_stage_metrics,
+    build_stage_pains,
+    build_stage_touchpoints,
+)
+from transforms.repeat import build_repeat_purchase, build_retention
+from transforms.tables import fetch_row
 
 GROUP = "metrics"
 
@@ -33,10 +42,10 @@ def bookings(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     """Follow each booking from creation through payment to service, and count failures."""
     jmap = project.journey_map
     with project.connect() as con:
-        n_b = metrics.build_booking_outcomes(con, jmap)
-        n_f = metrics.build_booking_funnel(con, jmap)
-        payments = metrics.build_payment_failures(con, jmap)
-        dropout = journeys.fetch_row(
+        n_b = build_booking_outcomes(con, jmap)
+        n_f = build_booking_funnel(con, jmap)
+        payments = build_payment_failures(con, jmap)
+        dropout = fetch_row(
             con, "select max(payment_dropout_rate) from booking_funnel where segment = 'all'")[0]
     yield dg.MaterializeResult(asset_key="booking_outcomes", metadata={"dagster/row_count": n_b})
     yield dg.MaterializeResult(asset_key="booking_funnel", metadata={
@@ -51,7 +60,7 @@ def daily_stage_rates(project: ProjectResource) -> dg.MaterializeResult:
     """One row per (day x stage): entered, converted, dropout and a robust-z anomaly flag."""
     jmap = project.journey_map
     with project.connect() as con:
-        n = metrics.build_daily_stage_rates(con, jmap)
+        n = build_daily_stage_rates(con, jmap)
         days = con.execute("select distinct cast(event_date as varchar) from daily_stage_rates "
                            "where anomaly order by 1").fetchall()
     return dg.MaterializeResult(metadata={
@@ -72,7 +81,7 @@ def repeat_and_retention(project: ProjectResource) -> Iterator[dg.MaterializeRes
     """Measure who buys again, how soon, and how purchase cohorts retain."""
     jmap = project.journey_map
     with project.connect() as con:
-        counts = metrics.build_repeat_purchase(con, jmap) | metrics.build_retention(con, jmap)
+        counts = build_repeat_purchase(con, jmap) | build_retention(con, jmap)
         rates = con.execute(
             "select horizon_days, repeat_rate from repeat_purchase where group_name = 'all' "
             "order by horizon_days").fetchall()
@@ -96,9 +105,9 @@ def journey_map_tables(project: ProjectResource) -> Iterator[dg.MaterializeResul
     """Fill the journey map page: touchpoints, pains and metrics per stage."""
     jmap = project.journey_map
     with project.connect() as con:
-        counts = {"stage_touchpoints": metrics.build_stage_touchpoints(con, jmap),
-                  "stage_pains": metrics.build_stage_pains(con, jmap),
-                  "stage_metrics": metrics.build_stage_metrics(
+        counts = {"stage_touchpoints": build_stage_touchpoints(con, jmap),
+                  "stage_pains": build_stage_pains(con, jmap),
+                  "stage_metrics": build_stage_metrics(
                       con, jmap, currency=project.config.currency)}
     for key, n in counts.items():
         yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": n})

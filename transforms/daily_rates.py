@@ -1,0 +1,37 @@
+"""Daily stage rates: per day and stage, how many journeys reached the stage, how many went on,
+the payment failure rate, and whether the day is an anomaly.
+
+`build_daily_stage_rates` takes a DuckDB connection holding `journey_stages`
+(transforms/journeys.py) and `payment_attempts` (transforms/bookings.py) and the loaded journey
+map, and (re)creates `daily_stage_rates` with CREATE OR REPLACE from
+transforms/sql/daily_stage_rates.sql. Grain and columns are in docs/TABLES.md. The rules:
+
+- **Anomalies** (`daily_stage_rates`): robust z = (x - median) / (1.4826 * MAD) over the
+  baseline days (complete days with at least `anomaly.min_daily_entered` journeys, or payment
+  attempts for the failure rate); when MAD = 0 the scale is 1.2533 * mean absolute deviation;
+  |z| > `anomaly.threshold` (3.5) flags the day.
+- The payment failure rate is the one of transforms/bookings.py (failed / attempts of
+  `payment_attempts`), shown on the conversion stage's row.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from transforms.journey_map import JourneyMap
+from transforms.sqlutil import sql_file
+from transforms.tables import count_rows
+
+
+def build_daily_stage_rates(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+    """(Re)build `daily_stage_rates`: one row per (day x stage) with journeys first reaching
+    the stage that day, how many went on to the next stage, the payment failure rate (on the
+    conversion stage's row) and a robust-z anomaly flag. Needs `journey_stages`,
+    `payment_attempts`."""
+    con.execute(sql_file("daily_stage_rates"), {
+        "conversion_stage_index": jmap.stage(jmap.conversion_stage).index,
+        "last_stage_index": jmap.stages[-1].index,
+        "anomaly_threshold": float(jmap.anomaly_threshold),
+        "min_daily_entered": int(jmap.anomaly_min_entered),
+    })
+    return count_rows(con, "daily_stage_rates")

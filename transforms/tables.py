@@ -1,0 +1,78 @@
+"""Helpers every journey and metric transform shares: reading one row, counting a table, the end
+of the data, and the SQL fragments the journey map decides (its stages as a VALUES list, journeys
+per segment value, the predicate of a metric role, the low-rating rule).
+
+- **Data end** = max(event_ts) of `events` (None when empty): completeness, horizons and periods
+  are measured against it.
+- **Metric roles**: which events play which role (payment succeeded, refund, review, ...) comes
+  from the journey map's `metric_events`, never from names written in a transform; a role the map
+  does not define matches nothing (`false`).
+- **Low rating**: a rating at or below the map's `low_rating_max`; without it nothing is low and
+  every rating groups as 'no rating'.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from transforms.journey_map import JourneyMap, rule_sql
+from transforms.sqlutil import Params, ident
+
+
+def fetch_row(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple:
+    """The single row of a query (fetched to the end, so the connection is free again)."""
+    rows = con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
+    return rows[0]
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(fetch_row(con, f"select count(*) from {ident(table)}")[0])
+
+
+def data_end(con: duckdb.DuckDBPyConnection) -> object:
+    """The end of the data: the latest event time in `events` (None when empty)."""
+    return fetch_row(con, "select max(event_ts) from events")[0]
+
+
+def stage_list_sql(jmap: JourneyMap, params: Params) -> str:
+    """A VALUES list (stage_index, stage, optional) of the configured stages."""
+    rows = ", ".join(
+        f"({s.index}, {params.add(s.name)}, {'true' if s.optional else 'false'})"
+        for s in jmap.stages
+    )
+    return f"(values {rows}) as stage_list(stage_index, stage, optional)"
+
+
+def segment_rows_sql(jmap: JourneyMap, params: Params, alias: str = "j") -> str:
+    """Complete journeys unpivoted: one row per journey x segment (segment, segment_value)."""
+    if not jmap.segments:
+        return (f"select {alias}.customer_id, cast(null as varchar) as segment, "
+                f"cast(null as varchar) as segment_value from journeys {alias} where false")
+    return " union all ".join(
+        f"select {alias}.customer_id, {params.add(seg.name)} as segment, "
+        f"coalesce(cast({alias}.{ident(seg.name)} as varchar), '(unknown)') as segment_value "
+        f"from journeys {alias} where {alias}.complete"
+        for seg in jmap.segments
+    )
+
+
+def role_sql(jmap: JourneyMap, role: str, params: Params, alias: str = "e") -> str:
+    """The predicate of a metric role, or `false` when the journey map does not define it."""
+    rule = jmap.metric_events.get(role)
+    return rule_sql(rule, params, alias) if rule is not None else "false"
+
+
+def low_rating_sql(jmap: JourneyMap, column: str) -> str:
+    """The low-rating predicate (rating <= `low_rating_max`), or `false` without ratings."""
+    if jmap.low_rating_max is None:
+        return "false"
+    return f"{column} <= {int(jmap.low_rating_max)}"
+
+
+def rating_group_sql(jmap: JourneyMap, column: str) -> str:
+    """A rating's group: 'low (<=n)', 'high (>=n+1)' or 'no rating'."""
+    if jmap.low_rating_max is None:
+        return "'no rating'"
+    n = int(jmap.low_rating_max)
+    return (f"case when {low_rating_sql(jmap, column)} then 'low (<={n})' "
+            f"when {column} > {n} then 'high (>={n + 1})' else 'no rating' end")
