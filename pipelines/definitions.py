@@ -24,7 +24,8 @@ from pipelines.resources import Progress, ProjectResource
 from transforms.project import Project, load_project
 
 
-def build_defs(project: Project, *, echo: bool = False) -> dg.Definitions:
+def build_defs(project: Project, *, echo: bool = False,
+               verbose: bool = False) -> dg.Definitions:
     """The whole asset graph, checks, job and schedule of `project`."""
     partitions = daily_partitions(project.config)
     raw_tables = [f"raw_{name}" for name in project.config.sources]
@@ -37,7 +38,7 @@ def build_defs(project: Project, *, echo: bool = False) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules([journey_assets, metric_assets]),
         resources={
             "project": ProjectResource(config_path=str(project.config.path)),
-            "progress": Progress(echo=echo),
+            "progress": Progress(echo=echo, verbose=verbose),
         },
         # DuckDB has one writer: run steps one after another in the run's process
         executor=dg.in_process_executor,

@@ -51,11 +51,26 @@ class ProjectResource(dg.ConfigurableResource):
 
 class Progress(dg.ConfigurableResource):
     """Where assets report progress: the run log, and the terminal when `echo` is on
-    (`journeys run` turns it on so a user sees a line per asset and partition)."""
+    (`journeys run` turns it on). `report` lines (a summary per asset) are logged and echoed
+    always, `detail` lines (one per partition day) only when `verbose` is on (`--verbose`)."""
 
     echo: bool = False
+    verbose: bool = False
 
     def report(self, context: dg.AssetExecutionContext, line: str) -> None:
         context.log.info(line)
         if self.echo:
-            print(line, flush=True)
+            from pipelines.progress import echo
+
+            echo(line)
+
+    def detail(self, context: dg.AssetExecutionContext, line: str) -> None:
+        # one line per partition day: a run over years of days would spend its time writing
+        # thousands of log events, so they are written only when asked for
+        if not self.verbose:
+            return
+        context.log.info(line)
+        if self.echo:
+            from pipelines.progress import echo
+
+            echo(line)

@@ -28,14 +28,24 @@ import duckdb
 from transforms.funnel import funnel_actors
 from transforms.journey_map import JourneyMap
 from transforms.sqlutil import Params, sql_file
-from transforms.tables import count_rows, role_sql
+from transforms.tables import built, count_rows, missing_inputs, role_sql, skip
 
 # the booking funnel's steps in order; their labels are in transforms/sql/booking_funnel.sql
 BOOKING_STEPS = ("created", "paid", "completed")
 
 
+# the events columns the booking and payment tables read: without them they are skipped
+BOOKING_COLUMNS = ("booking_id", "payment_id", "amount", "city", "service_category", "salon_id",
+                   "platform", "method", "failure_reason", "cancel_reason", "complaint", "rating")
+PAYMENT_COLUMNS = ("platform", "method", "failure_reason")
+
+
 def build_booking_outcomes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `booking_outcomes`: one row per booking_id seen in `events`."""
+    why = missing_inputs(con, columns=BOOKING_COLUMNS, tables=())
+    if why:
+        skip(con, ["booking_outcomes"], why)
+        return 0
     p = Params()
     created = role_sql(jmap, "booking_created", p)
     succeeded = role_sql(jmap, "payment_succeeded", p)
@@ -106,12 +116,17 @@ def build_booking_outcomes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
         """,
         p.values,
     )
+    built(con, ["booking_outcomes"])
     return count_rows(con, "booking_outcomes")
 
 
 def build_booking_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `booking_funnel`: one row per (segment x value x booking step), actor =
     booking id, from the funnel engine. Needs `booking_outcomes`."""
+    why = missing_inputs(con, columns=(), tables=("booking_outcomes",))
+    if why:
+        skip(con, ["booking_funnel"], why)
+        return 0
     p = Params()
     created = role_sql(jmap, "booking_created", p)
     succeeded = role_sql(jmap, "payment_succeeded", p)
@@ -134,6 +149,7 @@ def build_booking_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> in
     con.execute("drop table if exists _booking_steps")
     con.execute(sql_file("booking_funnel"))
     con.execute("drop table if exists _booking_actors")
+    built(con, ["booking_funnel"])
     return count_rows(con, "booking_funnel")
 
 
@@ -144,6 +160,10 @@ def build_payment_failures(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
     outcome event; a rate over several cells is sum(failures) / sum(attempts) of
     `payment_attempts`, never one from `payment_failures`, which has no row for the cells
     without a failure."""
+    why = missing_inputs(con, columns=PAYMENT_COLUMNS, tables=())
+    if why:
+        skip(con, ["payment_attempts", "payment_failures"], why)
+        return {"payment_attempts": 0, "payment_failures": 0}
     p = Params()
     succeeded = role_sql(jmap, "payment_succeeded", p)
     failed = role_sql(jmap, "payment_failed", p)
@@ -190,4 +210,5 @@ def build_payment_failures(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
         """,
         p.values,
     )
+    built(con, ["payment_attempts", "payment_failures"])
     return {t: count_rows(con, t) for t in ("payment_attempts", "payment_failures")}

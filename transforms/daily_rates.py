@@ -20,7 +20,7 @@ import duckdb
 
 from transforms.journey_map import JourneyMap
 from transforms.sqlutil import sql_file
-from transforms.tables import count_rows
+from transforms.tables import built, count_rows, missing_inputs, skip, table_columns
 
 
 def build_daily_stage_rates(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
@@ -28,10 +28,22 @@ def build_daily_stage_rates(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
     the stage that day, how many went on to the next stage, the payment failure rate (on the
     conversion stage's row) and a robust-z anomaly flag. Needs `journey_stages`,
     `payment_attempts`."""
+    why = missing_inputs(con, tables=("journey_stages",))
+    if why:
+        skip(con, ["daily_stage_rates"], why)
+        return 0
+    # without payments the day's payment figures are empty (NULL), the stage rates still stand
+    no_payments = not table_columns(con, "payment_attempts")
+    if no_payments:
+        con.execute("create or replace temp table payment_attempts (event_date DATE, "
+                    "attempts BIGINT, failures BIGINT)")
     con.execute(sql_file("daily_stage_rates"), {
         "conversion_stage_index": jmap.stage(jmap.conversion_stage).index,
         "last_stage_index": jmap.stages[-1].index,
         "anomaly_threshold": float(jmap.anomaly_threshold),
         "min_daily_entered": int(jmap.anomaly_min_entered),
     })
+    if no_payments:
+        con.execute("drop table temp.payment_attempts")
+    built(con, ["daily_stage_rates"])
     return count_rows(con, "daily_stage_rates")

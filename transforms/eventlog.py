@@ -10,27 +10,29 @@ One row of the resulting table is one event:
 | lifecycle | VARCHAR | lifecycle transition, only when the source has one |
 | event_index | BIGINT | position in the file (0-based): tie-break for equal timestamps |
 
-Formats, by file name: XES (`.xes`, `.xes.gz`), CSV (`.csv`, `.csv.gz`, `.tsv`), Parquet
-(`.parquet`, `.pq`) and JSON lines (`.jsonl`, `.ndjson`, `.json`, optionally `.gz`).
+The file is read by `transforms.readers.read_table`: every format it reads (XES `.xes`/`.xes.gz`,
+CSV with any delimiter or whitespace-separated, with or without header, in any declared
+encoding, JSON lines and Segment exports, Parquet; gzip/zstd compressed), and times by
+`transforms.readers.timestamp_sql` under the declared `time_format` and `timezone` (default
+ISO 8601: offsets honoured, naive times UTC).
 
-XES is read with our own streaming parser (lxml iterparse) rather than `pm4py.read_xes`: it only
-keeps the requested attributes, which makes BPIC 2012 load in about a second instead of eight.
-A column name starting with `case:` is a trace attribute (`case:concept:name` is the trace's
-`concept:name`), any other name an event attribute — the same naming pm4py's data frames use.
-Events keep file order, so `event_index` equals the row position in pm4py's data frame.
-
-Timestamps with a UTC offset are converted to UTC; timestamps without one are taken as UTC.
+XES is read with the streaming parser in `transforms.readers` rather than `pm4py.read_xes`: it
+only keeps the requested attributes, which makes BPIC 2012 load in about a second instead of
+eight. A column name starting with `case:` is a trace attribute (`case:concept:name` is the
+trace's `concept:name`), any other name an event attribute — the same naming pm4py's data frames
+use. Events keep file order, so `event_index` equals the row position in pm4py's data frame.
 """
 
 from __future__ import annotations
 
-import gzip
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import duckdb
 
+from transforms import readers
 from transforms.errors import UserError
 from transforms.sqlutil import ident
 
@@ -44,22 +46,15 @@ Lifecycle = Literal["all", "complete"]
 
 
 def detect_format(path: str | Path) -> str:
-    """The log format implied by the file name: 'xes', 'csv', 'parquet' or 'jsonl'."""
-    name = Path(path).name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    for suffixes, fmt in (
-        ((".xes",), "xes"),
-        ((".csv", ".tsv", ".txt"), "csv"),
-        ((".parquet", ".pq"), "parquet"),
-        ((".jsonl", ".ndjson", ".json"), "jsonl"),
-    ):
-        if name.endswith(suffixes):
-            return fmt
-    raise UserError(
-        f"{path}: unknown event log format; use a file ending in .xes, .xes.gz, .csv, "
-        ".parquet or .jsonl"
-    )
+    """The log format implied by the file name: 'xes', 'csv', 'parquet' or 'jsonl' (see
+    `transforms.readers.detect_format`)."""
+    try:
+        return readers.detect_format(path)
+    except UserError:
+        raise UserError(
+            f"{path}: unknown event log format; use a file ending in .xes, .xes.gz, .csv, "
+            ".tsv, .txt, .parquet or .jsonl (optionally .gz/.zst)"
+        ) from None
 
 
 def read_event_log(
@@ -71,12 +66,22 @@ def read_event_log(
     time_col: str | None = None,
     lifecycle: Lifecycle = "all",
     table: str | None = None,
+    time_format: str | None = None,
+    timezone: str = "UTC",
+    delimiter: str | None = None,
+    header: bool = True,
+    encoding: str | None = None,
+    lifecycle_col: str | None = None,
+    activities: Sequence[str] | None = None,
 ) -> duckdb.DuckDBPyRelation:
     """Load the event log at `path` into the temporary table `table` and return it.
 
     Column defaults: XES `case:concept:name`, `concept:name`, `time:timestamp`; other formats
-    `case`, `activity`, `timestamp`. `lifecycle="complete"` keeps only events whose
-    `lifecycle:transition` is "complete" (any case) when the log has that column.
+    `case`, `activity`, `timestamp`. `lifecycle="complete"` keeps only events whose lifecycle
+    column (`lifecycle_col`, default `lifecycle:transition`) is "complete" (any case); it is an
+    error when the log has no such column or no such value. `activities` keeps only those
+    activities (each must occur). `time_format`, `timezone`, `delimiter`, `header` and
+    `encoding` are `transforms.readers` options. Mistakes raise UserError, one line.
     """
     path = Path(path)
     if lifecycle not in ("all", "complete"):
@@ -86,94 +91,22 @@ def read_event_log(
         raise UserError(f"{path}: no such file; check the path to the event log")
     defaults = XES_DEFAULTS if fmt == "xes" else TABULAR_DEFAULTS
     cols = (case_col or defaults[0], activity_col or defaults[1], time_col or defaults[2])
+    lc_col = lifecycle_col or LIFECYCLE_COLUMN
     table = table or f"event_log_{uuid.uuid4().hex[:12]}"
-    con.execute("SET TimeZone = 'UTC'")  # naive timestamps in the file mean UTC
+    readers.check_time_format(time_format)
+    readers.check_timezone(timezone)
 
     raw = f"__raw_{uuid.uuid4().hex[:12]}"
     try:
-        if fmt == "xes":
-            columns = _load_xes(con, path, raw, [*cols, LIFECYCLE_COLUMN])
-        else:
-            columns = _load_tabular(con, path, fmt, raw)
-        _build_log_table(con, path, raw, columns, cols, lifecycle, table, fmt == "xes")
+        # insertion order of the table is file order; rowid then numbers the events
+        rel = readers.read_table(con, path, delimiter=delimiter, header=header,
+                                 encoding=encoding, table=raw,
+                                 columns=[*cols, lc_col] if fmt == "xes" else None)
+        _build_log_table(con, path, raw, rel.columns, cols, lc_col, lifecycle, table,
+                         fmt == "xes", time_format, timezone, activities)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {ident(raw)}")
     return con.table(table)
-
-
-def _load_tabular(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, raw: str) -> list[str]:
-    reader = {
-        "csv": "read_csv(?, header = true, all_varchar = true)",
-        "parquet": "read_parquet(?)",
-        "jsonl": "read_json(?, format = 'newline_delimited')",
-    }[fmt]
-    try:
-        # insertion order of a table is file order; rowid then numbers the events. CSV stays
-        # text so ids keep leading zeros and UTC offsets are applied by our own cast.
-        con.execute(f"CREATE TEMP TABLE {ident(raw)} AS SELECT * FROM {reader}", [str(path)])
-    except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: cannot read as {fmt}: {first_line}") from None
-    return [row[0] for row in con.execute(f"DESCRIBE {ident(raw)}").fetchall()]
-
-
-def _load_xes(con: duckdb.DuckDBPyConnection, path: Path, raw: str, keys: list[str]) -> list[str]:
-    """Stream the XES file, keeping only `keys`, into table `raw` (all values as text)."""
-    import pyarrow as pa
-    from lxml import etree
-
-    keys = list(dict.fromkeys(keys))
-    trace_keys = {k[len("case:"):]: k for k in keys if k.startswith("case:")}
-    event_keys = {k: k for k in keys if not k.startswith("case:")}
-    values: dict[str, list[str | None]] = {k: [] for k in keys}
-    seen = {k: False for k in keys}
-    pending: list[dict[str, str]] = []
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rb") as fh:
-            for _, elem in etree.iterparse(
-                fh, events=("end",), tag=("{*}event", "{*}trace"), huge_tree=True
-            ):
-                if etree.QName(elem).localname == "event":
-                    found = {}
-                    for child in elem:
-                        key = child.get("key")
-                        if key in event_keys:
-                            found[key] = child.get("value")
-                    pending.append(found)
-                    elem.clear()
-                    continue
-                trace_values = {}
-                for child in elem:
-                    key = child.get("key")
-                    if key in trace_keys:
-                        trace_values[trace_keys[key]] = child.get("value")
-                for found in pending:
-                    found.update(trace_values)
-                    for k in keys:
-                        v = found.get(k)
-                        values[k].append(v)
-                        if v is not None:
-                            seen[k] = True
-                pending.clear()
-                elem.clear()
-                while elem.getprevious() is not None:
-                    del elem.getparent()[0]
-    except (etree.XMLSyntaxError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable XES file ({exc})") from None
-
-    present = [k for k in keys if seen[k]]
-    arrow = pa.table({k: pa.array(values[k], type=pa.string()) for k in present})
-    if not present:
-        arrow = pa.table({"__empty": pa.array([], type=pa.string())})
-    view = f"__arrow_{uuid.uuid4().hex[:12]}"
-    con.register(view, arrow)
-    try:
-        con.execute(f"CREATE TEMP TABLE {ident(raw)} AS SELECT * FROM {ident(view)}")
-    finally:
-        con.unregister(view)
-    return present
 
 
 def _build_log_table(
@@ -182,9 +115,13 @@ def _build_log_table(
     raw: str,
     columns: list[str],
     cols: tuple[str, str, str],
+    lc_col: str,
     lifecycle: Lifecycle,
     table: str,
     xes: bool,
+    time_format: str | None,
+    timezone: str,
+    activities: Sequence[str] | None,
 ) -> None:
     for role, col in zip(("case", "activity", "time"), cols, strict=True):
         if col not in columns:
@@ -193,56 +130,64 @@ def _build_log_table(
                     f"{path}: no {role} attribute {col!r} in the XES file; pass --{role}-col "
                     "with an event attribute key, or case:<key> for a trace attribute"
                 )
-            shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
+            shown = ", ".join(columns[:15]) + (", ..." if len(columns) > 15 else "")
             raise UserError(
                 f"{path}: no {role} column {col!r}; pass --{role}-col with one of: {shown}"
             )
     case_c, act_c, time_c = cols
-    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ident(raw)})")
-                 .fetchall())
-    t = ident(time_c)
-    ttype = types[time_c].upper()
-    if ttype.startswith("TIMESTAMP WITH TIME ZONE"):
-        ts_expr = f"({t} AT TIME ZONE 'UTC')"
-    elif ttype.startswith("TIMESTAMP") or ttype == "DATE":
-        ts_expr = f"CAST({t} AS TIMESTAMP)"
-    elif ttype == "VARCHAR":
-        ts_expr = f"(TRY_CAST({t} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
-    else:
-        raise UserError(
-            f"{path}: time column {time_c!r} has type {types[time_c]}, not a date/time; "
-            "pass --time-col with a timestamp column"
-        )
-    has_lifecycle = LIFECYCLE_COLUMN in columns
-    lc_select = (f", CAST({ident(LIFECYCLE_COLUMN)} AS VARCHAR) AS lifecycle"
-                 if has_lifecycle else "")
-    where = ""
-    if lifecycle == "complete" and has_lifecycle:
-        where = f"WHERE lower(CAST({ident(LIFECYCLE_COLUMN)} AS VARCHAR)) = 'complete'"
+    has_lifecycle = lc_col in columns
+    lc = ident(lc_col)
+    where = []
+    if lifecycle == "complete":
+        if not has_lifecycle:
+            shown = ", ".join(columns[:15]) + (", ..." if len(columns) > 15 else "")
+            raise UserError(
+                f"{path}: --lifecycle complete needs a lifecycle column, and there is no "
+                f"{lc_col!r} (columns: {shown}); pass --lifecycle-col or drop --lifecycle"
+            )
+        n_complete = con.execute(f"SELECT count(*) FROM {ident(raw)} "
+                                 f"WHERE lower(CAST({lc} AS VARCHAR)) = 'complete'").fetchone()[0]
+        if not n_complete:
+            present = readers.occurring_values(con, raw, lc_col)
+            listed = ", ".join(f"{v} ({n:,})" for v, n in present) or "none (all empty)"
+            raise UserError(
+                f"{path}: --lifecycle complete keeps nothing: no event has lifecycle "
+                f"'complete' in {lc_col!r}; values there: {listed}; use --lifecycle all"
+            )
+        where.append(f"lower(CAST({lc} AS VARCHAR)) = 'complete'")
+    if activities is not None:
+        readers.require_values(con, raw, act_c, activities, what="activity",
+                               flag="--activities", path=path)
+        where.append(f"CAST({ident(act_c)} AS VARCHAR) IN (SELECT unnest($activities))")
+    has_time = f"__has_time_{uuid.uuid4().hex[:8]}"
+    con.execute(f"ALTER TABLE {ident(raw)} ADD COLUMN {ident(has_time)} BOOLEAN")
+    con.execute(f"UPDATE {ident(raw)} SET {ident(has_time)} = "
+                f"nullif(trim(CAST({ident(time_c)} AS VARCHAR)), '') IS NOT NULL")
+    readers.parse_times(con, raw, time_c, time_format=time_format, timezone=timezone,
+                        path=path)
+    lc_select = f", CAST({lc} AS VARCHAR) AS lifecycle" if has_lifecycle else ""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {ident(table)} AS
         with numbered as (
             select *, rowid as __event_index from {ident(raw)}
-        ),
-        final as (
-            select
-                CAST({ident(case_c)} AS VARCHAR) AS "case",
-                CAST({ident(act_c)} AS VARCHAR) AS activity,
-                {ts_expr} AS ts
-                {lc_select},
-                __event_index AS event_index,
-                {t} IS NOT NULL AS __has_time
-            from numbered
-            {where}
         )
-        select * from final
-        """
+        select
+            CAST({ident(case_c)} AS VARCHAR) AS "case",
+            CAST({ident(act_c)} AS VARCHAR) AS activity,
+            {ident(time_c)} AS ts
+            {lc_select},
+            __event_index AS event_index,
+            {ident(has_time)} AS __has_time
+        from numbered
+        {"where " + " and ".join(where) if where else ""}
+        order by __event_index
+        """,
+        {"activities": list(activities)} if activities is not None else None,
     )
     bad = con.execute(
         f"""select count(*) filter (where "case" is null),
                    count(*) filter (where activity is null),
-                   count(*) filter (where ts is null and __has_time),
                    count(*) filter (where not __has_time)
             from {ident(table)}"""
     ).fetchall()[0]
@@ -251,7 +196,6 @@ def _build_log_table(
         for n, what in zip(
             bad,
             (f"a case id ({case_c!r})", f"an activity ({act_c!r})",
-             f"a readable timestamp in {time_c!r} (use ISO 8601, e.g. 2024-05-01T10:00:00Z)",
              f"a timestamp ({time_c!r})"),
             strict=True,
         )

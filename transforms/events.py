@@ -5,7 +5,8 @@ loaded source record (all sources with an `event:` block in sources.yaml) on one
 The columns are the core ones (`CORE_EVENT_COLUMNS`) plus the config's `events.columns`, in order.
 
 The rules, each written once here:
-- **Event id**: `<source>:<id_columns joined by ':'>`; the same record loaded in two partitions
+- **Event id**: `<source>:<id_columns joined by ':'>` (without id columns `<source>:<file
+  name>:<line>`); the same record loaded in two partitions
   (a re-sent row on another day) counts once (earliest event time).
 - **Event name**: the source's `event_name` column (with its `prefix`), or a constant.
 - **Identity stitching** (transforms/sql/identity_map.sql): an anonymous id belongs to the
@@ -77,7 +78,9 @@ def _records_sql(source: Source, schema: EventsSchema, p: Params) -> str:
     """One source's raw rows as event records: core columns, the source's own customer, and
     every events attribute column (NULL where the source does not fill it)."""
     ev = source.event
-    ids = ", ".join(f"cast(r.{ident(c)} as varchar)" for c in source.id_columns)
+    ids = (", ".join(f"cast(r.{ident(c)} as varchar)" for c in source.id_columns)
+           if source.id_columns else  # no record id: the file's name and the line
+           "parse_filename(r.source_file), cast(r.source_line as varchar)")
     name = _ref_sql(ev.event_name, source, "VARCHAR", p)
     if ev.event_name_prefix:
         name = f"{p.add(ev.event_name_prefix)} || {name}"
@@ -244,7 +247,7 @@ def distinct_raw_records(con: duckdb.DuckDBPyConnection, cfg: ProjectConfig) -> 
     """Distinct record identities (`id_columns`) over the raw tables of the event sources: the
     number of rows `events` must hold."""
     parts = [f"select count(*) from (select distinct "
-             f"{', '.join(ident(c) for c in s.id_columns)} from {ident('raw_' + s.name)})"
+             f"{', '.join(ident(c) for c in s.identity)} from {ident('raw_' + s.name)})"
              for s in event_sources(cfg)]
     if not parts:
         return 0

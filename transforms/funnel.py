@@ -9,7 +9,8 @@ TIMESTAMPTZ columns are converted to UTC, TIMESTAMP/DATE columns are taken as UT
 time value that does not parse raises `UserError`. Rows whose actor or time is NULL are ignored.
 
 Steps. A step is a condition on one event: `event` (the event column equals it; None = any event)
-and `filters` (column == value, NULL meaning IS NULL). An event may match several steps.
+and `filters` (column == value, NULL meaning IS NULL). An event may match several steps. A step
+after the first may carry its own window (`window_seconds`, see "Per-step windows").
 
 Event order. Events of an actor are sorted by (UTC time, lowest step the event matches,
 step-match bitmask, breakdown value); events matching no step come last within their instant.
@@ -35,6 +36,30 @@ Order modes.
   event fills at most one step). Reaching "step k" means k distinct steps are filled;
   step_k_ts is the time the k-th one was filled, and "step N" in attribution and exclusions
   means the N-th filled step.
+
+Per-step windows. `Step(..., window_seconds=w)` on step k (k >= 2) is the time allowed from
+the event that filled step k-1 to the event that fills step k, boundary inclusive like the
+conversion window (absolute seconds); the conversion window from the entry still applies too. So
+in ``ordered`` mode step k is filled by the first event matching step k after the step k-1 event
+that lies at or before min(entry + window, step_{k-1}_ts + w); ``strict`` the same with "the very
+next event". The choice stays greedy: step k-1 is filled by its *first* matching event, and a
+later step k-1 event does not reopen the per-step window (only a re-entry, a new step-1 event,
+starts a new attempt). Re-entry, tie and exclusion rules are unchanged, except that an attempt
+that never filled step j stops waiting at its *deadline*: min(entry + window, step_m_ts +
+w_(m+1)) where m is the furthest step it reached (entry + window when step m+1 has no window of
+its own), so exclusion events after the deadline do not spoil it. A window on step 1 (no previous
+step) and per-step windows in ``any`` mode (no step order) are a UserError. Completeness still
+uses entry + window.
+
+Hold. ``hold`` names a column whose value every step event of an attempt must share with the
+entry event (e.g. a booking id: "hold the booking constant"). The funnel then runs per (actor,
+held value): events whose hold column is NULL take no part (they fill no step, spoil nothing and,
+in ``strict`` mode, break nothing); in ``strict`` mode only events carrying the same value are
+"in between"; exclusion events spoil only attempts on their own value; ``reentry='first'`` keeps
+the first entry of each value. The actor still counts once, at its counted attempt over all
+values (furthest step, then earliest entry time; attempts entering at the same instant on
+different values are ordered by the value), and step times, time to convert, breakdown and
+``held_value`` come from that attempt.
 
 Re-entry. ``latest`` (default, as PostHog): all entries are attempts and the actor counts at the
 furthest step reached by any attempt; ``first`` (as Mixpanel): only the actor's first entry in
@@ -105,11 +130,16 @@ _counter = itertools.count()
 @dataclass(frozen=True)
 class Step:
     """A condition on one event: the event column equals `event` (None = any event) and each
-    `filters` column equals its value (passed as a parameter; None means IS NULL)."""
+    `filters` column equals its value (passed as a parameter; None means IS NULL).
+    `window_seconds` (steps 2.. only) is the time allowed from the previous step's event, on top
+    of the funnel's window from the entry (module docstring, "Per-step windows")."""
 
     name: str
     event: str | None = None
     filters: Mapping[str, object] = field(default_factory=dict)
+    # seconds allowed from the previous step's event (steps 2.. only; None = only the funnel's
+    # window from the entry applies); boundary inclusive
+    window_seconds: int | float | None = None
 
 
 @dataclass(frozen=True)
@@ -170,12 +200,14 @@ def funnel_actors(
     time_col: str = "timestamp",
     breakdown: str | None = None,
     attribution: str = "first",
+    hold: str | None = None,
     start: Bound = None,
     end: Bound = None,
 ) -> duckdb.DuckDBPyRelation:
     """One row per actor that entered (and has a clean attempt): actor, entry_ts, furthest_step
-    (1..n), step_1_ts..step_n_ts (NULL beyond furthest), complete, and with a breakdown
-    breakdown_value (text) and attributed. Times are naive UTC TIMESTAMPs.
+    (1..n), step_1_ts..step_n_ts (NULL beyond furthest), complete, with a breakdown
+    breakdown_value (text) and attributed, and with a hold held_value. Times are naive UTC
+    TIMESTAMPs.
 
     `events` is a table or view name of `con`, or a relation; `steps` are event names or Steps,
     in funnel order (1 to 60). Options (the rules are in the module docstring):
@@ -192,8 +224,13 @@ def funnel_actors(
     - breakdown: a column whose value (as text) each actor is attributed to; default none.
     - attribution: where the breakdown value comes from: 'first' (default, the entry event),
       'last' (the event of the furthest step reached) or 'step:N'.
+    - hold: a column every step event of an attempt must share with the entry event (e.g.
+      'booking_id'); events where it is NULL take no part; default none. The result then has
+      `held_value`, the value of the counted attempt.
     - start, end: bounds on the entry time (date, datetime or ISO text; a date `end` includes
       its whole day, a datetime `end` is exclusive); default unbounded.
+
+    Per-step windows are `Step.window_seconds` (ordered and strict orders only).
 
     Raises UserError for an invalid option, a missing column or an unparseable time. The result
     lives in a temporary table of `con` (dropped with the connection).
@@ -201,7 +238,7 @@ def funnel_actors(
     table = _Plan.build(con, events, steps, window_seconds=window_seconds, order=order,
                         reentry=reentry, exclusions=exclusions, actor_col=actor_col,
                         event_col=event_col, time_col=time_col, breakdown=breakdown,
-                        attribution=attribution, start=start, end=end).run()
+                        attribution=attribution, hold=hold, start=start, end=end).run()
     return con.sql(f"select * from {table}")
 
 
@@ -219,6 +256,7 @@ def funnel(
     time_col: str = "timestamp",
     breakdown: str | None = None,
     attribution: str = "first",
+    hold: str | None = None,
     start: Bound = None,
     end: Bound = None,
     complete_only: bool = False,
@@ -235,6 +273,7 @@ def funnel(
     - breakdown: a column to break the funnel down by (default none): the result then has a
       `breakdown` row per value and `unattributed_actors`.
     - attribution: 'first' (default), 'last' or 'step:N'.
+    - hold: a column every step of an attempt must share with the entry (default none).
     - start, end: bounds on the entry time (default unbounded).
 
     and one of its own:
@@ -250,7 +289,7 @@ def funnel(
     table = _Plan.build(con, events, norm_steps, window_seconds=window_seconds, order=order,
                         reentry=reentry, exclusions=exclusions, actor_col=actor_col,
                         event_col=event_col, time_col=time_col, breakdown=breakdown,
-                        attribution=attribution, start=start, end=end).run()
+                        attribution=attribution, hold=hold, start=start, end=end).run()
     try:
         total, incomplete = con.execute(
             f"select count(*), count(*) filter (where not complete) from {table}").fetchall()[0]
@@ -270,7 +309,8 @@ def funnel(
     opts: dict[str, Any] = {
         "window_seconds": window_seconds, "order": order, "reentry": reentry,
         "actor_col": actor_col, "event_col": event_col, "time_col": time_col,
-        "breakdown": breakdown, "attribution": attribution,
+        "breakdown": breakdown, "attribution": attribution, "hold": hold,
+        "step_windows_seconds": [s.window_seconds for s in norm_steps],
         "start": None if start is None else str(start),
         "end": None if end is None else str(end),
         "exclusions": [{"event": x.event, "from_step": x.from_step, "to_step": x.to_step}
@@ -298,13 +338,14 @@ def dropped_actors(
     time_col: str = "timestamp",
     breakdown: str | None = None,
     attribution: str = "first",
+    hold: str | None = None,
     start: Bound = None,
     end: Bound = None,
 ) -> duckdb.DuckDBPyRelation:
     """Actors who reached step `step` (1-based) but not step `step`+1, sorted by actor: the
     drop-off segment after step `step`. Columns: actor, entry_ts, step_<step>_ts, complete (and
-    breakdown_value with a breakdown). The options are those of `funnel_actors`, with the same
-    meaning and defaults."""
+    breakdown_value with a breakdown, held_value with a hold). The options are those of
+    `funnel_actors`, with the same meaning and defaults."""
     norm_steps = _normalise_steps(steps)
     if not isinstance(step, int) or not 1 <= step < len(norm_steps):
         raise UserError(f"drop-off step {step!r} is out of range: give a step number from 1 to "
@@ -312,8 +353,9 @@ def dropped_actors(
     table = _Plan.build(con, events, norm_steps, window_seconds=window_seconds, order=order,
                         reentry=reentry, exclusions=exclusions, actor_col=actor_col,
                         event_col=event_col, time_col=time_col, breakdown=breakdown,
-                        attribution=attribution, start=start, end=end).run()
-    extra = ", breakdown_value" if breakdown is not None else ""
+                        attribution=attribution, hold=hold, start=start, end=end).run()
+    extra = (", breakdown_value" if breakdown is not None else "") \
+        + (", held_value" if hold is not None else "")
     return con.sql(
         f"select actor, entry_ts, step_{step}_ts, complete{extra} from {table} "
         f"where furthest_step = {step} order by actor"
@@ -395,6 +437,8 @@ class _Plan:
     breakdown: str | None
     attr_kind: str
     attr_step: int
+    hold: str | None
+    step_window_us: list[int | None]  # per step; index 0 (the entry) is always None
     start: dt.datetime | None
     end: dt.datetime | None
     ts_expr: str
@@ -405,7 +449,8 @@ class _Plan:
     def build(cls, con: duckdb.DuckDBPyConnection, events: str | duckdb.DuckDBPyRelation,
               steps: Sequence[Step | str], *, window_seconds: float, order: str, reentry: str,
               exclusions: Sequence[Exclusion], actor_col: str, event_col: str, time_col: str,
-              breakdown: str | None, attribution: str, start: Any, end: Any) -> _Plan:
+              breakdown: str | None, attribution: str, hold: str | None, start: Any,
+              end: Any) -> _Plan:
         norm = _normalise_steps(steps)
         n = len(norm)
         if order not in ORDERS:
@@ -416,6 +461,27 @@ class _Plan:
                 or not math.isfinite(window_seconds) or window_seconds <= 0:
             raise UserError(f"invalid window {window_seconds!r}: give a positive number of seconds")
         window_us = round(window_seconds * 1_000_000)
+        step_window_us: list[int | None] = []
+        for k, s in enumerate(norm, start=1):
+            w = s.window_seconds
+            if w is None:
+                step_window_us.append(None)
+                continue
+            if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) \
+                    or w <= 0:
+                raise UserError(f"invalid window {w!r} on step {k} ({s.name!r}): give a "
+                                "positive number of seconds")
+            if k == 1:
+                raise UserError(f"step 1 ({s.name!r}) has a window of its own, but a step "
+                                "window is the time from the previous step and the first step "
+                                "has none: remove it (the funnel's window counts from step 1)")
+            if order == "any":
+                raise UserError("per-step windows need an ordered funnel: use order 'ordered' "
+                                "or 'strict', or drop the step windows")
+            step_window_us.append(round(w * 1_000_000))
+        if hold is not None and (not isinstance(hold, str) or not hold):
+            raise UserError(f"invalid hold {hold!r}: give the name of the column to hold "
+                            "constant, e.g. booking_id")
         excl = list(exclusions)
         for x in excl:
             if not isinstance(x, Exclusion):
@@ -458,6 +524,8 @@ class _Plan:
         needed = [("actor", actor_col), ("event", event_col), ("time", time_col)]
         if breakdown is not None:
             needed.append(("breakdown", breakdown))
+        if hold is not None:
+            needed.append(("hold", hold))
         for s in norm:
             needed.extend(("filter", c) for c in s.filters)
         for role, col in needed:
@@ -468,8 +536,9 @@ class _Plan:
         return cls(con=con, source=source, steps=norm, window_us=window_us, order=order,
                    reentry=reentry, exclusions=excl, actor_col=actor_col, event_col=event_col,
                    time_col=time_col, breakdown=breakdown, attr_kind=attr_kind,
-                   attr_step=attr_step, start=start_b, end=end_b, ts_expr=ts_expr,
-                   temp_view=temp_view, prefix=prefix)
+                   attr_step=attr_step, hold=hold, step_window_us=step_window_us,
+                   start=start_b, end=end_b, ts_expr=ts_expr, temp_view=temp_view,
+                   prefix=prefix)
 
     # ---- SQL pieces ------------------------------------------------------------------------
 
@@ -501,6 +570,15 @@ class _Plan:
 
     def _tmp(self, name: str) -> str:
         return f"{self.prefix}_{name}"
+
+    @property
+    def _keys(self) -> str:
+        """The partition the attempts run in: the actor, or (actor, held value) with a hold."""
+        return "actor, hv" if self.hold else "actor"
+
+    def _same(self, a: str, b: str) -> str:
+        """`a` and `b` rows are in the same partition (actor, and held value with a hold)."""
+        return " and ".join(f"{a}.{c} = {b}.{c}" for c in self._keys.split(", "))
 
     def run(self) -> str:
         con = self.con
@@ -546,6 +624,10 @@ class _Plan:
         bd = (f"cast({ident(self.breakdown)} as varchar)" if self.breakdown
               else "cast(null as varchar)")
         keep = "" if self.order == "strict" else "where mask <> 0 or xmask <> 0"
+        # with a hold, events are ordered within (actor, held value), so that in strict mode
+        # "the next event" is the next one carrying the same value; NULL-held events take no part
+        hv = f", {ident(self.hold)} as hv" if self.hold else ""
+        hv_cond = f" and {ident(self.hold)} is not null" if self.hold else ""
         self.con.execute(
             f"""
             create or replace temp table {self._tmp('ev')} as
@@ -555,13 +637,15 @@ class _Plan:
                        {mask} as mask,
                        {xmask} as xmask,
                        {bd} as bd
+                       {hv}
                 from {self.source}
                 where {ident(self.actor_col)} is not null and {ident(self.time_col)} is not null
+                      {hv_cond}
             ),
             relevant as (select * from typed {keep})
             select *,
                    row_number() over (
-                       order by actor, ts,
+                       order by {self._keys}, ts,
                                 case when mask = 0 then 9223372036854775807 else mask & -mask end,
                                 mask, bd nulls last, xmask
                    ) as pos
@@ -585,11 +669,11 @@ class _Plan:
         n = len(self.steps)
         ev = self._tmp("ev")
         date_cond, params = self._entry_filter()
-        first = ("qualify row_number() over (partition by actor order by pos) = 1"
+        first = (f"qualify row_number() over (partition by {self._keys} order by pos) = 1"
                  if self.reentry == "first" else "")
         ctes = [
             f"""s1 as (
-                select actor, pos as p1, ts as t1, bd as b1,
+                select {self._keys}, pos as p1, ts as t1, bd as b1,
                        ts + to_microseconds({self.window_us}) as lim
                 from {ev} where mask & 1 <> 0 {date_cond} {first}
             )"""
@@ -597,14 +681,16 @@ class _Plan:
         for k in range(2, n + 1):
             bit = 1 << (k - 1)
             if self.order == "ordered":
-                join = (f"asof left join (select actor, pos, ts, bd from {ev} "
+                join = (f"asof left join (select {self._keys}, pos, ts, bd from {ev} "
                         f"where mask & {bit} <> 0) e "
-                        f"on e.actor = s.actor and e.pos > s.p{k - 1}")
-                ok = "e.ts <= s.lim"
+                        f"on {self._same('e', 's')} and e.pos > s.p{k - 1}")
             else:
-                join = (f"left join {ev} e on e.actor = s.actor and e.pos = s.p{k - 1} + 1 "
-                        f"and e.mask & {bit} <> 0")
-                ok = "e.ts <= s.lim"
+                join = (f"left join {ev} e on {self._same('e', 's')} "
+                        f"and e.pos = s.p{k - 1} + 1 and e.mask & {bit} <> 0")
+            ok = "e.ts <= s.lim"
+            w = self.step_window_us[k - 1]
+            if w is not None:  # inclusive, from the event that filled step k-1
+                ok += f" and e.ts <= s.t{k - 1} + to_microseconds({w})"
             ctes.append(
                 f"""s{k} as (
                     select s.*,
@@ -626,7 +712,8 @@ class _Plan:
         n = len(self.steps)
         ev = self._tmp("ev")
         date_cond, params = self._entry_filter()
-        first = ("qualify row_number() over (partition by actor order by idx) = 1"
+        keys = self._keys
+        first = (f"qualify row_number() over (partition by {keys} order by idx) = 1"
                  if self.reentry == "first" else "")
         fills = ", ".join(
             f"a.f.t[{k}] as t{k}, a.f.b[{k}] as b{k}" for k in range(1, n + 1)
@@ -635,33 +722,35 @@ class _Plan:
             f"""
             create or replace temp table {self._tmp('att')} as
             with matched as (
-                select actor, pos, ts, mask, bd,
-                       row_number() over (partition by actor order by pos) as idx
+                select {keys}, pos, ts, mask, bd,
+                       row_number() over (partition by {keys} order by pos) as idx
                 from {ev} where mask <> 0
             ),
             lists as (
-                select actor, list(struct_pack(t := ts, m := mask, b := bd) order by pos) as evs
-                from matched group by actor
+                select {keys}, list(struct_pack(t := ts, m := mask, b := bd) order by pos)
+                       as evs
+                from matched group by {keys}
             ),
             last_at as (
-                select actor, ts, max(idx) as j from matched group by actor, ts
+                select {keys}, ts, max(idx) as j from matched group by {keys}, ts
             ),
             entries as (
-                select actor, pos as p1, idx as i1, ts + to_microseconds({self.window_us}) as lim
+                select {keys}, pos as p1, idx as i1,
+                       ts + to_microseconds({self.window_us}) as lim
                 from matched where true {date_cond} {first}
             ),
             bounded as (
-                select e.actor, e.p1, e.i1, e.lim, l.j
-                from entries e asof join last_at l on l.actor = e.actor and l.ts <= e.lim
+                select {', '.join('e.' + c for c in keys.split(', '))}, e.p1, e.i1, e.lim, l.j
+                from entries e asof join last_at l on {self._same('l', 'e')} and l.ts <= e.lim
             ),
             per_actor as (
-                select b.actor, l.evs,
+                select {', '.join('b.' + c for c in keys.split(', '))}, l.evs,
                        list(struct_pack(p1 := b.p1, i1 := b.i1, j := b.j, lim := b.lim)) as atts
-                from bounded b join lists l using (actor)
-                group by b.actor, l.evs
+                from bounded b join lists l using ({keys})
+                group by all
             ),
             filled as (
-                select actor, unnest(list_transform(atts, lambda a: struct_pack(
+                select {keys}, unnest(list_transform(atts, lambda a: struct_pack(
                     p1 := a.p1, lim := a.lim,
                     f := list_reduce(
                         list_slice(evs, a.i1, a.j),
@@ -676,7 +765,7 @@ class _Plan:
                 ))) as a
                 from per_actor
             )
-            select actor, a.p1 as p1, a.lim as lim, {fills},
+            select {keys}, a.p1 as p1, a.lim as lim, {fills},
                    len(a.f.t) as reach
             from filled
             """,
@@ -687,15 +776,20 @@ class _Plan:
         n = len(self.steps)
         att, ev = self._tmp("att"), self._tmp("ev")
         spoil_terms, joins = [], []
+        # the attempt's deadline: the last instant its next step could still have come
+        waits = [f"when {k - 1} then least(lim, t{k - 1} + to_microseconds({w}))"
+                 for k, w in enumerate(self.step_window_us, start=1) if w is not None]
+        deadline = f"(case reach {' '.join(waits)} else lim end)" if waits else "lim"
         for m, x in enumerate(self.exclusions):
             i, j = x.from_step, x.to_step
             joins.append(
-                f"asof left join (select actor, ts as xt{m} from {ev} where xmask & {1 << m} <> 0)"
-                f" x{m} on x{m}.actor = a.actor and x{m}.xt{m} > a.t{i}"
+                f"asof left join (select {self._keys}, ts as xt{m} from {ev} "
+                f"where xmask & {1 << m} <> 0) x{m} "
+                f"on {self._same(f'x{m}', 'a')} and x{m}.xt{m} > a.t{i}"
             )
             spoil_terms.append(
                 f"(xt{m} is not null and case when t{j} is not null then xt{m} < t{j} "
-                f"else xt{m} <= lim end)"
+                f"else xt{m} <= {deadline} end)"
             )
         spoiled = " or ".join(spoil_terms) if spoil_terms else "false"
         step_cols = ", ".join(
@@ -712,6 +806,11 @@ class _Plan:
             s = self.attr_step
             bd_cols = (f", case when reach >= {s} then b{s} end as breakdown_value, "
                        f"reach >= {s} as attributed")
+        if self.hold is not None:
+            bd_cols += ", hv as held_value"
+        # best clean attempt: furthest, then earliest entry (with a hold, attempts on different
+        # values are compared by entry time, then by value: pos runs within (actor, value))
+        tie = "t1, p1" if self.hold else "p1"
         out = self._tmp("actors")
         data_end = self.data_end
         self.con.execute(
@@ -723,7 +822,7 @@ class _Plan:
             ),
             counted as (
                 select * from scored where not spoiled
-                qualify row_number() over (partition by actor order by reach desc, p1) = 1
+                qualify row_number() over (partition by actor order by reach desc, {tie}) = 1
             )
             select actor, t1 as entry_ts, reach as furthest_step, {step_cols},
                    coalesce(t1 + to_microseconds({self.window_us}) <= ?, false) as complete

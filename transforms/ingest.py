@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,13 @@ import duckdb
 import pyarrow as pa
 
 from transforms.errors import UserError
+from transforms.readers import open_binary, timestamp_sql
 from transforms.sources import Source, file_date
-from transforms.sqlutil import ident
+from transforms.sqlutil import Params, ident, literal
 
 RECON_TABLE = "ingest_reconciliation"
 QUARANTINE_TABLE = "quarantine"
+REJECTED_FILES_TABLE = "rejected_files"
 SQL_TYPES = {
     "string": "VARCHAR",
     "integer": "BIGINT",
@@ -105,6 +108,11 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, source: Source) -> None:
           raw_record VARCHAR, reason VARCHAR, kind VARCHAR, quarantined_at TIMESTAMP
         )""")
     con.execute(f"""
+        create table if not exists {REJECTED_FILES_TABLE} (
+          source VARCHAR, source_file VARCHAR, rows_read BIGINT, reason VARCHAR,
+          rejected_at TIMESTAMP
+        )""")
+    con.execute(f"""
         create table if not exists {RECON_TABLE} (
           source VARCHAR, partition_date DATE, rows_read BIGINT, rows_loaded BIGINT,
           rows_quarantined BIGINT, rows_duplicate BIGINT, clock_skew_corrected BIGINT,
@@ -122,14 +130,22 @@ def _files_for(source: Source, first: dt.date, last: dt.date) -> list[Path]:
     chosen = []
     for path in source.files():
         day = file_date(path)
-        if day is None:
-            raise UserError(
-                f"{path}: the file name has no export date; name export files with their "
-                "day, e.g. 2026-10-01.csv, so late rows can be placed"
-            )
-        if lo <= day <= hi:
+        # a file without an export day in its name may hold rows of any day
+        if day is None or lo <= day <= hi:
             chosen.append(path)
     return chosen
+
+
+def _register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
+    """`_files`: the files of this load and their export days (NULL: not in the name)."""
+    con.execute("create or replace temp table _files (source_file VARCHAR, file_date DATE)")
+    if files:
+        con.executemany("insert into _files values (?, ?)",
+                        [[str(p), file_date(p)] for p in files])
+
+
+def _compressed(path: Path) -> bool:
+    return path.name.lower().endswith((".gz", ".zst", ".zstd"))
 
 
 def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
@@ -137,9 +153,20 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     if not files:
         _empty_stage(con, source)
         return
-    con.execute("create or replace temp table _files (source_file VARCHAR, file_date DATE)")
-    con.executemany("insert into _files values (?, ?)",
-                    [[str(p), file_date(p)] for p in files])
+    plain = [p for p in files if not _compressed(p)]
+    packed = [p for p in files if _compressed(p)]
+    # compressed files are read line by line in Python (read_text does not decompress)
+    lines: dict[str, list] = {"source_file": [], "source_line": [], "raw_record": []}
+    for path in packed:
+        with open_binary(path) as fh:
+            for n, raw in enumerate(fh, start=1):
+                lines["source_file"].append(str(path))
+                lines["source_line"].append(n)
+                lines["raw_record"].append(raw.decode("utf-8", errors="replace"))
+    con.register("_packed_lines", pa.table({
+        "source_file": pa.array(lines["source_file"], pa.string()),
+        "source_line": pa.array(lines["source_line"], pa.int64()),
+        "raw_record": pa.array(lines["raw_record"], pa.string())}))
     # every field is pulled out of one parse of the line: a list of JSON paths at once
     text_cols = [c for c in source.columns if source.type_of(c) != "json"]
     json_cols = [c for c in source.columns if source.type_of(c) == "json"]
@@ -151,7 +178,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     fields = [f"vals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(text_cols)]
     fields += [f"jvals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(json_cols)]
     params: list[object] = [
-        [str(p) for p in files],
+        [str(p) for p in plain] or [""],
         [json_path(source.columns[c]) for c in text_cols] or ["$"],
         [json_path(source.columns[c]) for c in json_cols] or ["$"],
     ]
@@ -159,21 +186,27 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
         create or replace temp table _stage as
         with texts as (
             select filename as source_file, string_split(content, chr(10)) as lines
-            from read_text(?)
+            from read_text(?) where filename <> ''
         ), numbered as (
-            select t.source_file, f.file_date,
-                   generate_subscripts(t.lines, 1) as source_line,
-                   unnest(t.lines) as raw_record,
-                   len(t.lines) as n_lines
-            from texts t join _files f using (source_file)
+            select t.source_file, generate_subscripts(t.lines, 1) as source_line,
+                   unnest(t.lines) as raw_record, len(t.lines) as n_lines
+            from texts t
+            union all
+            select source_file, source_line, rtrim(raw_record, chr(10)), 0 from _packed_lines
+        ), stripped as (
+            select n.source_file, f.file_date, n.source_line,
+                   -- a byte-order mark opens the file, it is not part of its first record
+                   case when n.source_line = 1 then ltrim(rtrim(n.raw_record, chr(13)),
+                                                          chr(65279))
+                        else rtrim(n.raw_record, chr(13)) end as raw_record
+            from numbered n join _files f using (source_file)
+            -- the empty string after the file's final newline is not a line
+            where not (n.source_line = n.n_lines and n.raw_record = '')
         ), lines as (
-            select source_file, file_date, source_line,
-                   rtrim(raw_record, chr(13)) as raw_record,
+            select *,
                    case when json_valid(raw_record)
                         then json_type(raw_record) = 'OBJECT' else false end as ok
-            from numbered
-            -- the empty string after the file's final newline is not a line
-            where not (source_line = n_lines and raw_record = '')
+            from stripped
         ), extracted as (
             select *,
                    case when ok then json_extract_string(raw_record, ?::VARCHAR[]) end as vals,
@@ -185,31 +218,45 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
                {', '.join(fields)}
         from extracted
     """, params)
+    con.unregister("_packed_lines")
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, list[str], str]]:
+def _text_lines(path: Path, encoding: str) -> Iterator[str]:
+    """The file's lines as text (decompressed; a leading byte-order mark dropped). Bytes that
+    are not `encoding` become U+FFFD, and such records are quarantined as undecodable."""
+    enc = "utf-8-sig" if encoding.replace("_", "-") in ("utf-8", "utf8") else encoding
+    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding=enc, errors="replace",
+                                                     newline="") as fh:
+        yield from fh
+
+
+def _csv_records(path: Path, source: Source) -> Iterator[tuple[int, list[str], str]]:
     """(first physical line number, fields, raw text) per CSV record, header included."""
+    if source.delimiter == "whitespace":
+        for n, line in enumerate(_text_lines(path, source.encoding), start=1):
+            raw = line.rstrip("\r\n")
+            yield n, raw.split(), raw
+        return
     buffer: list[str] = []
 
     def lines() -> Iterator[str]:
-        for line in fh:
+        for line in _text_lines(path, source.encoding):
             buffer.append(line)
             yield line
 
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-        reader = csv.reader(lines())
-        line_no = 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error:
-                row = None  # e.g. a NUL byte or an unterminated quote: quarantined as malformed
-            raw = "".join(buffer)
-            buffer.clear()
-            yield line_no, row if row is not None else [], raw.rstrip("\r\n")
-            line_no = reader.line_num + 1
+    reader = csv.reader(lines(), delimiter=source.delimiter, quotechar=source.quote)
+    line_no = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            row = None  # e.g. a NUL byte or an unterminated quote: quarantined as malformed
+        raw = "".join(buffer)
+        buffer.clear()
+        yield line_no, row if row is not None else [], raw.rstrip("\r\n")
+        line_no = reader.line_num + 1
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
@@ -221,22 +268,31 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
         data["s_" + c] = []
     for path in files:
         day = file_date(path)
-        records = _csv_records(path)
+        records = _csv_records(path, source)
         header_missing: list[str] = []
         positions: dict[str, int] = {}
-        n_header = 0
+        n_header = None
+        if not source.header:  # fields are named by position: column0, column1, ...
+            positions = {c: int(f[len("column"):]) for c, f in source.columns.items()
+                         if f.startswith("column") and f[len("column"):].isdigit()}
+            header_missing = [f for c, f in source.columns.items() if c not in positions]
         for line_no, row, raw in records:
-            if line_no == 1:
+            if line_no == 1 and source.header:
                 header = [h.strip().lstrip("\ufeff") for h in row]
                 n_header = len(header)
                 positions = {c: header.index(f) for c, f in source.columns.items() if f in header}
                 header_missing = [f for c, f in source.columns.items() if c not in positions]
                 continue
-            if not row and raw == "":
+            if not row and raw.strip() == "":
                 continue  # blank line
+            if n_header is None:
+                n_header = len(row)  # no header: the first record gives the width
             malformed = None
             if header_missing:
-                malformed = f"file header lacks column(s): {', '.join(header_missing)}"
+                what = "file header lacks" if source.header else "no such position for"
+                malformed = f"{what} column(s): {', '.join(header_missing)}"
+            elif "\ufffd" in raw:
+                malformed = f"undecodable bytes: the file is not {source.encoding}"
             elif len(row) != n_header:
                 malformed = f"malformed CSV row: expected {n_header} fields, got {len(row)}"
             data["source_file"].append(str(path))
@@ -260,6 +316,75 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
         con.unregister("_stage_arrow")
 
 
+def _stage_parquet(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
+    """Stage Parquet files: one row per record (its row number in the file as its line), the
+    record as JSON for the quarantine, mapped fields as text (dotted paths into structs)."""
+    if not files:
+        _empty_stage(con, source)
+        return
+
+    def field_sql(path: str) -> str:
+        parts = path.split(".")
+        return "r." + ".".join(ident(p) for p in parts)
+
+    fields = ", ".join(
+        f"cast({field_sql(f)} as VARCHAR) as {ident('s_' + c)}"
+        if source.type_of(c) != "timestamp" else
+        f"case when typeof({field_sql(f)}) like 'TIMESTAMP%' "
+        f"then strftime(cast({field_sql(f)} as TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f') "
+        f"else cast({field_sql(f)} as VARCHAR) end as {ident('s_' + c)}"
+        for c, f in source.columns.items())
+    try:
+        con.execute(f"""
+            create or replace temp table _stage as
+            select r.filename as source_file, f.file_date, r.file_row_number + 1 as source_line,
+                   cast(to_json(r) as VARCHAR) as raw_record,
+                   cast(null as VARCHAR) as malformed, {fields}
+            from read_parquet(?, filename = true, file_row_number = true,
+                              union_by_name = true) r
+            join _files f on f.source_file = r.filename""", [[str(p) for p in files]])
+    except duckdb.Error as exc:
+        raise UserError(f"cannot read the {source.name} Parquet files: "
+                        f"{_first_line(exc)}; check the column names under "
+                        f"sources.{source.name}.columns") from None
+
+
+def _stage_xes(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
+    """Stage XES event logs: one row per event (its position in the file as its line), its
+    mapped attributes as text (`case:<key>` for trace attributes, as pm4py names them)."""
+    from transforms.readers import _load_xes
+
+    keys = list(dict.fromkeys(source.columns.values()))
+    parts = []
+    for n, path in enumerate(files):
+        raw = f"_xes_{n}"
+        present = _load_xes(con, path, raw, keys)
+        fields = ", ".join(
+            (f"{ident(f)}" if f in present else "cast(null as VARCHAR)") + f" as {ident('s_' + c)}"
+            for c, f in source.columns.items())
+        struct = ", ".join(f"{literal(f)}: {ident(f)}" for f in present) or "'': null"
+        parts.append(f"""
+            select {literal(str(path))} as source_file, row_number() over () as source_line,
+                   cast(to_json({{{struct}}}) as VARCHAR) as raw_record, {fields}
+            from {ident(raw)}""")
+    if not parts:
+        _empty_stage(con, source)
+        return
+    con.execute(f"""
+        create or replace temp table _stage as
+        select x.source_file, f.file_date, x.source_line, x.raw_record,
+               cast(null as VARCHAR) as malformed,
+               {', '.join(ident('s_' + c) for c in source.columns)}
+        from ({' union all '.join(parts)}) x join _files f using (source_file)""")
+    for n in range(len(files)):
+        con.execute(f"drop table if exists _xes_{n}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _empty_stage(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     cols = ", ".join(f"NULL::VARCHAR as {ident('s_' + c)}" for c in source.columns)
     con.execute(f"""
@@ -272,14 +397,11 @@ def _empty_stage(con: duckdb.DuckDBPyConnection, source: Source) -> None:
 # --------------------------------------------------------------------------- classifying
 
 
-def _typed_expr(source: Source, col: str, params: list[object]) -> str:
+def _typed_expr(source: Source, col: str, p: Params) -> str:
     s = ident("s_" + col)
     kind = source.type_of(col)
-    if kind == "timestamp":
-        params.append(source.timezone)
-        return (f"case when regexp_matches({s}, '{OFFSET_RE}') "
-                f"then timezone('UTC', try_cast({s} as TIMESTAMPTZ)) "
-                f"else timezone('UTC', timezone(?, try_cast({s} as TIMESTAMP))) end")
+    if kind == "timestamp":  # ISO 8601, a strftime pattern or epoch numbers (readers.py)
+        return timestamp_sql(s, source.time_format(col), source.timezone, p)
     if kind == "decimal":
         return f"try_cast({s} as DECIMAL(18,2))"
     if kind == "integer":
@@ -290,14 +412,18 @@ def _typed_expr(source: Source, col: str, params: list[object]) -> str:
 
 
 def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
-    """Type every staged row and give each its partition and, if rejected, its reason."""
-    params: list[object] = []
-    typed = ",\n".join(f"{_typed_expr(source, c, params)} as {ident(c)}" for c in source.columns)
+    """Type every staged row and give each its partition and, if rejected, its reason.
+
+    A rejected row of a dated file belongs to the file's export day; one of a file without a
+    date in its name to the earliest event day of the file's valid rows. A file without a date
+    and without one valid row has no partition (NULL): it is a rejected file."""
+    p = Params()
+    typed = ",\n".join(f"{_typed_expr(source, c, p)} as {ident(c)}" for c in source.columns)
     ev = ident(source.event_time)
     if source.clock_skew_column:
         rc = ident(source.clock_skew_column)
-        params.append(source.clock_skew_max_seconds)
-        skew = f"coalesce(abs(epoch({ev}) - epoch({rc})) > ?, false)"
+        skew = (f"coalesce(abs(epoch({ev}) - epoch({rc})) > "
+                f"{p.add(source.clock_skew_max_seconds)}, false)")
         event_ts = f"case when _skew then {rc} else {ev} end"
     else:
         skew = "false"
@@ -305,7 +431,7 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     checks: list[str] = []
     for col in source.required:
         checks.append(f"when coalesce({ident('s_' + col)}, '') = '' "
-                      f"then 'missing required field: {col}'")
+                      f"then {p.add('missing required field: ' + col)}")
     for col in source.columns:
         kind = source.type_of(col)
         s = ident("s_" + col)
@@ -313,33 +439,37 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
             what = {"timestamp": "bad timestamp", "decimal": "not a number",
                     "integer": "not an integer"}[kind]
             checks.append(f"when coalesce({s}, '') <> '' and {ident(col)} is null "
-                          f"then '{what} in {col}: ' || left({s}, 60)")
-    for col in source.enums:
-        checks.append(f"when {ident(col)} is not null and not list_contains(?, {ident(col)}) "
-                      f"then 'unknown {col}: ' || left({ident(col)}, 60)")
-    enum_params = [list(v) for v in source.enums.values()]
+                          f"then {p.add(f'{what} in {col}: ')} || left({s}, 60)")
+    for col, values in source.enums.items():
+        checks.append(f"when {ident(col)} is not null and not list_contains("
+                      f"{p.add(list(values))}, {ident(col)}) "
+                      f"then {p.add(f'unknown {col}: ')} || left({ident(col)}, 60)")
     for col, bounds in source.ranges.items():
-        if "min" in bounds:
-            checks.append(f"when {ident(col)} < {float(bounds['min'])} "
-                          f"then '{col} below minimum {bounds['min']}: ' || {ident(col)}")
-        if "max" in bounds:
-            checks.append(f"when {ident(col)} > {float(bounds['max'])} "
-                          f"then '{col} above maximum {bounds['max']}: ' || {ident(col)}")
+        for bound, op, word in (("min", "<", "below minimum"), ("max", ">", "above maximum")):
+            if bound in bounds:
+                label = p.add(f"{col} {word} {bounds[bound]}: ")
+                checks.append(f"when {ident(col)} {op} {p.add(float(bounds[bound]))} "
+                              f"then {label} || {ident(col)}")
+    # a dated file holds timestamps up to max_days_after_export after its export day; the
+    # clock bounds every timestamp (later than a day from now is in the future)
+    lead = p.add(source.max_days_after_export + 1)
+    future = p.add(dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1))
+    plausible = [f"_event_ts >= file_date + {lead}", f"_event_ts > {future}"]
+    if source.earliest is not None:
+        earliest = p.add(dt.datetime.combine(source.earliest, dt.time()))
+        plausible.insert(0, f"_event_ts < {earliest}")
     checks.append(
-        "when _event_ts < ? or _event_ts >= file_date + ? "
+        f"when {' or '.join(plausible)} "
         "then 'implausible timestamp: ' || strftime(_event_ts, '%Y-%m-%d %H:%M:%S') "
-        "|| ' UTC in a file exported on ' || file_date::VARCHAR"
+        f"|| ' UTC ' || case when file_date is not null and _event_ts >= file_date + {lead} "
+        "then 'in a file exported on ' || file_date::VARCHAR else 'is in the future' end"
     )
+    late = p.add(source.late_days)
     checks.append(
-        "when file_date - cast(_event_ts as DATE) > ? "
+        f"when file_date - cast(_event_ts as DATE) > {late} "
         "then 'arrived too late: ' || (file_date - cast(_event_ts as DATE))::VARCHAR "
-        "|| ' days after its event day (late_days is ' || ?::VARCHAR || ')'"
+        f"|| ' days after its event day (late_days is ' || {late}::VARCHAR || ')'"
     )
-    tail_params: list[object] = [
-        dt.datetime.combine(source.earliest, dt.time()),
-        source.max_days_after_export + 1,
-        source.late_days, source.late_days,
-    ]
     con.execute(f"""
         create or replace temp table _classified as
         with typed as (
@@ -356,14 +486,80 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                            {' '.join(checks)}
                       end as reason
             from timed
+        ), anchored as (
+            select *, min(cast(_event_ts as DATE)) filter (where reason is null)
+                          over (partition by source_file) as _file_first_day
+            from checked
         )
-        select *, case when reason is null then cast(_event_ts as DATE) else file_date end
-                  as partition_date
-        from checked
-    """, params + enum_params + tail_params)
+        select * exclude (_file_first_day),
+               case when reason is null then cast(_event_ts as DATE)
+                    else coalesce(file_date, _file_first_day) end as partition_date
+        from anchored
+    """, p.values)
 
 
 # --------------------------------------------------------------------------- loading
+
+
+def check_fields(source: Source, config_path: Path | str) -> None:
+    """Stop before any work when the source's files lack a mapped field: the header of each
+    CSV/TSV file (with a header), the schema of each Parquet file. Raises ConfigError naming the
+    first column whose field is missing and the fields the file has."""
+    from transforms.errors import ConfigError
+
+    for path in source.files():
+        fields: list[str] | None = None
+        if source.format in ("csv", "tsv") and source.header and \
+                source.delimiter != "whitespace":
+            for _, row, _ in _csv_records(path, source):
+                fields = [h.strip().lstrip("\ufeff") for h in row]
+                break
+        elif source.format == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                fields = list(pq.read_schema(path).names)
+            except (OSError, ValueError):
+                continue  # an unreadable file is the load's to report
+        if fields is None:
+            continue
+        for col, field_name in source.columns.items():
+            top = field_name.split(".")[0] if source.format == "parquet" else field_name
+            if top not in fields:
+                shown = ", ".join(fields[:15]) + (", ..." if len(fields) > 15 else "")
+                raise ConfigError(config_path, f"sources.{source.name}.columns.{col}",
+                                  f"{path.name} has no field {field_name!r} (it has: {shown})",
+                                  "map the column to one of those fields, or remove it")
+
+
+# (source, its undated files with size and mtime) -> (first, last) valid event day
+_RANGE_CACHE: dict[tuple, tuple[dt.date, dt.date] | None] = {}
+
+
+def undated_day_range(source: Source) -> tuple[dt.date, dt.date] | None:
+    """The first and last event day of the valid records in the source's files that carry no
+    date in their name (None when there are none): read and checked exactly as a load would,
+    once per file version."""
+    undated = [p for p in source.files() if file_date(p) is None]
+    if not undated:
+        return None
+    key = (repr(source), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                               for p in undated))
+    if key not in _RANGE_CACHE:
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            _register_files(con, undated)
+            stage = {"jsonl": _stage_jsonl, "parquet": _stage_parquet, "xes": _stage_xes}.get(
+                source.format, _stage_csv)
+            stage(con, source, undated)
+            _classify(con, source)
+            lo, hi = con.execute("select min(partition_date), max(partition_date) "
+                                 "from _classified where reason is null").fetchone()
+        finally:
+            con.close()
+        _RANGE_CACHE[key] = (lo, hi) if lo is not None else None
+    return _RANGE_CACHE[key]
 
 
 def load_range(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date, last: dt.date,
@@ -371,9 +567,13 @@ def load_range(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date, l
     """(Re)load partitions first..last of `source`; returns one PartitionStats per day."""
     ensure_tables(con, source)
     stats: list[PartitionStats] = []
+    # dated files are read a few days at a time (bounded memory); a file without a date may
+    # hold rows of any day, so then the whole range is one pass (each file read once)
+    undated = any(file_date(p) is None for p in source.files())
+    step = (last - first).days + 1 if undated else CHUNK_DAYS
     day = first
     while day <= last:
-        chunk_last = min(last, day + dt.timedelta(days=CHUNK_DAYS - 1))
+        chunk_last = min(last, day + dt.timedelta(days=step - 1))
         chunk = _load_chunk(con, source, day, chunk_last)
         for s in chunk:
             if callable(on_partition):
@@ -386,12 +586,12 @@ def load_range(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date, l
 def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
                 last: dt.date) -> list[PartitionStats]:
     files = _files_for(source, first, last)
-    if source.format == "jsonl":
-        _stage_jsonl(con, source, files)
-    else:
-        _stage_csv(con, source, files)
+    _register_files(con, files)
+    stage = {"jsonl": _stage_jsonl, "parquet": _stage_parquet, "xes": _stage_xes}.get(
+        source.format, _stage_csv)
+    stage(con, source, files)
     _classify(con, source)
-    id_cols = ", ".join(ident(c) for c in source.id_columns)
+    id_cols = ", ".join(ident(c) for c in source.identity)
     con.execute(f"""
         create or replace temp table _ranked as
         select *, case when reason is null then row_number() over (
@@ -412,6 +612,17 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
                     "and partition_date between ? and ?", [source.name, first, last])
         con.execute(f"delete from {RECON_TABLE} where source = ? "
                     "and partition_date between ? and ?", [source.name, first, last])
+        # a file without a date and without one valid record belongs to no day: the whole
+        # file is rejected, with the first problem found in it
+        con.execute(f"delete from {REJECTED_FILES_TABLE} where source = ? and source_file in "
+                    "(select source_file from _files where file_date is null)", [source.name])
+        con.execute(f"""
+            insert into {REJECTED_FILES_TABLE}
+            select ?, source_file, count(*),
+                   'no valid record; first problem: ' || arg_min(reason, source_line),
+                   now()::TIMESTAMP
+            from _classified where partition_date is null group by source_file""",
+                    [source.name])
         con.execute(f"""
             insert into {table}
             select {cols}, _event_ts, partition_date, _skew, source_file, source_line,
@@ -439,11 +650,23 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
                            as clock_skew_corrected
                 from _ranked group by partition_date
             )
+            , day_files as (
+                -- the files that may hold rows of the day: exported from max_days_after_export
+                -- before it to late_days after it, and every file without a date
+                select d.partition_date, list(f.source_file order by f.source_file) as files
+                from days d join _files f
+                  on f.file_date is null
+                  or f.file_date between d.partition_date - ?::INTEGER
+                                     and d.partition_date + ?::INTEGER
+                group by all
+            )
             select ?, d.partition_date, coalesce(rows_read, 0), coalesce(rows_loaded, 0),
                    coalesce(rows_quarantined, 0), coalesce(rows_duplicate, 0),
-                   coalesce(clock_skew_corrected, 0), ?, now()::TIMESTAMP
+                   coalesce(clock_skew_corrected, 0), coalesce(df.files, []),
+                   now()::TIMESTAMP
             from days d left join counts c using (partition_date)
-        """, [first, last, source.name, [str(p) for p in files]])
+            left join day_files df using (partition_date)
+        """, [first, last, source.max_days_after_export, source.late_days, source.name])
         con.execute("commit")
     except Exception:
         con.execute("rollback")

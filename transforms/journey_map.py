@@ -46,8 +46,9 @@ _PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 TOP_KEYS = (
     "version", "conversion_window", "conversion_stage", "stages", "segments", "repeat_horizons",
     "metric_events", "metric_stages", "low_rating_max", "session_gap_minutes", "anomaly",
+    "purchase",
 )
-STAGE_KEYS = ("name", "description", "optional", "rules", "touchpoints", "pains")
+STAGE_KEYS = ("name", "description", "optional", "window", "rules", "touchpoints", "pains")
 RULE_KEYS = ("source", "event_name", "where", "properties")
 REPEAT_KEYS = ("repeat_of", "distinct_by", "min_occurrence", "cancelled_by")
 
@@ -83,6 +84,17 @@ class RepeatRule:
 
 
 @dataclass(frozen=True)
+class PurchaseRule:
+    """What a purchase is: an event matching `event`, once per distinct `key` value (an order
+    or booking) at its first such event; a key with a `cancelled_by` event (a refund) does not
+    count."""
+
+    event: Rule | None
+    key: str
+    cancelled_by: Rule | None = None
+
+
+@dataclass(frozen=True)
 class Pain:
     name: str
     rule: Rule
@@ -99,6 +111,9 @@ class Stage:
     repeat: RepeatRule | None = None
     touchpoints: tuple[str, ...] = ()
     pains: tuple[Pain, ...] = ()
+    # `window:` seconds allowed from the previous required stage being reached (required stages
+    # after the first only); None: only the conversion window from the entry applies
+    window_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,7 @@ class JourneyMap:
     anomaly_min_entered: int = 20
     metric_stages: dict[str, str] = field(default_factory=dict)  # group -> stage name
     low_rating_max: int | None = None  # ratings at or below it are low
+    purchase: PurchaseRule | None = None
 
     @property
     def stage_names(self) -> list[str]:
@@ -310,6 +326,7 @@ class _Validator:
             raise self.fail("anomaly.min_daily_entered", f"expected a whole number >= 1, got "
                             f"{min_entered!r}", "set e.g. min_daily_entered: 20")
         metric_stages = self.metric_stages(doc.get("metric_stages", {}), stages, conv)
+        purchase = self.purchase(doc.get("purchase"), roles, stages)
         low = doc.get("low_rating_max")
         if low is not None and (not isinstance(low, int) or isinstance(low, bool)):
             raise self.fail("low_rating_max", f"expected a whole number, got {low!r}",
@@ -320,7 +337,30 @@ class _Validator:
             segments=segments, repeat_horizons=horizons, metric_events=roles,
             session_gap_minutes=float(gap), anomaly_threshold=float(threshold),
             anomaly_min_entered=min_entered, metric_stages=metric_stages, low_rating_max=low,
+            purchase=purchase,
         )
+
+    def purchase(self, value: Any, roles: dict[str, Rule],
+                 stages: list[Stage]) -> PurchaseRule | None:
+        """The `purchase` block; without it, the `payment_succeeded` and `payment_refunded`
+        metric events per distinct key of the repeat stage (else booking_id)."""
+        repeat = next((s.repeat for s in stages if s.repeat is not None), None)
+        default_key = repeat.distinct_by if repeat else "booking_id"
+        if value is None:
+            if "payment_succeeded" not in roles:
+                return None
+            return PurchaseRule(roles["payment_succeeded"], default_key,
+                                roles.get("payment_refunded"))
+        value = self.mapping(value, "purchase")
+        self.no_unknown(value, ("event", "key", "cancelled_by"), "purchase")
+        if "event" not in value:
+            raise self.fail("purchase.event", "missing", "add event: {source: orders} (the "
+                            "event that is a purchase)")
+        event = self.rule(value["event"], "purchase.event")
+        key = self.column(value.get("key", default_key), "purchase.key", "purchase key column")
+        cancelled = (self.rule(value["cancelled_by"], "purchase.cancelled_by")
+                     if value.get("cancelled_by") is not None else None)
+        return PurchaseRule(event, key, cancelled)
 
     def metric_stages(self, value: Any, stages: list[Stage], conv: str) -> dict[str, str]:
         value = self.mapping(value or {}, "metric_stages")
@@ -365,6 +405,19 @@ class _Validator:
             raise self.fail(f"{key}.optional", f"expected true or false, got {optional!r}",
                             "write optional: true or leave it out")
         description = sdoc.get("description", "") or ""
+        window = None
+        if "window" in sdoc:
+            if i == 0:
+                raise self.fail(f"{key}.window", "the first stage cannot have a window: a "
+                                "stage window is the time from the previous required stage",
+                                "remove `window:` from the first stage (conversion_window "
+                                "counts from it)")
+            if optional:
+                raise self.fail(f"{key}.window", "an optional stage cannot have a window: a "
+                                "stage window is the time a required stage may take from the "
+                                "previous required stage",
+                                "remove `window:` or put it on the next required stage")
+            window = self.window(sdoc["window"], f"{key}.window")
         rules_doc = sdoc.get("rules")
         if not isinstance(rules_doc, list) or not rules_doc:
             raise self.fail(f"{key}.rules", "empty rules: a stage needs at least one rule",
@@ -408,7 +461,7 @@ class _Validator:
             pains.append(Pain(pname, prule, reason))
         return Stage(name=name, index=i + 1, description=str(description), optional=optional,
                      rules=tuple(rules), repeat=repeat, touchpoints=touchpoints,
-                     pains=tuple(pains))
+                     pains=tuple(pains), window_seconds=window)
 
     def rule(self, rdoc: Any, key: str) -> Rule:
         rdoc = self.mapping(rdoc, key)

@@ -24,11 +24,13 @@ metric roles.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 from transforms.journey_map import JourneyMap, rule_sql
 from transforms.sqlutil import Params, ident
-from transforms.tables import count_rows, low_rating_sql, role_sql, stage_list_sql
+from transforms.tables import count_rows, low_rating_sql, role_sql, stage_list_sql, table_columns
 
 
 def build_stage_touchpoints(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
@@ -84,8 +86,9 @@ def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
                 f"and {rule_sql(pain.rule, p, 'e')}"
             )
     parts.append(
-        "select furthest_stage, furthest_stage_index, 'dropped_out', "
-        "'stopped after this stage', customer_id from journeys "
+        "select furthest_stage as stage, furthest_stage_index as stage_index, "
+        "'dropped_out' as pain, 'stopped after this stage' as reason, customer_id "
+        "from journeys "
         "where complete and not reached_last_stage"
     )
     con.execute(
@@ -138,75 +141,95 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     low = low_rating_sql(jmap, "rating")
 
     stage_params = {group: p.add(name) for group, name in at.items()}
+    new_seg = next((ident(sg.name) for sg in jmap.segments if sg.derived == "new_vs_returning"),
+                   None)
+    is_new = f"{new_seg} = 'new'" if new_seg else "false"
     rows = _stage_metric_rows(stage_params, money, low, horizons, has_impressions, conv_idx,
-                              dec_idx)
-    rows = [sql for group, sql in rows if group in at]
-    if not rows:
-        rows = ["select cast(null as varchar) as stage, '' as metric, '' as segment, "
-                "'' as segment_value, 0.0 as value, '' as unit where false"]
+                              dec_idx, is_new)
 
-    metrics_sql = f"""
-        create or replace table stage_metrics as
-        with j as (select * from journeys),
-        disc as (
+    # each CTE with what it reads: a CTE (or a metric row) is kept only when all it reads is
+    # in the warehouse, so a project without bookings, payments or campaigns gets the rest
+    ctes = {
+        "j": ("select * from journeys", ["journeys"]),
+        "disc": (f"""
             select e.channel, e.customer_id, {install} as is_install, {click} as is_click,
                    {impression} as is_impression
             from events e where e.customer_id is not null
-              and ({install} or {click} or {impression})
-        ),
-        by_channel as (
+              and ({install} or {click} or {impression})""", ["events.channel"]),
+        "by_channel": ("""
             select coalesce(channel, '(unknown)') as channel,
                    count(distinct customer_id) filter (where is_install) as installs,
                    count(*) filter (where is_click) as clicks,
                    count(*) filter (where is_impression) as impressions
-            from disc group by all
-        ),
-        clickers as (
+            from disc group by all""", ["disc"]),
+        "clickers": ("""
             select distinct coalesce(channel, '(unknown)') as channel, customer_id
-            from disc where is_click
-        ),
-        click_conv as (
+            from disc where is_click""", ["disc"]),
+        "click_conv": (f"""
             select c.channel, count(*) as clickers,
                    count(*) filter (where j.furthest_stage_index >= {dec_idx}) as decided
-            from clickers c left join j using (customer_id) group by all
-        ),
-        new_by_channel as (
+            from clickers c left join j using (customer_id) group by all""",
+                       ["clickers", "j"]),
+        "new_by_channel": (f"""
             select coalesce(channel, '(unknown)') as channel,
-                   count(*) filter (where customer_type = 'new') as new_customers
-            from j group by all
-        ),
-        offers as (
+                   count(*) filter (where {is_new}) as new_customers
+            from j group by all""", ["j", "journeys.channel"]),
+        "offers": (f"""
             select count(*) as offer_views from events e
             where {offer} and e.customer_id in (
-                select customer_id from journey_stages where stage_index = {consider_idx})
-        ),
-        consider as (
+                select customer_id from journey_stages where stage_index = {consider_idx})""",
+                   ["journey_stages"]),
+        "consider": (f"""
             select count(*) as customers from journey_stages
-            where stage_index = {consider_idx}
-        ),
-        clicks_seq as (
+            where stage_index = {consider_idx}""", ["journey_stages"]),
+        "clicks_seq": (f"""
             select e.customer_id, e.event_ts,
                    epoch(e.event_ts - lag(e.event_ts) over (partition by e.customer_id
                                                            order by e.event_ts)) as gap
             from events e join j using (customer_id)
-            where {activity} and e.event_ts between j.entry_ts and j.window_end_ts
-        ),
-        app_time as (
+            where {activity} and e.event_ts between j.entry_ts and j.window_end_ts""",
+                       ["j"]),
+        "app_time": (f"""
             select customer_id, sum(case when gap <= {gap_s} then gap else 0 end) / 60
                        as minutes
-            from clicks_seq group by all
-        ),
-        bookings as (select * from booking_outcomes where created_ts is not null),
-        funnel as (select * from funnel_steps),
-        pay_outcomes as (
-            -- every payment attempt outcome (succeeded + failed), from `payment_attempts`: not
-            -- from `payment_failures`, which leaves out the day x platform x method cells
-            -- without a failure and so would over-state the rate
+            from clicks_seq group by all""", ["clicks_seq"]),
+        "bookings": ("select * from booking_outcomes where created_ts is not null",
+                     ["booking_outcomes"]),
+        "funnel": ("select * from funnel_steps", ["funnel_steps"]),
+        # every payment attempt outcome (succeeded + failed), from `payment_attempts`: not from
+        # `payment_failures`, which leaves out the day x platform x method cells without a
+        # failure and so would over-state the rate
+        "pay_outcomes": ("""
             select platform, method, sum(attempts) as attempts, sum(failures) as failures
-            from payment_attempts group by all
-        ),
+            from payment_attempts group by all""", ["payment_attempts"]),
+    }
+    tables = {"journeys", "journey_stages", "booking_outcomes", "funnel_steps",
+              "payment_attempts", "payment_failures", "repeat_purchase", "purchases"}
+    have = {t for t in tables if table_columns(con, t)}
+    have |= {f"events.{c}" for c in table_columns(con, "events")}
+    have |= {f"journeys.{c}" for c in table_columns(con, "journeys")}
+    for name, (_, reads) in ctes.items():  # in order: a CTE reads only earlier ones
+        if all(r in have for r in reads):
+            have.add(name)
+    names = set(ctes) | tables
+    kept, used = [], set()
+    for group, sql in rows:
+        reads = {w for w in re.findall(r"\b[a-z_]+\b", sql) if w in names}
+        if group in at and reads <= have:
+            kept.append(sql)
+            used |= reads
+    # the CTEs the kept rows read, and the ones those read
+    for name in reversed(list(ctes)):
+        if name in used:
+            used |= {r for r in ctes[name][1] if r in ctes}
+    if not kept:
+        kept = ["select cast(null as varchar), '', '', '', 0.0, '' where false"]
+    with_sql = ",\n".join(f"{n} as ({sql})" for n, (sql, _) in ctes.items() if n in used)
+    metrics_sql = f"""
+        create or replace table stage_metrics as
+        with {with_sql + "," if with_sql else ""}
         rows as (
-            select * from ({' union all '.join(rows)})
+            select * from ({' union all '.join(kept)})
                 as r(stage, metric, segment, segment_value, value, unit)
         ),
         final as (
@@ -217,12 +240,14 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
         select * from final order by stage_index, metric, segment <> 'all', segment,
                                   segment_value
     """
-    con.execute(metrics_sql, p.values)
+    # only the parameters the kept parts use
+    values = {k: v for k, v in p.values.items() if re.search(rf"\${k}\b", metrics_sql)}
+    con.execute(metrics_sql, values)
     return count_rows(con, "stage_metrics")
 
 
 def _stage_metric_rows(at: dict[str, str], money: str, low: str, horizons: list[int],
-                       has_impressions: bool, conv_idx: int, dec_idx: int
+                       has_impressions: bool, conv_idx: int, dec_idx: int, is_new: str
                        ) -> list[tuple[str, str]]:
     """The rows of `stage_metrics` as (metric group, SELECT of stage, metric, segment,
     segment_value, value, unit) over the CTEs of build_stage_metrics; `at[group]` is the
@@ -235,7 +260,7 @@ def _stage_metric_rows(at: dict[str, str], money: str, low: str, horizons: list[
         ("discovery", f"select {d}, 'new_customers', 'channel', channel, "
                       "cast(new_customers as double), 'customers' from new_by_channel"),
         ("discovery", f"select {d}, 'new_customers', 'all', 'all', "
-                      "count(*) filter (where customer_type = 'new'), 'customers' from j"),
+                      f"count(*) filter (where {is_new}), 'customers' from j"),
         ("discovery", f"select {d}, 'installs', 'channel', channel, installs, 'customers' "
                       "from by_channel"),
         ("discovery", f"select {d}, 'installs', 'all', 'all', sum(installs), 'customers' "

@@ -33,7 +33,7 @@ import duckdb
 from transforms.funnel import Step, funnel_actors
 from transforms.journey_map import JourneyMap, rule_sql
 from transforms.sqlutil import Params, ident
-from transforms.tables import count_rows, data_end
+from transforms.tables import count_rows, data_end, table_columns
 
 
 def build_journeys(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
@@ -60,7 +60,8 @@ def _create_journey_actors(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
         f"create or replace temp table _journey_input as "
         f"select customer_id, stage, event_ts from stage_events where stage_index in ({marks})"
     )
-    steps = [Step(s.name, event=s.name) for s in required]
+    # a stage's `window` is the time allowed from the previous required stage being reached
+    steps = [Step(s.name, event=s.name, window_seconds=s.window_seconds) for s in required]
     actors = funnel_actors(con, "_journey_input", steps, window_seconds=window,
                            order="ordered", reentry="latest", actor_col="customer_id",
                            event_col="stage", time_col="event_ts")
@@ -157,6 +158,11 @@ def _build_journeys_table(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end:
     new_agg = ", ".join(new_selects) if new_selects else "count(*) as _n"
     conv_idx = jmap.stage(jmap.conversion_stage).index
     last_idx = jmap.stages[-1].index
+    # a customer's first purchase makes later journeys 'returning'; no purchases: none do
+    purchases_sql = ("select customer_id, min(purchase_ts) as first_purchase_ts from purchases "
+                     "group by all" if table_columns(con, "purchases") else
+                     "select cast(null as varchar) as customer_id, "
+                     "cast(null as timestamp) as first_purchase_ts where false")
     con.execute(
         f"""
         create or replace table journeys as
@@ -190,7 +196,7 @@ def _build_journeys_table(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end:
             group by a.customer_id
         ),
         pp as (
-            select customer_id, min(purchase_ts) as first_purchase_ts from purchases group by all
+            {purchases_sql}
         ),
         reach as (
             select customer_id,

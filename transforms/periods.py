@@ -26,20 +26,35 @@ from collections.abc import Mapping
 
 import duckdb
 
-from transforms.sqlutil import sql_file
-from transforms.tables import count_rows
+from transforms.sqlutil import ident, sql_file
+from transforms.tables import count_rows, table_columns
 
 
 def build_period_figures(con: duckdb.DuckDBPyConnection,
                          settings: Mapping[str, object]) -> int:
     """(Re)build `period_figures` for `settings["period_days"]`, ending at
-    `settings["data_end"]` (read_settings of run_settings gives both)."""
+    `settings["data_end"]` (read_settings of run_settings gives both). Without a new vs
+    returning segment there are no new customers to count; without purchases none either."""
+    seg = settings.get("new_customer_segment")
+    if seg and seg in table_columns(con, "journeys"):
+        con.execute(f"create or replace temp view _new_journeys as select customer_id, "
+                    f"entry_date from journeys where {ident(str(seg))} = 'new'")
+    else:
+        con.execute("create or replace temp view _new_journeys as select customer_id, "
+                    "entry_date from journeys where false")
+    no_purchases = not table_columns(con, "purchases")
+    if no_purchases:
+        con.execute("create or replace temp table purchases (customer_id VARCHAR, "
+                    "order_id VARCHAR, purchase_date DATE, purchase_number BIGINT)")
     con.execute(sql_file("period_figures"), {
         "period_days": int(settings["period_days"]),
         "data_start": settings.get("data_start"),
         "data_end": settings.get("data_end"),
         "conversion_stage": settings.get("conversion_stage"),
     })
+    con.execute("drop view _new_journeys")
+    if no_purchases:
+        con.execute("drop table temp.purchases")
     return count_rows(con, "period_figures")
 
 

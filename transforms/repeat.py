@@ -29,15 +29,44 @@ import duckdb
 
 from transforms.journey_map import JourneyMap
 from transforms.sqlutil import sql_file
-from transforms.tables import count_rows, data_end, rating_group_sql
+from transforms.tables import (
+    built,
+    count_rows,
+    data_end,
+    missing_inputs,
+    rating_group_sql,
+    skip,
+    table_columns,
+)
 
 
 def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[str, int]:
     """(Re)build `repeat_purchase` (one row per group x value x horizon) and
     `purchase_frequency` (one row per number of purchases). Needs `purchases`,
     `booking_outcomes`."""
+    why = missing_inputs(con, tables=("purchases",))
+    if why:
+        skip(con, ["repeat_purchase", "purchase_frequency"], why)
+        return {"repeat_purchase": 0, "purchase_frequency": 0}
     end = data_end(con)
     horizons = ", ".join(f"({int(h)})" for h in jmap.repeat_horizons)
+    # the first purchase's booking tells its rating, platform and category, where bookings exist
+    if table_columns(con, "booking_outcomes"):
+        described = f"""
+            select c.*, epoch(c.second_ts - c.first_ts) / 86400 as days_to_second,
+                   {rating_group_sql(jmap, "b.rating")} as first_rating,
+                   coalesce(b.platform, '(unknown)') as platform,
+                   coalesce(b.service_category, '(unknown)') as service_category
+            from per_customer c left join booking_outcomes b on b.booking_id = c.first_booking"""
+        groups = """
+            union all select 'first_rating', first_rating, * from described
+            union all select 'platform', platform, * from described
+            union all select 'service_category', service_category, * from described"""
+    else:
+        described = """
+            select c.*, epoch(c.second_ts - c.first_ts) / 86400 as days_to_second
+            from per_customer c"""
+        groups = ""
     con.execute(
         f"""
         create or replace table repeat_purchase as
@@ -46,21 +75,13 @@ def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> d
                    min(purchase_ts) as first_ts,
                    min(purchase_ts) filter (where purchase_number = 2) as second_ts,
                    count(*) as purchases,
-                   arg_min(booking_id, purchase_number) as first_booking
+                   arg_min(order_id, purchase_number) as first_booking
             from purchases group by all
         ),
-        described as (
-            select c.*, epoch(c.second_ts - c.first_ts) / 86400 as days_to_second,
-                   {rating_group_sql(jmap, "b.rating")} as first_rating,
-                   coalesce(b.platform, '(unknown)') as platform,
-                   coalesce(b.service_category, '(unknown)') as service_category
-            from per_customer c left join booking_outcomes b on b.booking_id = c.first_booking
+        described as ({described}
         ),
         grouped as (
-            select 'all' as group_name, 'all' as group_value, * from described
-            union all select 'first_rating', first_rating, * from described
-            union all select 'platform', platform, * from described
-            union all select 'service_category', service_category, * from described
+            select 'all' as group_name, 'all' as group_value, * from described{groups}
         ),
         horizons as (select * from (values {horizons}) h(horizon_days)),
         final as (
@@ -88,6 +109,7 @@ def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> d
         {"data_end": end},
     )
     con.execute(sql_file("purchase_frequency"))
+    built(con, ["repeat_purchase", "purchase_frequency"])
     return {t: count_rows(con, t) for t in ("repeat_purchase", "purchase_frequency")}
 
 
@@ -95,10 +117,15 @@ def build_retention(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[st
     """(Re)build `retention_cohorts` (one row per period type x cohort x period number) and
     `lifecycle` (one row per period type x period x status). Needs `purchases`."""
     del jmap
+    why = missing_inputs(con, tables=("purchases",))
+    if why:
+        skip(con, ["retention_cohorts", "lifecycle"], why)
+        return {"retention_cohorts": 0, "lifecycle": 0}
     con.execute(sql_file("_purchase_periods"))
     con.execute(sql_file("_purchase_calendar"), {"data_end": data_end(con)})
     con.execute(sql_file("retention_cohorts"))
     con.execute(sql_file("lifecycle"))
     con.execute("drop table if exists _purchase_calendar")
     con.execute("drop table if exists _purchase_periods")
+    built(con, ["retention_cohorts", "lifecycle"])
     return {t: count_rows(con, t) for t in ("retention_cohorts", "lifecycle")}

@@ -44,6 +44,7 @@ KEYS = (
     "stages", "conversion_stage", "conversion_window_seconds", "currency", "anomaly_threshold",
     "anomaly_min_daily_entered", "significance_level", "min_group_outcomes", "low_rating_max",
     "repeat_horizons", "min_attempts_to_rank", "period_days", "data_start", "data_end",
+    "new_customer_segment",
 )
 
 
@@ -66,6 +67,9 @@ def settings_from_journey_map(jmap: JourneyMap, *, currency: str | None,
         "repeat_horizons": [int(h) for h in jmap.repeat_horizons],
         "min_attempts_to_rank": MIN_ATTEMPTS_TO_RANK,
         "period_days": int(period_days),
+        # the derived new vs returning segment, whose value 'new' makes a new customer
+        "new_customer_segment": next((s.name for s in jmap.segments
+                                      if s.derived == "new_vs_returning"), None),
     }
 
 

@@ -21,7 +21,10 @@ import yaml
 
 from transforms.errors import ConfigError
 
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "tsv", "parquet", "xes")
+# how timestamps are written, besides ISO 8601 (the default): epoch numbers or a strftime pattern
+EPOCH_FORMATS = {"epoch_s": 1, "epoch_ms": 1_000, "epoch_us": 1_000_000}
+ENCODINGS_HINT = "utf-8, latin-1, cp1252 or utf-16"
 TYPES = ("string", "integer", "decimal", "timestamp", "json")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Columns every `events` row has, whatever the sources (docs/CONTRACTS.md); the attribute
@@ -91,11 +94,27 @@ class Source:
     timezone: str
     id_columns: tuple[str, ...]
     late_days: int
-    earliest: dt.date
+    earliest: dt.date | None
     max_days_after_export: int
     clock_skew_column: str | None = None
     clock_skew_max_seconds: float | None = None
     event: EventMapping | None = None
+    delimiter: str = ","  # csv: one character, or "whitespace" (runs of spaces and tabs)
+    quote: str = '"'
+    header: bool = True  # without one, fields are named column0, column1, ...
+    encoding: str = "utf-8"
+    time_formats: dict[str, str] = field(default_factory=dict)  # timestamp column -> format
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """The raw-table columns that identify a record: `id_columns`, else its file and
+        line."""
+        return self.id_columns or ("source_file", "source_line")
+
+    def time_format(self, column: str) -> str:
+        """How `column`'s timestamps are written: 'iso', 'epoch_s|ms|us' or a strftime
+        pattern."""
+        return self.time_formats.get(column, "iso")
 
     def type_of(self, column: str) -> str:
         return self.types.get(column, "string")
@@ -119,26 +138,42 @@ class ProjectConfig:
     events: EventsSchema = field(default_factory=lambda: EventsSchema({}))
     currency: str | None = None
 
+    def _day_bounds(self) -> tuple[list[dt.date], list[dt.date]]:
+        """Earliest and latest days that can hold rows, per file: a dated file's export day
+        widened by how far its timestamps may lie after it (max_days_after_export), and for
+        files without a date their records' event days."""
+        from transforms.ingest import undated_day_range
+
+        lows, highs = [], []
+        for s in self.sources.values():
+            for p in s.files():
+                d = file_date(p)
+                if d is not None:
+                    lows.append(d - dt.timedelta(days=s.max_days_after_export))
+                    highs.append(d + dt.timedelta(days=s.max_days_after_export))
+            found = undated_day_range(s)
+            if found is not None:
+                lows.append(found[0])
+                highs.append(found[1])
+        return lows, highs
+
     def first_partition(self) -> dt.date:
-        """The first daily partition: start_date, else the earliest export day found, else
-        today (UTC), moved back by how far a timestamp may lie after its export day."""
+        """The first daily partition: start_date, else the earliest day any export can hold
+        rows of (an export day moved back by max_days_after_export, or the first event day of
+        a file without a date), else today (UTC)."""
         if self.start_date:
             return self.start_date
-        days = [d for s in self.sources.values() for p in s.files()
-                if (d := file_date(p)) is not None]
-        earliest = min(days) if days else dt.datetime.now(dt.UTC).date()
-        back = max(s.max_days_after_export for s in self.sources.values())
-        return earliest - dt.timedelta(days=back)
+        lows, _ = self._day_bounds()
+        return min(lows) if lows else dt.datetime.now(dt.UTC).date()
 
     def data_range(self) -> tuple[dt.date, dt.date] | None:
         """Partitions that can hold rows of the exported files: from first_partition() to the
-        latest export day plus the largest allowed lead of a timestamp over its export day."""
-        days = [d for s in self.sources.values() for p in s.files()
-                if (d := file_date(p)) is not None]
-        if not days:
+        latest export day plus the largest allowed lead of a timestamp over its export day
+        (or the last event day of a file without a date)."""
+        lows, highs = self._day_bounds()
+        if not highs:
             return None
-        ahead = max(s.max_days_after_export for s in self.sources.values())
-        return self.first_partition(), max(days) + dt.timedelta(days=ahead)
+        return self.first_partition(), max(highs)
 
 
 def _fail(path: Path, key: str, problem: str, fix: str) -> ConfigError:
@@ -218,6 +253,10 @@ def load_config(config_path: str | Path) -> ProjectConfig:
         if other is None or other.event is None or lk.source == name:
             raise _fail(path, f"{key}.source", f"{lk.source!r} is not another source with an "
                         "event block", f"name one of {', '.join(n for n in sources if n != name)}")
+        if other.event.lookup is not None:
+            raise _fail(path, f"{key}.source", f"source {lk.source!r} takes columns from "
+                        "another source itself (its own lookup)", "look up in a source that "
+                        "has the columns of its own")
         if lk.by not in other.event.columns:
             raise _fail(path, f"{key}.by", f"source {lk.source!r} does not fill events column "
                         f"{lk.by!r}", f"map {lk.by} under sources.{lk.source}.event.columns")
@@ -359,7 +398,8 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
                     "characters)", "rename it, e.g. orders")
     raw = _mapping(raw, path, k)
     allowed = {"path", "format", "columns", "types", "required", "enums", "ranges", "event_time",
-               "timezone", "id_columns", "late_days", "plausible", "clock_skew", "event"}
+               "timezone", "id_columns", "late_days", "plausible", "clock_skew", "event",
+               "delimiter", "quote", "header", "encoding", "time_format"}
     extra = set(raw) - allowed
     if extra:
         raise _fail(path, f"{k}.{sorted(extra)[0]}", "unknown key",
@@ -422,7 +462,9 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise _fail(path, f"{k}.timezone", f"unknown time zone {tz!r}",
                     "use an IANA name such as UTC or Europe/Berlin") from None
-    id_columns = _str_list(raw.get("id_columns"), path, f"{k}.id_columns")
+    # without id columns a record is identified by its place (file and line): no duplicates
+    id_columns = (_str_list(raw["id_columns"], path, f"{k}.id_columns")
+                  if raw.get("id_columns") else ())
     for col in id_columns:
         if col not in columns:
             raise _fail(path, f"{k}.id_columns", f"{col!r} is not a mapped column",
@@ -433,7 +475,8 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
                     "use an integer from 0 to 30")
     plaus = _mapping(raw.get("plausible", {}), path, f"{k}.plausible")
     try:
-        earliest = dt.date.fromisoformat(str(plaus.get("earliest", "2000-01-01")))
+        earliest = (dt.date.fromisoformat(str(plaus["earliest"]))
+                    if plaus.get("earliest") is not None else None)
     except ValueError:
         raise _fail(path, f"{k}.plausible.earliest", "not a date",
                     "write it as YYYY-MM-DD") from None
@@ -454,6 +497,7 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
                         "write e.g. `max_seconds: 86400`")
     event = (_load_event_mapping(raw["event"], path, f"{k}.event", columns, types, events)
              if raw.get("event") is not None else None)
+    reading = _load_reading(raw, path, k, fmt, columns, types)
     return Source(
         name=name, path_glob=str((base / glob).resolve()) if not Path(glob).is_absolute()
         else glob, format=fmt, columns=dict(columns), types=dict(types), required=required,
@@ -461,7 +505,70 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
         id_columns=id_columns, late_days=late_days, earliest=earliest,
         max_days_after_export=max_after, clock_skew_column=skew_col,
         clock_skew_max_seconds=float(skew_max) if skew_max else None, event=event,
+        **reading,
     )
+
+
+def _load_reading(raw: dict, path: Path, k: str, fmt: str, columns: dict[str, str],
+                  types: dict[str, str]) -> dict[str, Any]:
+    """The reader options of a source: delimiter, quote, header, encoding, time formats."""
+    out: dict[str, Any] = {}
+    text_only = ("delimiter", "quote", "header")
+    for key in text_only:
+        if key in raw and fmt not in ("csv", "tsv"):
+            raise _fail(path, f"{k}.{key}", f"only csv and tsv files have a {key}",
+                        "remove it, or set format: csv")
+    delim = raw.get("delimiter", "\t" if fmt == "tsv" else ",")
+    delim = {"\\t": "\t", "tab": "\t", "space": "whitespace"}.get(delim, delim)
+    if not isinstance(delim, str) or not (len(delim) == 1 or delim == "whitespace"):
+        raise _fail(path, f"{k}.delimiter", f"{delim!r} is not a single character",
+                    "write one character such as ';' or '|', '\\t' for tabs, or whitespace "
+                    "for columns separated by runs of spaces")
+    out["delimiter"] = delim
+    quote = raw.get("quote", '"')
+    if not isinstance(quote, str) or len(quote) != 1:
+        raise _fail(path, f"{k}.quote", f"{quote!r} is not a single character",
+                    "write e.g. quote: \"'\"")
+    out["quote"] = quote
+    header = raw.get("header", True)
+    if not isinstance(header, bool):
+        raise _fail(path, f"{k}.header", f"{header!r} is not true or false",
+                    "write header: false when the first line holds data, not names")
+    out["header"] = header
+    enc = raw.get("encoding", "utf-8")
+    try:
+        import codecs
+
+        codecs.lookup(str(enc))
+    except LookupError:
+        raise _fail(path, f"{k}.encoding", f"unknown encoding {enc!r}",
+                    f"use e.g. {ENCODINGS_HINT}") from None
+    if fmt in ("parquet", "xes") and "encoding" in raw:
+        raise _fail(path, f"{k}.encoding", f"{fmt} files declare their own encoding",
+                    "remove the key")
+    out["encoding"] = str(enc).lower()
+    tf = raw.get("time_format")
+    stamps = [c for c in columns if types.get(c) == "timestamp"]
+    formats: dict[str, str] = {}
+    if isinstance(tf, str):
+        formats = dict.fromkeys(stamps, tf)
+    elif isinstance(tf, dict):
+        for col, f in tf.items():
+            if col not in stamps:
+                raise _fail(path, f"{k}.time_format.{col}", "not a timestamp column",
+                            "name a column declared `timestamp` under types")
+            formats[col] = f
+    elif tf is not None:
+        raise _fail(path, f"{k}.time_format", "expected a format or column: format pairs",
+                    "write e.g. time_format: '%Y%m%d' or time_format: epoch_ms")
+    for f in formats.values():
+        ok = isinstance(f, str) and (f in EPOCH_FORMATS or f == "iso" or "%" in f)
+        if not ok:
+            raise _fail(path, f"{k}.time_format", f"{f!r} is not a time format",
+                        "use iso, epoch_s, epoch_ms, epoch_us or a strftime pattern such as "
+                        "'%Y%m%d' or '%d/%m/%Y %H:%M'")
+    out["time_formats"] = formats
+    return out
 
 
 FILE_DATE_RE = re.compile(r"(\d{4}-\d{2}-\d{2})")

@@ -1,5 +1,5 @@
 """Small SQL helpers shared by the transforms: loading the static SQL files, named parameters,
-quoting identifiers and reading event files.
+quoting identifiers; `read_events_file` delegates to `transforms.readers`.
 
 Static statements live in transforms/sql/<table>.sql, one statement per file named for the table
 it builds; `sql_file` loads them. Event data is untrusted: values reach SQL only as DuckDB named
@@ -15,16 +15,6 @@ import duckdb
 from transforms.errors import UserError
 
 SQL_DIR = Path(__file__).parent / "sql"
-_COMPRESSION_SUFFIXES = (".gz", ".zst")
-_READERS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "json",
-    ".ndjson": "json",
-    ".json": "json",
-}
 
 
 def sql_file(name: str) -> str:
@@ -62,45 +52,12 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def file_kind(path: str | Path) -> str:
-    """'csv', 'parquet' or 'json' from the file name (a trailing .gz/.zst is looked through)."""
-    name = Path(path).name.lower()
-    for suffix in _COMPRESSION_SUFFIXES:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    kind = _READERS.get(Path(name).suffix)
-    if kind is None:
-        raise UserError(
-            f"cannot read {path}: unknown file type; use .csv, .tsv, .parquet or "
-            ".jsonl/.ndjson/.json (JSON lines), optionally .gz/.zst compressed"
-        )
-    return kind
+def read_events_file(con: duckdb.DuckDBPyConnection, path: str | Path,
+                     **options: object) -> duckdb.DuckDBPyRelation:
+    """A relation over the events in `path`: `transforms.readers.read_table` (every format it
+    reads; text formats give VARCHAR columns, Parquet keeps its types). `options` are
+    read_table's (delimiter, header, encoding, columns). A missing file, an unknown extension
+    or an unreadable file raises `UserError`."""
+    from transforms.readers import read_table  # readers builds on this module
 
-
-def read_events_file(con: duckdb.DuckDBPyConnection, path: str | Path) -> duckdb.DuckDBPyRelation:
-    """A relation over the events in `path`, read by its extension.
-
-    CSV is read with every column as text (the sniffer can mistype ids or mixed-offset timestamps
-    on a sample of rows); callers cast what they need. Parquet keeps its own types; JSON lines
-    are typed by DuckDB's detection. A missing file, an unknown extension or an unreadable file
-    raises `UserError`.
-    """
-    path = Path(path)
-    kind = file_kind(path)
-    if not path.is_file():
-        raise UserError(f"cannot read {path}: no such file; check the path")
-    src = literal(str(path))
-    if kind == "csv":
-        delim = "\\t" if ".tsv" in path.name.lower() else ","
-        sql = f"select * from read_csv({src}, header = true, all_varchar = true, delim = '{delim}')"
-    elif kind == "parquet":
-        sql = f"select * from read_parquet({src})"
-    else:
-        sql = f"select * from read_json({src}, format = 'newline_delimited')"
-    try:
-        rel = con.sql(sql)
-        rel.columns  # noqa: B018 - binding reads the header/metadata, so bad files fail here
-    except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read {path} as {kind}: {first_line}") from None
-    return rel
+    return read_table(con, path, **options)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ import duckdb
 
 from transforms.journey_map import JourneyMap, Stage, rule_sql
 from transforms.sqlutil import Params, ident, sql_file
-from transforms.tables import count_rows, fetch_row
+from transforms.tables import count_rows, fetch_row, table_columns
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ def _create_rule_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> Non
     first rule an event matches as `rule_index`."""
     params = Params()
     selects = []
+    # the json `properties` column stays in `events` (rules read it there), not in stage_events
+    drop = "exclude (properties)" if "properties" in table_columns(con, "events") else ""
     for st in jmap.stages:
         if st.repeat is not None:
             continue
@@ -63,14 +65,14 @@ def _create_rule_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> Non
         case = " ".join(f"when {p} then {j}" for j, p in enumerate(preds))
         where = " or ".join(rule_sql(r, params, "e") for r in st.rules)
         selects.append(
-            f"select e.* exclude (properties), {params.add(st.name)} as stage, "
+            f"select e.* {drop}, {params.add(st.name)} as stage, "
             f"{st.index} as stage_index, case {case} end as rule_index "
             f"from events e where e.customer_id is not null and ({where})"
         )
     if selects:
         body = " union all ".join(selects)
     else:
-        body = ("select e.* exclude (properties), cast(null as varchar) as stage, "
+        body = (f"select e.* {drop}, cast(null as varchar) as stage, "
                 "0 as stage_index, 0 as rule_index from events e where false")
     con.execute(f"create or replace table stage_events as {body}", params.values)
 

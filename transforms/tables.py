@@ -76,3 +76,60 @@ def rating_group_sql(jmap: JourneyMap, column: str) -> str:
     n = int(jmap.low_rating_max)
     return (f"case when {low_rating_sql(jmap, column)} then 'low (<={n})' "
             f"when {column} > {n} then 'high (>={n + 1})' else 'no rating' end")
+
+
+# --------------------------------------------------------------------------------------------
+# tables the project's data cannot fill
+
+SKIPPED_TABLE = "skipped_tables"
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns of `table` (empty when it does not exist)."""
+    return {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = ? "
+        "and table_schema = current_schema()", [table]).fetchall()}
+
+
+def missing_inputs(con: duckdb.DuckDBPyConnection, *, columns: tuple[str, ...] = (),
+                   tables: tuple[str, ...] = ()) -> str | None:
+    """Why a table cannot be built here — the `events` columns and the tables it reads that are
+    absent — or None when everything is there."""
+    have = table_columns(con, "events")
+    cols = [c for c in columns if c not in have]
+    tabs = [t for t in tables if not table_columns(con, t)]
+    parts = []
+    if cols:
+        parts.append("the events have no " + ", ".join(cols) + " column" +
+                     ("s" if len(cols) > 1 else ""))
+    if tabs:
+        parts.append("no " + ", ".join(tabs) + " table" + ("s" if len(tabs) > 1 else ""))
+    return "; ".join(parts) or None
+
+
+def skip(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | list[str],
+         reason: str) -> None:
+    """Leave `tables` out of this warehouse (a table from an earlier run is dropped) and record
+    why in `skipped_tables` (one row per table left out), for the report and the pages."""
+    con.execute(f"create table if not exists {SKIPPED_TABLE} "
+                "(table_name VARCHAR, reason VARCHAR, skipped_at TIMESTAMP)")
+    for table in tables:
+        con.execute(f"drop table if exists {ident(table)}")
+        con.execute(f"delete from {SKIPPED_TABLE} where table_name = ?", [table])
+        con.execute(f"insert into {SKIPPED_TABLE} values (?, ?, now()::TIMESTAMP)",
+                    [table, reason])
+
+
+def built(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | list[str]) -> None:
+    """`tables` were built: no longer listed as skipped."""
+    if table_columns(con, SKIPPED_TABLE):
+        for table in tables:
+            con.execute(f"delete from {SKIPPED_TABLE} where table_name = ?", [table])
+
+
+def skipped_reasons(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """{table: {"skipped": reason}} for the tables left out, as asset metadata."""
+    if not table_columns(con, SKIPPED_TABLE):
+        return {}
+    return {t: {"skipped": r} for t, r in con.execute(
+        f"select table_name, reason from {SKIPPED_TABLE}").fetchall()}

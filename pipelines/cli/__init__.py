@@ -13,7 +13,7 @@ import sys
 
 from transforms.errors import UserError
 
-SUBCOMMANDS = ["generate", "run", "ui", "funnel", "mine", "dashboard"]
+SUBCOMMANDS = ["generate", "run", "ui", "funnel", "mine", "dashboard", "report", "init"]
 
 
 def build_parser() -> argparse.ArgumentParser:

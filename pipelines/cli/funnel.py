@@ -1,4 +1,4 @@
-"""`journeys funnel`: a funnel over an events file (CSV, Parquet or JSON lines).
+"""`journeys funnel`: a funnel over an events file (any format `transforms.readers` reads).
 
 Counts are cumulative (step k = actors that reached at least step k); see transforms/funnel.py
 for the exact semantics, transforms/funnel_report.py for the per-step figures and
@@ -6,8 +6,18 @@ transforms/durations.py for the --window grammar. `--format json` prints one JSO
 {"steps": [{"name", "count", "conversion", "step_conversion", "dropout_rate",
 "median_seconds_to_convert", ...}, ...]} in step order, plus "breakdown": [{"value", "steps"}]
 with --by. The first step has conversion 1.0, step_conversion 1.0, dropout_rate 0.0 and a null
-median (nothing to convert from). Timestamps are ISO 8601: offsets are honoured, naive times are
-UTC; native Parquet timestamps are taken as UTC.
+median (nothing to convert from). The file is read by `transforms.readers` (CSV with any delimiter
+or whitespace-separated, JSON lines and Segment exports, Parquet, XES; .gz/.zst), times by
+`readers.timestamp_sql`: ISO 8601 by default (offsets honoured, naive times in --timezone,
+default UTC), or --time-format; native Parquet timestamps are wall-clock times in --timezone.
+
+Per-step windows: `--steps view,cart:1h,pay:30m` gives a step the time allowed from the previous
+step's event (on top of --window from the entry). A step's text is split at its LAST ':'; the
+part after it is a window when it starts with a digit (it must then be a valid duration, else an
+error), and is part of the event name otherwise (`page:home` is the event "page:home"). To keep
+a name that ends in ':<digits>' whole, add a lone ':' (`level:2:` is the event "level:2" with no
+window; `level:2:1h` the same event with a 1 h window). `--hold COL` keeps COL constant across
+the steps of an attempt (e.g. booking_id); rows where COL is empty take no part.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ from transforms.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from pipelines.cli.mine import add_reader_options
+
     p = subparsers.add_parser(
         "funnel",
         help="count actors reaching each step of a funnel in an events file",
@@ -25,9 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "order within a window, with conversion, drop-off and time to convert.",
     )
     p.add_argument("--events", required=True, metavar="FILE",
-                   help="events file: .csv, .parquet or .jsonl")
-    p.add_argument("--steps", required=True, metavar="A,B,C",
-                   help="comma-separated event names, in funnel order")
+                   help="events file: .csv, .tsv, .txt, .jsonl (Segment too), .parquet or "
+                   ".xes, optionally .gz/.zst")
+    p.add_argument("--steps", required=True, metavar="A,B:1h,C",
+                   help="comma-separated event names, in funnel order; NAME:DURATION gives a "
+                   "step its own window from the previous step (e.g. view,cart:1h,pay:30m)")
     p.add_argument("--window", default="14d",
                    help="time allowed from entry to each later step: a number (decimals "
                    "allowed) with unit s, m, h, d or w, a bare number being seconds (default "
@@ -42,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--actor-col", default="actor", help="counting unit column (default actor)")
     p.add_argument("--event-col", default="event", help="event name column (default event)")
     p.add_argument("--time-col", default="timestamp", help="time column (default timestamp)")
+    p.add_argument("--hold", default=None, metavar="COL",
+                   help="hold this column constant: every step of an attempt has the entry "
+                   "event's value (e.g. booking_id); rows where it is empty take no part")
     p.add_argument("--by", default=None, metavar="COL", help="break down by this column")
     p.add_argument("--attribution", default="first",
                    help="breakdown value from: first (entry), last (last step reached) or step:N")
@@ -51,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--complete-only", action="store_true",
                    help="leave out actors whose window has not fully elapsed by the end of data")
     p.add_argument("--format", default="table", choices=["table", "json"])
+    add_reader_options(p)  # --time-format, --timezone, --delimiter, --no-header, --encoding
     p.set_defaults(func=handle)
 
 
@@ -65,6 +83,28 @@ def _parse_exclusion(text: str, exclusion_cls: type) -> object:
                         "(1-based), e.g. refund:1:3") from None
 
 
+def _parse_step(text: str, step_cls: type) -> object:
+    """'cart' -> Step('cart'); 'cart:1h' -> Step('cart', window 3600 s); the text after the
+    last ':' is a window only when it starts with a digit (module docstring)."""
+    from transforms.durations import DurationError, parse_duration
+
+    name, sep, suffix = text.rpartition(":")
+    if not sep or (suffix and not suffix.strip()[:1].isdigit()):
+        name, window = text, None
+    elif not suffix:
+        window = None  # 'level:2:' -> the event 'level:2', no window
+    else:
+        try:
+            window = parse_duration(suffix, what=f"window of step {name!r}")
+        except DurationError as exc:
+            raise UserError(f"invalid --steps {text!r}: {exc.problem}; {exc.fix}") from None
+    name = name.strip()
+    if not name:
+        raise UserError(f"invalid --steps {text!r}: the step has no event name; write "
+                        "NAME or NAME:DURATION, e.g. cart:1h")
+    return step_cls(name, event=name, window_seconds=window)
+
+
 def _parse_day(text: str | None, flag: str) -> object:
     if text is None:
         return None
@@ -76,18 +116,43 @@ def _parse_day(text: str | None, flag: str) -> object:
         raise UserError(f"invalid {flag} {text!r}: use a date YYYY-MM-DD") from None
 
 
+def _read_events(con: object, args: argparse.Namespace, steps: list) -> object:
+    """--events read by `transforms.readers` with the reading flags, its time column parsed to
+    naive UTC (--time-format, --timezone). For XES the default columns are the standard
+    attributes (actor case:concept:name, event concept:name, time time:timestamp; args is
+    updated). A missing column or a step that never occurs is a UserError listing what exists."""
+    from transforms import readers
+
+    fmt = readers.detect_format(args.events)
+    table = "funnel_events"
+    events = readers.read_table(con, args.events, table=table, **readers.table_options(args))
+    cols = readers.role_columns(fmt, events.columns, {
+        "actor": args.actor_col, "event": args.event_col, "timestamp": args.time_col})
+    args.actor_col, args.event_col, args.time_col = (
+        cols["actor"], cols["event"], cols["timestamp"])
+    readers.require_columns(args.events, events.columns, {
+        "--actor-col": args.actor_col, "--event-col": args.event_col,
+        "--time-col": args.time_col, "--by": args.by, "--hold": getattr(args, "hold", None)})
+    readers.parse_times(con, table, args.time_col, time_format=args.time_format,
+                        timezone=args.timezone, path=args.events)
+    names = [getattr(s, "event", s) for s in steps]
+    readers.require_values(con, table, args.event_col, [n for n in names if n is not None],
+                           what="step", flag="--steps", path=args.events)
+    return con.table(table)
+
+
 def handle(args: argparse.Namespace) -> int:
     import duckdb
 
     from transforms.definitions import create_macros
     from transforms.durations import parse_duration
-    from transforms.funnel import Exclusion, funnel
-    from transforms.sqlutil import read_events_file
+    from transforms.funnel import Exclusion, Step, funnel
 
-    steps = [s.strip() for s in args.steps.split(",")]
-    if not steps or any(not s for s in steps):
+    texts = [s.strip() for s in args.steps.split(",")]
+    if not texts or any(not s for s in texts):
         raise UserError(f"invalid --steps {args.steps!r}: give comma-separated event names, "
                         "e.g. signup,pay")
+    steps = [_parse_step(t, Step) for t in texts]
     window = parse_duration(args.window, what="window")
     exclusions = [_parse_exclusion(x, Exclusion) for x in args.exclude]
     start = _parse_day(args.start, "--start")
@@ -98,12 +163,12 @@ def handle(args: argparse.Namespace) -> int:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")  # stdout/stderr carry only the result
         create_macros(con)  # the rate definitions the per-step figures use
-        events = read_events_file(con, args.events)
+        events = _read_events(con, args, steps)
         result = funnel(
             con, events, steps, window_seconds=window, order=args.order,
             reentry=args.reentry, exclusions=exclusions, actor_col=args.actor_col,
             event_col=args.event_col, time_col=args.time_col, breakdown=args.by,
-            attribution=args.attribution, start=start, end=end,
+            attribution=args.attribution, hold=args.hold, start=start, end=end,
             complete_only=args.complete_only,
         )
     except duckdb.Error as exc:

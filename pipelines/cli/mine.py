@@ -1,4 +1,9 @@
-"""`journeys mine`: variants, directly-follows graph and start/end activities of an event log."""
+"""`journeys mine`: variants, directly-follows graph and start/end activities of an event log.
+
+The log is read by `transforms.readers` (XES, CSV with any delimiter or whitespace-separated,
+JSON lines and Segment exports, Parquet; .gz/.zst): `add_reader_options` registers the reading
+flags, shared with `journeys funnel`.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ def register(subparsers: Any) -> None:
         "variants, the directly-follows graph with times, start and end activities.",
     )
     parser.add_argument("--events", required=True, metavar="FILE",
-                        help="event log: .xes, .xes.gz, .csv, .parquet or .jsonl")
+                        help="event log: .xes, .csv, .tsv, .txt, .jsonl, .parquet, "
+                        "optionally .gz/.zst")
     parser.add_argument("--case-col", metavar="COL",
                         help="case id column (XES: case:concept:name, otherwise: case)")
     parser.add_argument("--activity-col", metavar="COL",
@@ -29,26 +35,61 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lifecycle", choices=["complete", "all"], default="all",
                         help="complete: keep only events whose lifecycle:transition is "
                         "complete; all (default): keep every event")
+    parser.add_argument("--lifecycle-col", metavar="COL", default=None,
+                        help="lifecycle column for --lifecycle (default lifecycle:transition)")
+    parser.add_argument("--activities", metavar="A,B,...", default=None,
+                        help="keep only these activities (comma-separated; each must occur)")
     parser.add_argument("--top", type=int, default=10, metavar="N",
                         help="number of most frequent variants to show (default 10)")
     parser.add_argument("--format", choices=["table", "json"], default="table",
                         help="output format (default table)")
+    add_reader_options(parser)
     parser.set_defaults(func=handle)
+
+
+def add_reader_options(parser: Any) -> None:
+    """Register --time-format, --timezone, --delimiter, --no-header and --encoding: the flags
+    of every command that reads an events file with `transforms.readers` (kept here, free of
+    heavy imports, so building the parser stays quick)."""
+    parser.add_argument("--time-format", default=None, metavar="FMT",
+                        help="how times are written: iso (default; offsets honoured), a "
+                        "strftime pattern such as %%Y%%m%%d or '%%d/%%m/%%Y %%H:%%M', or "
+                        "epoch_s, epoch_ms, epoch_us, epoch_ns")
+    parser.add_argument("--timezone", default="UTC", metavar="TZ",
+                        help="IANA time zone of times without an offset (default UTC)")
+    parser.add_argument("--delimiter", default=None, metavar="CHAR",
+                        help="CSV field separator: one character, '\\t' for tab or "
+                        "'whitespace' for runs of spaces/tabs (default: sniffed; .tsv: tab)")
+    parser.add_argument("--no-header", dest="header", action="store_false",
+                        help="the CSV/text file has no header row: columns are named "
+                        "column0, column1, ...")
+    parser.add_argument("--encoding", default=None, metavar="NAME",
+                        help="text encoding, e.g. latin-1, cp1252, utf-16 (default UTF-8, "
+                        "with or without BOM)")
 
 
 def handle(args: argparse.Namespace) -> int:
     import duckdb
 
-    from transforms import mining
+    from transforms import mining, readers
     from transforms.eventlog import read_event_log
 
     if args.top < 0:
         raise UserError(f"--top must be 0 or more, not {args.top}")
+    activities = None
+    if args.activities is not None:
+        activities = [a.strip() for a in args.activities.split(",")]
+        if not activities or any(not a for a in activities):
+            raise UserError(f"invalid --activities {args.activities!r}: give comma-separated "
+                            "activity names")
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # stdout/stderr carry only the result
         log = read_event_log(con, args.events, case_col=args.case_col,
                              activity_col=args.activity_col, time_col=args.time_col,
-                             lifecycle=args.lifecycle)
+                             lifecycle=args.lifecycle, lifecycle_col=args.lifecycle_col,
+                             activities=activities, time_format=args.time_format,
+                             timezone=args.timezone, **readers.table_options(args))
         result = mining.summary(con, log, top=args.top)
     finally:
         con.close()

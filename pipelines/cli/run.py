@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import sys
 import time
 
@@ -26,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", metavar="YYYY-MM-DD", help="last partition day (UTC), inclusive")
     p.add_argument("--config", metavar="PATH",
                    help="project config (sources.yaml); default: the committed sample's")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print a line per source and day loaded (rows read, loaded, "
+                   "quarantined, duplicates)")
     p.set_defaults(func=handle)
 
 
@@ -63,6 +67,10 @@ def handle(args: argparse.Namespace) -> int:
     # the config and the journey map are read and checked once, before any work
     project = load_project(config_path(args.config))
     cfg = project.config
+    from transforms.ingest import check_fields
+
+    for source in cfg.sources.values():  # every mapped field is in the files' headers
+        check_fields(source, cfg.path)
     first, last = choose_range(cfg, _day(args.start, "--start"), _day(args.end, "--end"))
     home = dagster_home(cfg)
     os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
@@ -77,11 +85,12 @@ def handle(args: argparse.Namespace) -> int:
     print(f"journeys run: partitions {first} … {last} ({(last - first).days + 1} days), "
           f"config {cfg.path}", flush=True)
     started = time.monotonic()
-    from pipelines.progress import progress_logger
+    from pipelines.progress import RunDisplay, progress_logger
 
-    job = build_defs(project, echo=True).resolve_job_def("daily_refresh")
+    job = build_defs(project, echo=True, verbose=args.verbose).resolve_job_def("daily_refresh")
     job = job.with_logger_defs({"progress": progress_logger})
-    with dg.DagsterInstance.get() as instance:
+    # a live bar over the run's steps on a terminal; plain lines anywhere else
+    with dg.DagsterInstance.get() as instance, RunDisplay(len(job.nodes)):
         result = job.execute_in_process(
             instance=instance,
             tags={RANGE_START: first.isoformat(), RANGE_END: last.isoformat()},
@@ -96,8 +105,44 @@ def handle(args: argparse.Namespace) -> int:
     if failures or not result.success:
         for line in failures or ["the run failed; open `journeys ui` for the run log"]:
             print(f"journeys run: error: {line}", file=sys.stderr)
+        if failures:
+            print(f"journeys run: the whole error and its stack trace are in the log of run "
+                  f"{result.run_id[:8]} (`journeys ui`, Runs)", file=sys.stderr)
         return 1
     return 0
+
+
+MAX_MESSAGE = 300
+_CARET = re.compile(r"^\s*\^+\s*$")
+_EXCERPT = re.compile(r"^\s*LINE \d+:")
+_STOP = re.compile(r"^\s*(Stack Trace|Traceback)\b", re.IGNORECASE)
+
+
+def plain_message(cls_name: str, message: str | None) -> str:
+    """An exception's message as one plain line: no `module.Class:` prefix; for anything but
+    a UserError (whose message is written for people and kept whole) the first two lines of
+    the message, without DuckDB's `LINE n:` excerpt and caret lines, at most MAX_MESSAGE
+    characters."""
+    text = (message or "").strip()
+    user_error = cls_name in ("UserError", "ConfigError") or text.startswith("transforms.errors.")
+    # "_duckdb.BinderException: Binder Error: ..." -> "Binder Error: ..."; builtins such as
+    # "KeyError: 'x'" keep their name, which is part of what they say
+    text = re.sub(rf"^(?:[A-Za-z_]\w*\.)+{re.escape(cls_name)}:\s*", "", text)
+    if user_error:
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    kept: list[str] = []
+    for line in text.splitlines():
+        if _STOP.match(line):
+            break
+        if not line.strip() or _CARET.match(line) or _EXCERPT.match(line):
+            continue
+        kept.append(line.strip())
+        if len(kept) == 2:
+            break
+    plain = " ".join(kept) or cls_name
+    if len(plain) > MAX_MESSAGE:
+        plain = plain[:MAX_MESSAGE - 1].rstrip() + "…"
+    return plain
 
 
 def _failures(result: object) -> list[str]:
@@ -109,8 +154,8 @@ def _failures(result: object) -> list[str]:
             cause = err
             while cause.cause is not None and cause.cls_name.startswith("Dagster"):
                 cause = cause.cause
-            msg = cause.message.strip().splitlines()[-1] if cause.message else cause.cls_name
-            lines.append(f"{event.step_key} failed: {msg}")
+            lines.append(f"{event.step_key} failed: "
+                         f"{plain_message(cause.cls_name, cause.message)}")
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             if not data.passed:

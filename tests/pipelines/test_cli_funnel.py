@@ -87,6 +87,84 @@ def test_window_takes_decimals_and_bare_seconds(capsys, events):
     assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 2]
 
 
+def test_step_windows_name_colon_duration(capsys, events):
+    # u1: signup 00:00Z, pay at the same instant, movie 2 h after pay; u2 pays 19 d after
+    # signing up; u3 never pays
+    code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay,movie:2h",
+                       "--format", "json")
+    doc = json.loads(out)
+    # movie exactly 7200 s after pay: inside movie's 2 h window (inclusive)
+    assert code == 0 and [s["count"] for s in doc["steps"]] == [3, 1, 1]
+    assert doc["options"]["step_windows_seconds"] == [None, None, 7200]
+    assert doc["options"]["steps"] == ["signup", "pay", "movie"]
+    code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay,movie:1.5h",
+                       "--format", "json")
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 1, 0]
+    # the step window and --window both apply: pay:19d lets u2's pay (19 d after signup) in
+    # only once --window is long enough too
+    code, out, _ = run(capsys, "--events", events, "--window", "30d", "--steps",
+                       "signup,pay:19d", "--format", "json")
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 2]
+    code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay:19d",
+                       "--format", "json")  # default --window 14d
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 1]
+
+
+def test_step_text_splits_at_the_last_colon_only_before_a_duration():
+    from pipelines.cli.funnel import _parse_step
+    from transforms.funnel import Step
+
+    def parsed(text):
+        st = _parse_step(text, Step)
+        return st.event, st.window_seconds
+
+    assert parsed("cart") == ("cart", None)
+    assert parsed("cart:1h") == ("cart", 3600)
+    assert parsed("cart : 1.5h") == ("cart", 5400)
+    assert parsed("pay:30m") == ("pay", 1800)
+    assert parsed("page:home") == ("page:home", None)      # not a duration: part of the name
+    assert parsed("page:home:10m") == ("page:home", 600)
+    assert parsed("level:2:") == ("level:2", None)         # a lone ':' keeps the name whole
+    assert parsed("level:2:1h") == ("level:2", 3600)
+
+
+HELD_CSV = """actor,event,timestamp,booking_id
+u1,created,2026-01-01T00:00:00Z,b1
+u1,created,2026-01-01T00:10:00Z,b2
+u1,paid,2026-01-01T00:20:00Z,b2
+u2,created,2026-01-01T00:00:00Z,b3
+u2,paid,2026-01-01T00:05:00Z,b4
+u3,created,2026-01-01T00:00:00Z,
+u3,paid,2026-01-01T00:05:00Z,
+"""
+
+
+def test_hold_keeps_the_booking_constant(capsys, tmp_path):
+    path = tmp_path / "held.csv"
+    path.write_text(HELD_CSV)
+    # held: u1's b2 is created and paid (600 s); u2 pays another booking (b4) than it created
+    # (b3) -> step 1 only; u3's rows have no booking id -> takes no part
+    code, out, err = run(capsys, "--events", path, "--steps", "created,paid", "--hold",
+                         "booking_id", "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and err == ""
+    assert [s["count"] for s in doc["steps"]] == [2, 1]
+    assert doc["steps"][1]["median_seconds_to_convert"] == 600.0
+    assert doc["options"]["hold"] == "booking_id"
+    # not held: all three enter; u1 (created 00:00 -> paid 00:20), u2 and u3 pay
+    code, out, _ = run(capsys, "--events", path, "--steps", "created,paid", "--format", "json")
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [3, 3]
+    # a per-step window with the hold: b2's pay is 600 s after its created -> 10m in, 9m out
+    code, out, _ = run(capsys, "--events", path, "--steps", "created,paid:9m", "--hold",
+                       "booking_id", "--format", "json")
+    assert code == 0 and [s["count"] for s in json.loads(out)["steps"]] == [2, 0]
+    # a hold column the file lacks: one line naming the column and the flag, exit 2
+    code, out, err = run(capsys, "--events", path, "--steps", "created,paid", "--hold",
+                         "booking")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("journeys funnel: error: ") and "'booking'" in err and "hold" in err
+
+
 def test_table_output(capsys, events):
     code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay")
     assert code == 0
@@ -130,16 +208,111 @@ def test_parquet_with_native_timestamps_and_other_columns(capsys, tmp_path):
     (["--events", "{csv}", "--steps", "signup,pay", "--start", "January"], "invalid --start"),
     (["--events", "{csv}", "--steps", "signup,pay", "--by", "platform", "--attribution",
       "step:9"], "invalid attribution"),
-    (["--events", "{txt}", "--steps", "signup,pay"], "unknown file type"),
+    (["--events", "{xlsx}", "--steps", "signup,pay"], "unknown file type"),
+    (["--events", "{csv}", "--steps", "signup,pay:2fortnights"],
+     "invalid --steps 'pay:2fortnights': unknown time unit 'fortnights'"),
+    (["--events", "{csv}", "--steps", "signup,pay:0s"], "less than one second"),
+    (["--events", "{csv}", "--steps", "signup,:1h"], "no event name"),
+    (["--events", "{csv}", "--steps", "signup:1h,pay"], "the first step has none"),
+    (["--events", "{csv}", "--steps", "signup,pay:1h", "--order", "any"],
+     "per-step windows need an ordered funnel"),
 ])
 def test_errors_are_one_line_and_exit_2(capsys, tmp_path, events, argv, message):
     bad_ts = tmp_path / "bad.csv"
     bad_ts.write_text("actor,event,timestamp\nu1,signup,not-a-time\n")
-    txt = tmp_path / "events.txt"
-    txt.write_text(CSV)
-    paths = {"missing": tmp_path / "nope.csv", "csv": events, "bad_ts": bad_ts, "txt": txt}
+    xlsx = tmp_path / "events.xlsx"
+    xlsx.write_text(CSV)
+    paths = {"missing": tmp_path / "nope.csv", "csv": events, "bad_ts": bad_ts, "xlsx": xlsx}
     argv = [a.format(**paths) for a in argv]
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith("journeys funnel: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---- reading any export (transforms.readers): formats, time formats, errors naming what exists
+
+def _counts(capsys, *argv):
+    code, out, err = run(capsys, *argv, "--format", "json")
+    assert code == 0 and err == "", err
+    return [s["count"] for s in json.loads(out)["steps"]]
+
+
+def test_semicolon_file_with_yyyymmdd_times_in_a_time_zone(capsys, tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("who;what;day\nu1;signup;20260101\nu1;pay;20260103\nu2;signup;20260102\n"
+                    "u2;pay;20260120\n")
+    argv = ["--events", path, "--steps", "signup,pay", "--actor-col", "who", "--event-col",
+            "what", "--time-col", "day", "--time-format", "%Y%m%d"]
+    assert _counts(capsys, *argv) == [2, 1]  # u2 pays 18 days later: outside 14d
+    # midnight in Tokyo is 15:00 UTC the day before: u1 enters on 2025-12-31 (UTC)
+    assert _counts(capsys, *argv, "--timezone", "Asia/Tokyo", "--start", "2025-12-31",
+                   "--end", "2025-12-31") == [1, 1]
+    assert _counts(capsys, *argv, "--delimiter", ";") == [2, 1]
+
+
+def test_whitespace_file_without_header_and_epoch_times(capsys, tmp_path):
+    path = tmp_path / "e.txt"
+    path.write_text("u1  signup   1767225600\nu1\tpay  1767229200\nu2 signup 1767225600\n")
+    assert _counts(capsys, "--events", path, "--steps", "signup,pay", "--delimiter",
+                   "whitespace", "--no-header", "--actor-col", "column0", "--event-col",
+                   "column1", "--time-col", "column2", "--time-format", "epoch_s") == [2, 1]
+
+
+def test_latin1_tsv(capsys, tmp_path):
+    path = tmp_path / "e.tsv"
+    path.write_bytes("actor\tevent\ttimestamp\nJosé\tsignup\t2026-01-01\nJosé\tpay\t2026-01-02\n"
+                     .encode("latin-1"))
+    assert _counts(capsys, "--events", path, "--steps", "signup,pay", "--encoding",
+                   "latin-1") == [1, 1]
+
+
+def test_xes_defaults_to_case_and_activity(capsys, tmp_path):
+    path = tmp_path / "log.xes"
+    path.write_text(
+        '<log xmlns="http://www.xes-standard.org/"><trace><string key="concept:name" '
+        'value="c1"/><event><string key="concept:name" value="register"/><date '
+        'key="time:timestamp" value="2026-01-01T10:00:00+01:00"/></event><event><string '
+        'key="concept:name" value="pay"/><date key="time:timestamp" '
+        'value="2026-01-01T09:30:00Z"/></event></trace><trace><string key="concept:name" '
+        'value="c2"/><event><string key="concept:name" value="register"/><date '
+        'key="time:timestamp" value="2026-01-02T00:00:00Z"/></event></trace></log>')
+    assert _counts(capsys, "--events", path, "--steps", "register,pay") == [2, 1]
+
+
+def test_segment_export_reads_with_the_defaults(capsys, tmp_path):
+    calls = [
+        {"type": "track", "event": "Viewed", "anonymousId": "a1", "messageId": "m1",
+         "timestamp": "2026-01-01T10:00:00Z", "properties": {"plan": "pro"}},
+        {"type": "identify", "userId": "u1", "anonymousId": "a1", "messageId": "m2",
+         "timestamp": "2026-01-01T10:01:00Z"},
+        {"type": "track", "event": "Paid", "userId": "u1", "anonymousId": "a1",
+         "messageId": "m3", "timestamp": "2026-01-01T10:02:00Z"},
+        {"type": "track", "event": "Viewed", "anonymousId": "a2", "messageId": "m4",
+         "timestamp": "2026-01-01T11:00:00Z", "properties": {"plan": "free"}},
+    ]
+    path = tmp_path / "segment.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in calls) + "\n")
+    code, out, _ = run(capsys, "--events", path, "--steps", "Viewed,Paid", "--by",
+                       "properties.plan", "--format", "json")
+    got = {r["value"]: [s["count"] for s in r["steps"]] for r in json.loads(out)["breakdown"]}
+    assert code == 0 and got == {"pro": [1, 1], "free": [1, 0]}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--steps", "signup,paid"], "step 'paid' never occurs in column 'event' (--steps); "
+     "values there, most frequent first: signup (3), pay (2), movie (1)"),
+    (["--steps", "signup,pay", "--time-col", "when"],
+     "missing time column 'when' (--time-col); columns are: actor, event, timestamp, platform"),
+    (["--steps", "signup,pay", "--by", "city"], "missing breakdown column 'city' (--by)"),
+    (["--steps", "signup,pay", "--time-format", "%Y%m%d"],
+     "6 of 6 row(s) with a time in column 'timestamp' have no readable timestamp"),
+    (["--steps", "signup,pay", "--time-format", "yyyymmdd"], "invalid --time-format"),
+    (["--steps", "signup,pay", "--timezone", "Berlin"], "unknown --timezone 'Berlin'"),
+    (["--steps", "signup,pay", "--delimiter", ";;"], "invalid --delimiter"),
+    (["--steps", "signup,pay", "--encoding", "klingon"], "unknown --encoding"),
+])
+def test_reading_errors_name_what_exists(capsys, events, argv, message):
+    code, out, err = run(capsys, "--events", events, *argv)
+    assert code == 2 and out == "" and message in err
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -134,3 +134,57 @@ def test_bad_option_value_exits_2(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["mine", "--events", str(tmp_path / "x.csv"), "--lifecycle", "started"])
     assert exc.value.code == 2
+
+
+# ---- reading any export (transforms.readers)
+
+def test_whitespace_text_with_yyyymmdd_dates(tmp_path, capsys):
+    path = tmp_path / "log.txt"
+    path.write_text("case  activity   timestamp\n a  Open 20240501\n a Book  20240503\n"
+                    "b\tOpen\t20240502\n")
+    out = _mine(capsys, "--events", str(path), "--delimiter", "whitespace", "--time-format",
+                "%Y%m%d")
+    assert (out["cases"], out["events"], out["variants"]) == (2, 3, 2)
+    pairs = {(p["from"], p["to"]): p for p in out["dfg"]}
+    assert pairs[("Open", "Book")]["median_seconds"] == 2 * 86400.0
+
+
+def test_latin1_semicolon_file_without_header(tmp_path, capsys):
+    path = tmp_path / "log.csv"
+    path.write_bytes("a;Café;2024-05-01 10:00\na;Säule;2024-05-01 11:00\n".encode("latin-1"))
+    out = _mine(capsys, "--events", str(path), "--encoding", "latin-1", "--delimiter", ";",
+                "--no-header", "--case-col", "column0", "--activity-col", "column1",
+                "--time-col", "column2", "--timezone", "Europe/Berlin")
+    assert out["top_variants"] == [{"activities": ["Café", "Säule"], "count": 1}]
+
+
+def test_epoch_ms_json_lines_and_activity_filter(tmp_path, capsys):
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps({"case": "a", "activity": act, "timestamp": ms}) + "\n"
+                            for act, ms in (("Open", 1714550400000), ("Browse", 1714550460000),
+                                            ("Book", 1714550520000))))
+    out = _mine(capsys, "--events", str(path), "--time-format", "epoch_ms", "--activities",
+                "Open,Book")
+    assert out["top_variants"] == [{"activities": ["Open", "Book"], "count": 1}]
+    assert out["dfg"][0]["median_seconds"] == 120.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lifecycle", "complete", "--lifecycle-col", "phase"],
+     "--lifecycle complete keeps nothing: no event has lifecycle 'complete' in 'phase'; "
+     "values there: begin (4), end (2); use --lifecycle all"),
+    (["--lifecycle", "complete"], "needs a lifecycle column, and there is no "
+     "'lifecycle:transition'"),
+    (["--activities", "Open,Pay"], "activity 'Pay' never occurs in column 'activity' "
+     "(--activities); values there, most frequent first: Book (2), Browse (2), Open (2)"),
+    (["--time-format", "epoch_s"], "6 of 6 row(s) with a time in column 'timestamp' have no "
+     "readable timestamp: values such as '2024-05-01T04:00:00-05:00' do not match "
+     "--time-format 'epoch_s'"),
+])
+def test_reading_errors_list_what_exists(args, message, tmp_path, capsys):
+    frame = _frame().drop(columns=["lifecycle:transition"])
+    frame["phase"] = ["begin", "begin", "end", "begin", "end", "begin"]
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    code = main(["mine", "--events", str(tmp_path / "log.csv"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1

@@ -131,6 +131,237 @@ def test_any_order_enters_at_a_later_step(con):
     assert counts(con, rows, ["signup", "pay"], order="ordered", window_seconds=3600) == [2, 0]
 
 
+# --- per-step windows ---------------------------------------------------------------------------
+# Step(..., window_seconds=w): time allowed from the event that filled the previous step, on top
+# of the funnel's window from the entry; inclusive boundary.
+
+VIEW, CART = Step("view", "view"), Step("cart", "cart")
+
+
+def pay(window):
+    return Step("pay", "pay", window_seconds=window)
+
+
+def test_step_window_counts_from_the_previous_step_inclusive(con):
+    rows = [
+        # u1: pay 1800 s after cart (5 h 30 min after the entry): inside pay's 1800 s window
+        ("u1", "view", "2026-01-01T00:00:00"), ("u1", "cart", "2026-01-01T05:00:00"),
+        ("u1", "pay", "2026-01-01T05:30:00"),
+        # u2: pay 1801 s after cart -> one second over pay's window
+        ("u2", "view", "2026-01-01T00:00:00"), ("u2", "cart", "2026-01-01T05:00:00"),
+        ("u2", "pay", "2026-01-01T05:30:01"),
+    ]
+    # view: u1, u2 = 2; cart (no window of its own, 14 d from entry): 2; pay: u1 only = 1
+    assert counts(con, rows, [VIEW, CART, pay(1800)]) == [2, 2, 1]
+    # the same 1800 s as the funnel's window (from the entry) would stop both at view
+    assert counts(con, rows, [VIEW, CART, pay(None)], window_seconds=1800) == [2, 0, 0]
+
+
+def test_step_window_tighter_than_the_funnel_window(con):
+    rows = [
+        # cart at 00:10, pay at 02:10: 2 h after cart, 2 h 10 min after entry
+        ("u1", "view", "2026-01-01T00:00:00"), ("u1", "cart", "2026-01-01T00:10:00"),
+        ("u1", "pay", "2026-01-01T02:10:00"),
+    ]
+    # funnel window 1 d lets pay in (02:10 <= 1 d); pay's own 30 min from cart does not
+    # (02:10 > 00:10 + 30 min = 00:40) -> [1, 1, 0]
+    assert counts(con, rows, [VIEW, CART, pay(1800)], window_seconds=DAY) == [1, 1, 0]
+    assert counts(con, rows, [VIEW, CART, pay(None)], window_seconds=DAY) == [1, 1, 1]
+
+
+def test_funnel_window_tighter_than_the_step_window(con):
+    rows = [
+        # u1: pay exactly at entry + 1 h (and 30 min after cart): inside both bounds
+        ("u1", "view", "2026-01-01T00:00:00"), ("u1", "cart", "2026-01-01T00:30:00"),
+        ("u1", "pay", "2026-01-01T01:00:00"),
+        # u2: pay at entry + 1 h + 1 s: inside pay's 1 d step window, outside the 1 h funnel
+        # window from the entry, which still applies
+        ("u2", "view", "2026-01-01T00:00:00"), ("u2", "cart", "2026-01-01T00:30:00"),
+        ("u2", "pay", "2026-01-01T01:00:01"),
+    ]
+    # bound = min(entry + 3600 s, cart + 86400 s) = 01:00:00 -> u1 pays, u2 does not
+    got = actors(con, rows, [VIEW, CART, pay(DAY)], window_seconds=3600)
+    assert {a: r["furthest_step"] for a, r in got.items()} == {"u1": 3, "u2": 2}
+
+
+def test_step_window_with_reentry_and_the_first_matching_event(con):
+    rows = [
+        ("u1", "view", "2026-01-01T00:00:00"),   # attempt 1
+        ("u1", "cart", "2026-01-01T00:10:00"),   # attempt 1's cart: pay due by 00:40
+        ("u1", "view", "2026-01-01T01:30:00"),   # attempt 2
+        ("u1", "cart", "2026-01-01T01:40:00"),   # attempt 2's cart: pay due by 02:10
+        ("u1", "pay", "2026-01-01T02:00:00"),    # 1 h 50 min after cart 1, 20 min after cart 2
+    ]
+    # attempt 1: view 00:00, cart 00:10 (first cart after it), pay 02:00 > 00:40 -> reaches 2
+    # (its later cart at 01:40 does not reopen pay's window: step k-1 is its first match).
+    # attempt 2 (re-entry restarts every clock): view 01:30, cart 01:40, pay 02:00 <= 02:10 ->
+    # reaches 3 and is counted, times from it.
+    got = actors(con, rows, [VIEW, CART, pay(1800)])["u1"]
+    assert got["furthest_step"] == 3 and got["entry_ts"] == T(2026, 1, 1, 1, 30)
+    assert got["step_2_ts"] == T(2026, 1, 1, 1, 40) and got["step_3_ts"] == T(2026, 1, 1, 2)
+    # without the second view there is only attempt 1: the 01:40 cart does not rescue it
+    assert counts(con, [r for r in rows if r[2] != "2026-01-01T01:30:00"],
+                  [VIEW, CART, pay(1800)]) == [1, 1, 0]
+    # reentry=first keeps attempt 1 only -> [1, 1, 0]
+    assert counts(con, rows, [VIEW, CART, pay(1800)], reentry="first") == [1, 1, 0]
+
+
+def test_step_window_in_strict_mode(con):
+    rows = [
+        # u1: cart is the very next event, 30 min after view -> inside cart's 1 h window
+        ("u1", "view", "2026-01-01T00:00:00"), ("u1", "cart", "2026-01-01T00:30:00"),
+        # u2: cart is the very next event but 2 h later -> outside
+        ("u2", "view", "2026-01-01T00:00:00"), ("u2", "cart", "2026-01-01T02:00:00"),
+    ]
+    cart = Step("cart", "cart", window_seconds=3600)
+    assert counts(con, rows, [VIEW, cart], order="strict") == [2, 1]
+
+
+def test_exclusion_scope_ends_at_the_step_deadline(con):
+    steps = [VIEW, Step("cart", "cart", window_seconds=3600)]
+    rows = [
+        # u1: no cart within 1 h of the view: the attempt stops waiting at 01:00; the refund at
+        # 01:30 comes after that deadline -> not spoiled, u1 counts at step 1
+        ("u1", "view", "2026-01-01T00:00:00"), ("u1", "refund", "2026-01-01T01:30:00"),
+        ("u1", "cart", "2026-01-01T02:00:00"),
+        # u2: refund exactly at the deadline (view + 1 h, inclusive) -> spoiled, removed
+        ("u2", "view", "2026-01-01T00:00:00"), ("u2", "refund", "2026-01-01T01:00:00"),
+    ]
+    got = actors(con, rows, steps, exclusions=[Exclusion("refund", 1, 2)])
+    assert {a: r["furthest_step"] for a, r in got.items()} == {"u1": 1}
+
+
+def test_step_window_errors(con):
+    load(con, [("u1", "view", "2026-01-01T00:00:00")])
+    with pytest.raises(UserError, match="first step has none"):
+        funnel(con, "ev", [Step("view", "view", window_seconds=60), CART])
+    with pytest.raises(UserError, match="per-step windows need an ordered funnel"):
+        funnel(con, "ev", [VIEW, pay(60)], order="any")
+    for bad in (0, -5, True, float("nan"), "1h"):
+        with pytest.raises(UserError, match="invalid window"):
+            funnel(con, "ev", [VIEW, pay(bad)])
+    res = funnel(con, "ev", [VIEW, CART, pay(90)])
+    assert res.options["step_windows_seconds"] == [None, None, 90]
+
+
+# --- hold a property constant -------------------------------------------------------------------
+# hold="booking_id": every step event of an attempt carries the entry event's booking id; rows
+# with a NULL booking id take no part.
+
+BOOK = ["created", "paid", "completed"]
+
+
+def test_hold_two_interleaved_bookings(con):
+    rows = [
+        ("u1", "created", "2026-01-01T00:00:00", "b1"),
+        ("u1", "created", "2026-01-01T00:10:00", "b2"),
+        ("u1", "paid", "2026-01-01T00:20:00", "b2"),
+        ("u1", "paid", "2026-01-01T00:30:00", "b1"),
+        ("u1", "completed", "2026-01-01T00:40:00", "b2"),
+    ]
+    # held: b1 = created 00:00, paid 00:30, never completed -> reaches 2; b2 = created 00:10,
+    # paid 00:20, completed 00:40 -> reaches 3: counted, entry 00:10, 600 s to pay
+    got = actors(con, rows, BOOK, ["booking_id"], hold="booking_id")["u1"]
+    assert (got["furthest_step"], got["entry_ts"], got["held_value"]) == \
+        (3, T(2026, 1, 1, 0, 10), "b2")
+    res = funnel(con, "ev", BOOK, hold="booking_id")
+    assert [s["count"] for s in res.steps] == [1, 1, 1]
+    assert res.steps[1]["median_seconds_to_convert"] == 600.0
+    # not held: created 00:00 (b1), the first paid after it 00:20 (b2), completed 00:40 ->
+    # 1200 s to pay, from the b1 entry
+    res = funnel(con, "ev", BOOK)
+    assert res.steps[1]["median_seconds_to_convert"] == 1200.0
+
+
+def test_hold_step_on_another_booking_does_not_count(con):
+    rows = [
+        # u2: created b3, paid b4 (another booking, never created) -> held: step 1 only
+        ("u2", "created", "2026-01-01T00:00:00", "b3"), ("u2", "paid", "2026-01-01T00:05:00", "b4"),
+    ]
+    assert counts(con, rows, BOOK, ["booking_id"], hold="booking_id") == [1, 0, 0]
+    assert counts(con, rows, BOOK, ["booking_id"]) == [1, 1, 0]
+
+
+def test_hold_null_values_take_no_part(con):
+    rows = [
+        # u3: both events without a booking id -> never enters a held funnel
+        ("u3", "created", "2026-01-01T00:00:00", None), ("u3", "paid", "2026-01-01T00:05:00", None),
+        # u4: created b5, paid without a booking id -> the paid cannot fill b5's step 2
+        ("u4", "created", "2026-01-01T00:00:00", "b5"), ("u4", "paid", "2026-01-01T00:05:00", None),
+    ]
+    got = actors(con, rows, BOOK, ["booking_id"], hold="booking_id")
+    assert {a: r["furthest_step"] for a, r in got.items()} == {"u4": 1}
+    # not held: both enter and pay
+    assert counts(con, rows, BOOK, ["booking_id"]) == [2, 2, 0]
+
+
+def test_hold_in_strict_mode_only_same_value_events_are_in_between(con):
+    rows = [
+        # u5: created b6, an unrelated event without booking, paid b6 -> held strict converts
+        ("u5", "created", "2026-01-01T00:00:00", "b6"),
+        ("u5", "browse", "2026-01-01T00:01:00", None),
+        ("u5", "paid", "2026-01-01T00:02:00", "b6"),
+        # u6: created b7, cancelled b8 (another booking), paid b7 -> held strict converts
+        ("u6", "created", "2026-01-01T00:00:00", "b7"),
+        ("u6", "cancelled", "2026-01-01T00:01:00", "b8"),
+        ("u6", "paid", "2026-01-01T00:02:00", "b7"),
+        # u7: created b9, cancelled b9, paid b9 -> the same booking's cancel breaks it
+        ("u7", "created", "2026-01-01T00:00:00", "b9"),
+        ("u7", "cancelled", "2026-01-01T00:01:00", "b9"),
+        ("u7", "paid", "2026-01-01T00:02:00", "b9"),
+    ]
+    steps = ["created", "paid"]
+    assert counts(con, rows, steps, ["booking_id"], order="strict", hold="booking_id") == [3, 2]
+    # not held: every other event of the actor breaks strict -> nobody converts
+    assert counts(con, rows, steps, ["booking_id"], order="strict") == [3, 0]
+
+
+def test_hold_tie_takes_the_earliest_entry_and_exclusions_stay_on_their_value(con):
+    rows = [
+        # u8: b1 created 00:10, paid 00:20; b2 created 00:00, paid 00:30: both reach step 2 ->
+        # the earliest entry (b2 at 00:00) is counted, 1800 s to pay
+        ("u8", "created", "2026-01-01T00:10:00", "b1"), ("u8", "paid", "2026-01-01T00:20:00", "b1"),
+        ("u8", "created", "2026-01-01T00:00:00", "b2"), ("u8", "paid", "2026-01-01T00:30:00", "b2"),
+        # u9: a cancel of b4 between b3's created and paid does not spoil b3
+        ("u9", "created", "2026-01-01T00:00:00", "b3"),
+        ("u9", "cancelled", "2026-01-01T00:01:00", "b4"),
+        ("u9", "paid", "2026-01-01T00:02:00", "b3"),
+    ]
+    steps = ["created", "paid"]
+    got = actors(con, rows, steps, ["booking_id"], hold="booking_id",
+                 exclusions=[Exclusion("cancelled", 1, 2)])
+    assert got["u8"]["held_value"] == "b2" and got["u8"]["entry_ts"] == T(2026, 1, 1)
+    assert got["u9"]["furthest_step"] == 2 and got["u9"]["held_value"] == "b3"
+    # not held, u9's cancel spoils its only attempt -> removed
+    assert "u9" not in actors(con, rows, steps, ["booking_id"],
+                              exclusions=[Exclusion("cancelled", 1, 2)])
+
+
+def test_hold_with_reentry_first_keeps_each_values_first_entry(con):
+    rows = [
+        ("u1", "created", "2026-01-01T00:00:00", "b1"),
+        ("u1", "created", "2026-01-01T00:10:00", "b2"),
+        ("u1", "created", "2026-01-01T00:15:00", "b2"),
+        ("u1", "paid", "2026-01-01T00:20:00", "b2"),
+    ]
+    # first entry per booking: b1 at 00:00 (reaches 1), b2 at 00:10 (paid 00:20: reaches 2)
+    got = actors(con, rows, ["created", "paid"], ["booking_id"], hold="booking_id",
+                 reentry="first")["u1"]
+    assert (got["furthest_step"], got["entry_ts"]) == (2, T(2026, 1, 1, 0, 10))
+
+
+def test_hold_errors_and_options(con):
+    load(con, [("u1", "created", "2026-01-01T00:00:00")])
+    with pytest.raises(UserError, match="missing hold column 'booking_id'"):
+        funnel(con, "ev", BOOK, hold="booking_id")
+    with pytest.raises(UserError, match="invalid hold"):
+        funnel(con, "ev", BOOK, hold="")
+    load(con, [("u1", "created", "2026-01-01T00:00:00", "b1")], ["booking_id"])
+    assert funnel(con, "ev", BOOK, hold="booking_id").options["hold"] == "booking_id"
+    dropped = dropped_actors(con, "ev", BOOK, 1, hold="booking_id")
+    assert dropped.columns[-1] == "held_value" and dropped.fetchall()[0][-1] == "b1"
+
+
 # --- exclusions ---------------------------------------------------------------------------------
 
 def test_exclusion_removes_actor_and_later_clean_attempt_heals(con):
@@ -415,7 +646,8 @@ def test_result_options_name_every_option_with_its_default(con):
     assert res.options == {
         "window_seconds": 14 * DAY, "order": "ordered", "reentry": "latest",
         "actor_col": "actor", "event_col": "event", "time_col": "timestamp",
-        "breakdown": None, "attribution": "first", "start": None, "end": None,
+        "breakdown": None, "attribution": "first", "hold": None,
+        "step_windows_seconds": [None], "start": None, "end": None,
         "exclusions": [], "complete_only": False, "steps": ["a"],
     }
     res = funnel(con, "ev", ["a", "b"], exclusions=[Exclusion("x", 1, 2)],

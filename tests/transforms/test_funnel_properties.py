@@ -2,8 +2,8 @@
 
 The reference below is written from shared/reference/funnel-semantics.md and the module docstring
 of transforms/funnel.py, event by event, with no SQL: if both agree on random small logs (with
-offsets, ties, repeated steps, re-entries, exclusions and date ranges) the vectorised engine
-implements the rules.
+offsets, ties, repeated steps, re-entries, exclusions, date ranges, per-step windows and a held
+property) the vectorised engine implements the rules.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transforms.funnel import Exclusion, funnel, funnel_actors
+from transforms.funnel import Exclusion, Step, funnel, funnel_actors
 
 BASE = dt.datetime(2026, 3, 1, 12, 0, 0)  # naive UTC
 OFFSETS = [None, "Z", "+02:00", "-05:00", "+0530"]
@@ -39,90 +39,37 @@ def render(ts: dt.datetime, offset: str | None) -> str:
 
 
 def ref_actors(rows, steps, *, window, order="ordered", reentry="latest", exclusions=(),
-               attribution="first", start=None, end=None, with_breakdown=False):
-    """{actor: (furthest, (step ts...), complete, breakdown value, attributed)} per the rules."""
+               attribution="first", start=None, end=None, with_breakdown=False,
+               step_windows=None, hold=False):
+    """{actor: (furthest, (step ts...), complete, breakdown value, attributed, held value)} per
+    the rules. step_windows: seconds (or None) per step, from the previous step's event; hold:
+    the funnel runs per (actor, row["hv"]), rows whose hv is None taking no part."""
     n = len(steps)
+    step_windows = step_windows or [None] * n
     data_end = max(r["ts"] for r in rows) if rows else None
     by_actor: dict[str, list[dict]] = {}
     for r in rows:
         by_actor.setdefault(r["actor"], []).append(r)
     lim_delta = dt.timedelta(seconds=window)
     out = {}
-    for actor, evs in by_actor.items():
-        def mask_of(e):
-            return sum(1 << k for k, s in enumerate(steps) if e["event"] == s)
-
-        for e in evs:
-            e["mask"] = mask_of(e)
-        if order != "strict":
-            x_events = {x.event for x in exclusions}
-            evs = [e for e in evs if e["mask"] or e["event"] in x_events]
-
-        def key(e):
-            m = e["mask"]
-            low = (m & -m) if m else INF
-            return (e["ts"], low, m, (e["bd"] is None, e["bd"] or ""))
-
-        evs = sorted(evs, key=key)
-        in_range = [
-            i for i, e in enumerate(evs)
-            if (e["mask"] & 1 if order != "any" else e["mask"])
-            and (start is None or e["ts"] >= start) and (end is None or e["ts"] < end)
-        ]
-        if reentry == "first":
-            in_range = in_range[:1]
+    for actor, actor_evs in by_actor.items():
+        if hold:
+            parts: dict = {}
+            for r in actor_evs:
+                if r["hv"] is not None:
+                    parts.setdefault(r["hv"], []).append(r)
+        else:
+            parts = {None: actor_evs}
         attempts = []
-        for i in in_range:
-            lim = evs[i]["ts"] + lim_delta
-            fills = [i]
-            if order == "ordered":
-                cur = i
-                for k in range(1, n):
-                    nxt = next((j for j in range(cur + 1, len(evs))
-                                if evs[j]["mask"] >> k & 1), None)
-                    if nxt is None or evs[nxt]["ts"] > lim:
-                        break
-                    fills.append(nxt)
-                    cur = nxt
-            elif order == "strict":
-                cur = i
-                for k in range(1, n):
-                    j = cur + 1
-                    if j >= len(evs) or not evs[j]["mask"] >> k & 1 or evs[j]["ts"] > lim:
-                        break
-                    fills.append(j)
-                    cur = j
-            else:
-                filled = 0
-                fills = []
-                for j in range(i, len(evs)):
-                    if evs[j]["ts"] > lim:
-                        break
-                    free = evs[j]["mask"] & ~filled
-                    if free:
-                        filled |= free & -free
-                        fills.append(j)
-            times = [evs[j]["ts"] for j in fills]
-            spoiled = False
-            for x in exclusions:
-                if len(times) < x.from_step:
-                    continue
-                ti = times[x.from_step - 1]
-                tj = times[x.to_step - 1] if len(times) >= x.to_step else None
-                for e in evs:
-                    if e["event"] != x.event or not e["ts"] > ti:
-                        continue
-                    if (e["ts"] < tj) if tj is not None else (e["ts"] <= lim):
-                        spoiled = True
-            attempts.append((i, fills, times, spoiled, lim))
+        for hv, evs in sorted(parts.items(), key=lambda kv: kv[0] or ""):
+            attempts += ref_attempts(evs, steps, hv, lim_delta, order, reentry, exclusions,
+                                     start, end, step_windows)
         clean = [a for a in attempts if not a[3]]
         if not clean:
             continue
-        best = clean[0]
-        for a in clean[1:]:
-            if len(a[1]) > len(best[1]):  # a strictly further; ties keep the earlier entry
-                best = a
-        i, fills, times, _, _ = best
+        # furthest; on a tie the earliest entry time, then the held value, then event order
+        best = min(clean, key=lambda a: (-len(a[1]), a[2][0], a[5] or "", a[0]))
+        i, fills, times, _, _, hv, evs = best
         reach = len(fills)
         complete = times[0] + lim_delta <= data_end
         bd, attributed = None, None
@@ -135,8 +82,93 @@ def ref_actors(rows, steps, *, window, order="ordered", reentry="latest", exclus
                 s = int(attribution.split(":")[1])
                 attributed = reach >= s
                 bd = evs[fills[s - 1]]["bd"] if attributed else None
-        out[actor] = (reach, tuple(times), complete, bd, attributed)
+        out[actor] = (reach, tuple(times), complete, bd, attributed, hv)
     return out
+
+
+def ref_attempts(evs, steps, hv, lim_delta, order, reentry, exclusions, start, end,
+                 step_windows):
+    """The attempts of one actor (or one (actor, held value)): (entry index, filled indexes,
+    step times, spoiled, window end, held value, the sorted events)."""
+    n = len(steps)
+
+    def too_late(k, prev, e):
+        """Step k+1 (0-based k) has a window of its own and `e` comes after it closed."""
+        w = step_windows[k]
+        return w is not None and e["ts"] > prev["ts"] + dt.timedelta(seconds=w)
+
+    def mask_of(e):
+        return sum(1 << k for k, s in enumerate(steps) if e["event"] == s)
+
+    for e in evs:
+        e["mask"] = mask_of(e)
+    if order != "strict":
+        x_events = {x.event for x in exclusions}
+        evs = [e for e in evs if e["mask"] or e["event"] in x_events]
+
+    def key(e):
+        m = e["mask"]
+        low = (m & -m) if m else INF
+        return (e["ts"], low, m, (e["bd"] is None, e["bd"] or ""))
+
+    evs = sorted(evs, key=key)
+    in_range = [
+        i for i, e in enumerate(evs)
+        if (e["mask"] & 1 if order != "any" else e["mask"])
+        and (start is None or e["ts"] >= start) and (end is None or e["ts"] < end)
+    ]
+    if reentry == "first":
+        in_range = in_range[:1]
+    attempts = []
+    for i in in_range:
+        lim = evs[i]["ts"] + lim_delta
+        fills = [i]
+        if order == "ordered":
+            cur = i
+            for k in range(1, n):
+                nxt = next((j for j in range(cur + 1, len(evs))
+                            if evs[j]["mask"] >> k & 1), None)
+                if nxt is None or evs[nxt]["ts"] > lim or too_late(k, evs[cur], evs[nxt]):
+                    break
+                fills.append(nxt)
+                cur = nxt
+        elif order == "strict":
+            cur = i
+            for k in range(1, n):
+                j = cur + 1
+                if j >= len(evs) or not evs[j]["mask"] >> k & 1 or evs[j]["ts"] > lim \
+                        or too_late(k, evs[cur], evs[j]):
+                    break
+                fills.append(j)
+                cur = j
+        else:
+            filled = 0
+            fills = []
+            for j in range(i, len(evs)):
+                if evs[j]["ts"] > lim:
+                    break
+                free = evs[j]["mask"] & ~filled
+                if free:
+                    filled |= free & -free
+                    fills.append(j)
+        times = [evs[j]["ts"] for j in fills]
+        # an attempt stuck at step m waits for step m+1 up to its deadline
+        deadline = lim
+        if len(times) < n and step_windows[len(times)] is not None:
+            deadline = min(lim, times[-1] + dt.timedelta(seconds=step_windows[len(times)]))
+        spoiled = False
+        for x in exclusions:
+            if len(times) < x.from_step:
+                continue
+            ti = times[x.from_step - 1]
+            tj = times[x.to_step - 1] if len(times) >= x.to_step else None
+            for e in evs:
+                if e["event"] != x.event or not e["ts"] > ti:
+                    continue
+                if (e["ts"] < tj) if tj is not None else (e["ts"] <= deadline):
+                    spoiled = True
+        attempts.append((i, fills, times, spoiled, lim, hv, evs))
+    return attempts
 
 
 def engine_actors(con, table, steps, *, with_breakdown=False, **opts):
@@ -148,7 +180,8 @@ def engine_actors(con, table, steps, *, with_breakdown=False, **opts):
         times = tuple(rec[f"step_{k}_ts"] for k in range(1, rec["furthest_step"] + 1))
         assert all(rec[f"step_{k}_ts"] is None for k in range(rec["furthest_step"] + 1, n + 1))
         out[rec["actor"]] = (rec["furthest_step"], times, rec["complete"],
-                             rec.get("breakdown_value"), rec.get("attributed"))
+                             rec.get("breakdown_value"), rec.get("attributed"),
+                             rec.get("held_value"))
     return out
 
 
@@ -167,6 +200,7 @@ def random_case(rnd: random.Random):
         "ts": BASE + dt.timedelta(seconds=rnd.randint(0, horizon)),
         "offset": rnd.choice(OFFSETS),
         "bd": rnd.choice(["p", "q", None]),
+        "hv": rnd.choice(["k1", "k2", None]),
     } for _ in range(n_rows)]
     steps = [rnd.choice(["a", "b", "c"]) for _ in range(rnd.randint(1, 4))]
     n = len(steps)
@@ -185,6 +219,12 @@ def random_case(rnd: random.Random):
         if "start" in opts and opts["end"] <= opts["start"]:
             opts["end"] = opts["start"] + dt.timedelta(seconds=1)  # an empty range is an error
     opts["attribution"] = rnd.choice(["first", "last"] + [f"step:{k}" for k in range(1, n + 1)])
+    # per-step windows (ordered and strict only; never on step 1): 0.5..4 s against a global
+    # window of 1..6 s, so the step window is sometimes the tighter bound, sometimes not (0.5 s
+    # on whole-second times: the next step only at the same instant)
+    if opts["order"] != "any" and n >= 2 and rnd.random() < 0.7:
+        opts["step_windows"] = [None] + [rnd.choice([None, 0.5, 1, 2, 4]) for _ in range(n - 1)]
+    opts["hold"] = rnd.random() < 0.4
     return rows, steps, opts
 
 
@@ -194,11 +234,11 @@ scenario = st.integers(min_value=0, max_value=2**32).map(lambda seed: random_cas
 
 def load(con, rows, name="ev"):
     con.execute(f"create or replace table {name} (actor varchar, event varchar, "
-                "timestamp varchar, bd varchar)")
+                "timestamp varchar, bd varchar, hv varchar)")
     if rows:
-        con.executemany(f"insert into {name} values (?, ?, ?, ?)",
-                        [(r["actor"], r["event"], render(r["ts"], r["offset"]), r["bd"])
-                         for r in rows])
+        con.executemany(f"insert into {name} values (?, ?, ?, ?, ?)",
+                        [(r["actor"], r["event"], render(r["ts"], r["offset"]), r["bd"],
+                          r["hv"]) for r in rows])
 
 
 def engine_opts(opts):
@@ -206,7 +246,14 @@ def engine_opts(opts):
         "window_seconds": opts["window"], "order": opts["order"], "reentry": opts["reentry"],
         "exclusions": opts.get("exclusions", ()), "start": opts.get("start"),
         "end": opts.get("end"), "attribution": opts["attribution"],
+        "hold": "hv" if opts["hold"] else None,
     }
+
+
+def engine_steps(steps, opts):
+    """The step names as Steps carrying the case's per-step windows."""
+    windows = opts.get("step_windows") or [None] * len(steps)
+    return [Step(s, event=s, window_seconds=w) for s, w in zip(steps, windows, strict=True)]
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +265,7 @@ COMMON = settings(max_examples=60, deadline=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@COMMON
+@settings(COMMON, max_examples=120)
 @given(scenario)
 def test_engine_matches_reference(con, case):
     rows, steps, opts = case
@@ -226,8 +273,10 @@ def test_engine_matches_reference(con, case):
     expected = ref_actors(rows, steps, window=opts["window"], order=opts["order"],
                           reentry=opts["reentry"], exclusions=opts.get("exclusions", ()),
                           attribution=opts["attribution"], start=opts.get("start"),
-                          end=opts.get("end"), with_breakdown=True)
-    got = engine_actors(con, "ev", steps, with_breakdown=True, **engine_opts(opts))
+                          end=opts.get("end"), with_breakdown=True,
+                          step_windows=opts.get("step_windows"), hold=opts["hold"])
+    got = engine_actors(con, "ev", engine_steps(steps, opts), with_breakdown=True,
+                        **engine_opts(opts))
     assert got == expected
 
 
@@ -239,8 +288,10 @@ def test_shuffling_rows_changes_nothing(con, case, rnd: random.Random):
     shuffled = list(rows)
     rnd.shuffle(shuffled)
     load(con, shuffled, "ev_shuffled")
-    a = engine_actors(con, "ev", steps, with_breakdown=True, **engine_opts(opts))
-    b = engine_actors(con, "ev_shuffled", steps, with_breakdown=True, **engine_opts(opts))
+    a = engine_actors(con, "ev", engine_steps(steps, opts), with_breakdown=True,
+                      **engine_opts(opts))
+    b = engine_actors(con, "ev_shuffled", engine_steps(steps, opts), with_breakdown=True,
+                      **engine_opts(opts))
     assert a == b
 
 
@@ -249,7 +300,7 @@ def test_shuffling_rows_changes_nothing(con, case, rnd: random.Random):
 def test_counts_never_increase_along_the_steps(con, case):
     rows, steps, opts = case
     load(con, rows)
-    result = funnel(con, "ev", steps, breakdown="bd", **engine_opts(opts))
+    result = funnel(con, "ev", engine_steps(steps, opts), breakdown="bd", **engine_opts(opts))
     counts = [s["count"] for s in result.steps]
     assert counts == sorted(counts, reverse=True)
     for row in result.breakdown:

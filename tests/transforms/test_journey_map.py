@@ -67,6 +67,13 @@ def _set(path: list, value):
      "channel"),
     (_set(["repeat_horizons"], [30, -1]), "repeat_horizons[1]", "30"),
     (_set(["stages", 0, "optional"], True), "stages[0].optional", "first stage"),
+    # a stage window counts from the previous required stage: not on the first stage (none) nor
+    # on an optional one (stages[1] is Consideration); the value is a duration like 2d
+    (_set(["stages", 0, "window"], "1h"), "stages[0].window", "from the first stage"),
+    (_set(["stages", 1, "window"], "1h"), "stages[1].window", "next required stage"),
+    (_set(["stages", 3, "window"], "1mo"), "stages[3].window", "s, m, h, d or w"),
+    (_set(["stages", 3, "window"], "soon"), "stages[3].window", "30d"),
+    (_set(["stages", 3, "window"], 0), "stages[3].window", "30d"),
     (_set(["stages", 0, "rulez"], []), "stages[0].rulez", "rules"),
     (_set(["metric_events", "refund"], {"source": "payments"}), "metric_events.refund",
      "payment_refunded"),
@@ -123,3 +130,13 @@ def test_metric_stages_are_named_not_found_by_position(tmp_path):
         load_journey_map(path, VOCABULARY)
     assert err.value.key == "metric_stages.decision"
 
+
+
+def test_stage_window_is_parsed_on_required_stages(tmp_path):
+    def mutate(doc):
+        doc["stages"][2]["window"] = "2d"      # Decision: 2 days from Discovery
+        doc["stages"][3]["window"] = "1.5h"    # Purchase: 90 minutes from Decision
+    m = load_journey_map(_write(tmp_path, mutate), VOCABULARY)
+    assert [s.window_seconds for s in m.stages] == [None, None, 2 * 86400, 5400, None, None]
+    # the sample sets none
+    assert all(s.window_seconds is None for s in load_journey_map(DEFAULT_MAP).stages)

@@ -238,7 +238,7 @@ def test_repeat_stage_skips_refunded_bookings(con, jmap):
     assert con.execute("select booking_id, event_ts from stage_events where stage = 'Repeat'"
                        ).fetchall() == [("k3", T0 + 4 * DAY)]
     build_purchases(con, jmap)
-    assert con.execute("select booking_id, purchase_number from purchases order by 2"
+    assert con.execute("select order_id, purchase_number from purchases order by 2"
                        ).fetchall() == [("k1", 1), ("k3", 2)]
 
 
@@ -259,3 +259,48 @@ def test_install_after_the_campaign_click_is_a_new_customer(con, jmap):
     _build_all(con, jmap)
     got = dict(con.execute("select customer_id, customer_type from journeys").fetchall())
     assert got == {"n1": "new", "n2": "returning", "n3": "new"}
+
+
+def test_stage_window_counts_from_the_previous_required_stage(con, jmap, tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from transforms.journey_map import load_journey_map
+
+    doc = yaml.safe_load(Path(jmap.path).read_text())  # the sample map
+    assert doc["stages"][3]["name"] == "Purchase"
+    doc["stages"][3]["window"] = "1h"  # pay within an hour of reaching Decision
+    path = tmp_path / "map.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    windowed = load_journey_map(path)
+    assert windowed.stage("Purchase").window_seconds == 3600
+    assert windowed.stage("Decision").window_seconds is None
+
+    def paid(c, ts):
+        return E(c, "payment_succeeded", ts, booking_id=f"{c}b", payment_id=f"{c}p",
+                 method="card", amount=50)
+
+    second = dt.timedelta(seconds=1)
+    rows = [
+        # a: Decision at T0+1h, pays exactly 1 h later (inclusive) -> Purchase reached
+        E("a", "app_opened", T0), E("a", "booking_created", T0 + HOUR, booking_id="ab"),
+        paid("a", T0 + 2 * HOUR),
+        # b: pays 1 h 1 s after Decision (well inside the 14 d conversion window) -> not reached
+        E("b", "app_opened", T0), E("b", "booking_created", T0 + HOUR, booking_id="bb"),
+        paid("b", T0 + 2 * HOUR + second),
+        # c: an optional Consideration event between Decision and the payment does not move the
+        # clock: 1 h from Decision (the previous *required* stage) -> Purchase reached
+        E("c", "app_opened", T0), E("c", "booking_created", T0 + HOUR, booking_id="cb"),
+        E("c", "service_viewed", T0 + 1.5 * HOUR), paid("c", T0 + 2 * HOUR),
+        E("x", "favourite_removed", T0 + 60 * DAY),
+    ]
+    make_events_table(con, rows)
+    _build_all(con, windowed)
+    got = dict(con.execute("select customer_id, furthest_stage from journeys").fetchall())
+    assert got == {"a": "Purchase", "b": "Decision", "c": "Purchase"}
+    # without the stage window all three pay within the conversion window
+    make_events_table(con, rows)
+    _build_all(con, jmap)
+    got = dict(con.execute("select customer_id, furthest_stage from journeys").fetchall())
+    assert got == {"a": "Purchase", "b": "Purchase", "c": "Purchase"}

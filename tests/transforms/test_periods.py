@@ -1,7 +1,7 @@
 """The overview's period tables on small hand-written inputs; every number worked out by hand.
 
 Only the columns the period SQL reads are created: `journeys` (entry_date, customer_type),
-`purchases` (customer_id, booking_id, purchase_date, purchase_number) and `funnel_cohorts`
+`purchases` (customer_id, order_id, purchase_date, purchase_number) and `funnel_cohorts`
 (cohort_date, stage_index, stage, entered, complete).
 """
 
@@ -25,7 +25,7 @@ def con() -> duckdb.DuckDBPyConnection:
     create_macros(c)
     c.execute("create table journeys (customer_id varchar, entry_date date, "
               "customer_type varchar)")
-    c.execute("create table purchases (customer_id varchar, booking_id varchar, "
+    c.execute("create table purchases (customer_id varchar, order_id varchar, "
               "purchase_date date, purchase_number bigint)")
     c.execute("create table funnel_cohorts (cohort_date date, stage_index integer, "
               "stage varchar, entered bigint, complete boolean)")
@@ -62,7 +62,7 @@ def _fill(con: duckdb.DuckDBPyConnection) -> None:
 
 
 SETTINGS = {"period_days": 3, "data_start": D(2024, 1, 1), "data_end": D(2024, 1, 10),
-            "conversion_stage": "Buy"}
+            "conversion_stage": "Buy", "new_customer_segment": "customer_type"}
 
 
 def _figures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:

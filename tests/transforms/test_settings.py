@@ -23,11 +23,12 @@ def test_settings_from_the_sample_journey_map() -> None:
         "conversion_window_seconds": 14 * 86400,  # conversion_window: 14d
         "currency": "EUR",
         "anomaly_threshold": 3.5, "anomaly_min_daily_entered": 20,
-        "significance_level": 0.05, "min_group_outcomes": 5,  # transforms/journeys.py
+        "significance_level": 0.05, "min_group_outcomes": 5,  # transforms/stage_funnels.py
         "low_rating_max": 2,
         "repeat_horizons": [7, 14, 30],
         "min_attempts_to_rank": 20,
         "period_days": 7,
+        "new_customer_segment": "customer_type",  # segments.customer_type: new_vs_returning
     }
     assert settings_from_journey_map(jmap, currency=None, period_days=28)["period_days"] == 28
     with pytest.raises(ValueError, match="period_days"):

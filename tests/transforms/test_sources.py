@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import SAMPLE_CONFIG, TinyProject
 from transforms import ingest
-from transforms.errors import ConfigError, UserError
+from transforms.errors import ConfigError
 from transforms.sources import load_config
 
 
@@ -102,11 +102,20 @@ def test_missing_config_file(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
-def test_export_file_without_a_date_in_its_name(tiny: TinyProject) -> None:
+def test_an_export_without_a_date_in_its_name_loads_by_event_time(tiny: TinyProject) -> None:
     import duckdb
 
-    (tiny.root / "raw" / "payments" / "export.csv").write_text("payment_id\n")
+    # one file for all history: its rows land in the partitions of their event days, and the
+    # project's partitions reach back to the earliest of them
+    (tiny.root / "raw" / "payments" / "export.csv").write_text(
+        "payment_id,booking_id,amount,currency,method,status,failure_reason,created_at\n"
+        "p1,b1,10.00,EUR,card,succeeded,,2026-09-20T08:00:00Z\n"
+        "p2,b2,10.00,EUR,card,succeeded,,2026-10-01T08:00:00Z\n")
     cfg = load_config(tiny.config)
-    with pytest.raises(UserError, match="the file name has no export date"):
-        ingest.load_range(duckdb.connect(), cfg.sources["payments"], dt.date(2026, 10, 1),
-                          dt.date(2026, 10, 1))
+    assert cfg.first_partition() == dt.date(2026, 9, 20)
+    con = duckdb.connect()
+    stats = ingest.load_range(con, cfg.sources["payments"], dt.date(2026, 9, 20),
+                              dt.date(2026, 10, 1))
+    assert con.execute("select payment_id, partition_date from raw_payments order by 1"
+                       ).fetchall() == [("p1", dt.date(2026, 9, 20)), ("p2", dt.date(2026, 10, 1))]
+    assert sum(s.rows_read for s in stats) == 2

@@ -9,7 +9,8 @@
 --           the whole conversion window observed), ending at the latest such day (journeys
 --           entering, journeys reaching $conversion_stage, conversion); the previous period
 --           counts when it holds at least one complete-cohort journey, else it is NULL.
--- Figures: new_customers = journeys of customer_type 'new' entering in the period; purchases =
+-- Figures: new_customers = journeys of new customers (`_new_journeys`: the map's new vs
+-- returning segment is 'new') entering in the period; purchases =
 -- rows of `purchases` on a purchase_date in the period, purchasers = their distinct customers,
 -- repeat_purchasers = distinct customers with a purchase_number >= 2 among them, repeat_rate =
 -- repeat_rate(repeat_purchasers, purchasers); conversion_journeys = complete-cohort journeys
@@ -47,14 +48,14 @@ periods as (
 journey_counts as (
     select p.period, count(j.customer_id) as new_customers
     from periods p
-    left join journeys j
-      on j.customer_type = 'new' and j.entry_date between p.start_date and p.end_date
+    left join _new_journeys j
+      on j.entry_date between p.start_date and p.end_date
     where p.basis = 'data'
     group by p.period
 ),
 purchase_counts as (
     select p.period,
-           count(pu.booking_id) as purchases,
+           count(pu.order_id) as purchases,
            count(distinct pu.customer_id) as purchasers,
            count(distinct pu.customer_id) filter (where pu.purchase_number >= 2)
                as repeat_purchasers

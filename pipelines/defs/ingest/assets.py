@@ -76,7 +76,7 @@ def raw_asset(name: str, partitions: dg.PartitionsDefinition
         def line(s: ingest.PartitionStats) -> None:
             if s.rows_read == 0:
                 return  # no rows for that day: said once in the closing line below
-            progress.report(context, f"  raw_{name:<12} {s.partition_date}  "
+            progress.detail(context, f"  raw_{name:<12} {s.partition_date}  "
                             f"read {s.rows_read:>9,}  loaded {s.rows_loaded:>9,}  "
                             f"quarantined {s.rows_quarantined:>6,}  "
                             f"duplicates {s.rows_duplicate:>6,}")
@@ -84,8 +84,13 @@ def raw_asset(name: str, partitions: dg.PartitionsDefinition
         with project.connect() as con:
             stats = ingest.load_range(con, source, first, last, on_partition=line)
         empty = sum(1 for s in stats if s.rows_read == 0)
-        progress.report(context, f"  raw_{name:<12} {len(stats)} partitions {first} … {last}, "
-                        f"{empty} without rows, {ingest.describe(stats)}")
+        days = [s.partition_date for s in stats if s.rows_read]  # the days holding rows
+        if days:
+            summary = (f"{days[0]} … {days[-1]}: {ingest.describe(stats)} "
+                       f"({len(stats)} partitions, {empty} without rows)")
+        else:
+            summary = f"no rows in {len(stats)} partitions {first} … {last}"
+        progress.report(context, f"  raw_{name:<12} {summary}")
         return dg.MaterializeResult(metadata=_metadata(stats, first, last, started))
 
     @dg.asset_check(asset=_asset, blocking=True, name="reconciles",

@@ -14,7 +14,7 @@ from transforms.journeys import build_journeys
 from transforms.purchases import build_purchases
 from transforms.stage_funnels import build_funnels, build_transitions
 from transforms.stages import build_stage_events
-from transforms.tables import count_rows, fetch_row
+from transforms.tables import count_rows, fetch_row, skipped_reasons
 
 GROUP = "journeys"
 KINDS = {"duckdb"}
@@ -50,12 +50,17 @@ def stage_events(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
 
 @dg.asset(group_name=GROUP, kinds=KINDS, deps=[dg.AssetKey("events")])
 def purchases(project: ProjectResource) -> dg.MaterializeResult:
-    """One row per purchase: a booking paid and not refunded, at its first payment success."""
+    """One row per purchase: an order (the journey map's purchase key) with a purchase event
+    and no cancelling one, at its first purchase event."""
     jmap = project.journey_map
     with project.connect() as con:
         n = build_purchases(con, jmap)
-        buyers = fetch_row(con, "select count(distinct customer_id) from purchases")[0]
-    return dg.MaterializeResult(metadata={"dagster/row_count": n, "purchasers": int(buyers)})
+        skipped = skipped_reasons(con).get("purchases")
+        buyers = None if skipped else fetch_row(
+            con, "select count(distinct customer_id) from purchases")[0]
+    return dg.MaterializeResult(metadata={"dagster/row_count": n, **(skipped or {}),
+                                          **({"purchasers": int(buyers)} if buyers is not None
+                                             else {})})
 
 
 @dg.multi_asset(specs=[

@@ -19,7 +19,7 @@ from transforms.journey_map_tables import (
     build_stage_touchpoints,
 )
 from transforms.repeat import build_repeat_purchase, build_retention
-from transforms.tables import fetch_row
+from transforms.tables import fetch_row, skipped_reasons, table_columns
 
 GROUP = "metrics"
 
@@ -46,12 +46,17 @@ def bookings(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
         n_f = build_booking_funnel(con, jmap)
         payments = build_payment_failures(con, jmap)
         dropout = fetch_row(
-            con, "select max(payment_dropout_rate) from booking_funnel where segment = 'all'")[0]
-    yield dg.MaterializeResult(asset_key="booking_outcomes", metadata={"dagster/row_count": n_b})
+            con, "select max(payment_dropout_rate) from booking_funnel where segment = 'all'"
+        )[0] if table_columns(con, "booking_funnel") else None
+        skipped = skipped_reasons(con)
+    yield dg.MaterializeResult(asset_key="booking_outcomes", metadata={
+        "dagster/row_count": n_b, **skipped.get("booking_outcomes", {})})
     yield dg.MaterializeResult(asset_key="booking_funnel", metadata={
-        "dagster/row_count": n_f, "payment_dropout_rate": float(dropout or 0.0)})
+        "dagster/row_count": n_f, **skipped.get("booking_funnel", {}),
+        **({"payment_dropout_rate": float(dropout)} if dropout is not None else {})})
     for key in ("payment_attempts", "payment_failures"):
-        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": payments[key]})
+        yield dg.MaterializeResult(asset_key=key, metadata={
+            "dagster/row_count": payments[key], **skipped.get(key, {})})
 
 
 @dg.asset(group_name=GROUP, kinds=KINDS,
@@ -84,7 +89,7 @@ def repeat_and_retention(project: ProjectResource) -> Iterator[dg.MaterializeRes
         counts = build_repeat_purchase(con, jmap) | build_retention(con, jmap)
         rates = con.execute(
             "select horizon_days, repeat_rate from repeat_purchase where group_name = 'all' "
-            "order by horizon_days").fetchall()
+            "order by horizon_days").fetchall() if table_columns(con, "repeat_purchase") else []
     yield dg.MaterializeResult(asset_key="repeat_purchase", metadata={
         "dagster/row_count": counts["repeat_purchase"],
         **{f"repeat_rate_{h}d": float(r) for h, r in rates if r is not None}})
