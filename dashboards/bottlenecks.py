@@ -47,7 +47,8 @@ def _label(df: pd.DataFrame) -> list[str]:
 def _transitions(ctx: Context, page: Page) -> Safe:
     title = "Which step between stages loses the most customers, and which is slowest?"
     if not ctx.wh.has("stage_transitions"):
-        return section(title, not_available("The transition ranking", ["stage_transitions"]))
+        return section(title, not_available(
+            "The transition ranking", ctx.wh.missing("stage_transitions")))
     df = ctx.wh.df("select * from stage_transitions order by from_index")
     if df.empty:
         return section(title, paragraph("No complete journeys yet."))
@@ -347,7 +348,7 @@ def _payments(ctx: Context, page: Page) -> Safe:
             parts.append(to_div(fig, ctx.div_id(SLUG, "payment-platform")))
             page.figures += 1
     else:
-        parts.append(not_available("The booking payment funnel", ["booking_funnel"]))
+        parts.append(not_available("The booking payment funnel", ctx.wh.missing("booking_funnel")))
 
     if wh.has("payment_failure_matrix", "payment_failures"):
         parts.extend(_failure_figures(ctx, page))
@@ -440,7 +441,7 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
 def _anomalies(ctx: Context, page: Page) -> Safe:
     title = "Which days were unusual?"
     if not ctx.wh.has("daily_stage_rates"):
-        return section(title, not_available("Anomalous days", ["daily_stage_rates"]))
+        return section(title, not_available("Anomalous days", ctx.wh.missing("daily_stage_rates")))
     threshold = ctx.setting("anomaly_threshold") or fmt.NO_VALUE
     min_entered = ctx.setting("anomaly_min_daily_entered") or fmt.NO_VALUE
     df = ctx.wh.df("select * from daily_stage_rates order by stage_index, event_date")

@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 
 from transforms.settings import read_settings
+from transforms.tables import SKIPPED_TABLE
 
 # Which command produces a table, for the "not available: run X" notes.
 MINING_TABLES = frozenset({
@@ -31,6 +32,16 @@ def how_to_build(table: str) -> str:
     return "journeys run"
 
 
+class MissingTables(list):
+    """Names of missing tables; `reasons` holds why the run skipped some of them."""
+
+    reasons: dict[str, str]
+
+    def __init__(self, tables: object = ()) -> None:
+        super().__init__(tables)
+        self.reasons = {}
+
+
 class Warehouse:
     """Read-only view of the tables in one DuckDB connection."""
 
@@ -42,6 +53,10 @@ class Warehouse:
         ).fetchall()
         self._tables = {r[0] for r in rows}
         self._columns: dict[str, set[str]] = {}
+        # tables the run left out because the data cannot fill them, with the reason
+        self.skipped: dict[str, str] = dict(con.execute(
+            f"select table_name, reason from {SKIPPED_TABLE}").fetchall()
+        ) if SKIPPED_TABLE in self._tables else {}
 
     def settings(self) -> dict[str, object]:
         """The run's settings from `run_settings`; empty when the table is not there."""
@@ -52,8 +67,12 @@ class Warehouse:
     def has(self, *tables: str) -> bool:
         return all(t in self._tables for t in tables)
 
-    def missing(self, *tables: str) -> list[str]:
-        return [t for t in tables if t not in self._tables]
+    def missing(self, *tables: str) -> MissingTables:
+        """The tables of `tables` not in the warehouse, with the run's reason for those it
+        skipped (`reasons`)."""
+        gone = MissingTables(t for t in tables if t not in self._tables)
+        gone.reasons = {t: self.skipped[t] for t in gone if t in self.skipped}
+        return gone
 
     def columns(self, table: str) -> set[str]:
         if table not in self._columns:

@@ -172,7 +172,14 @@ def note(text: object) -> Safe:
 
 
 def not_available(what: str, tables: Sequence[str]) -> Safe:
-    """A clear note that a part of the page needs tables that are not in the warehouse."""
+    """A clear note that a part of the page needs tables that are not in the warehouse: a
+    sentence saying why when the run left them out (the data cannot give them), else which
+    command builds them."""
+    reasons = getattr(tables, "reasons", {})
+    if tables and all(t in reasons for t in tables):
+        why = "; ".join(dict.fromkeys(reasons[t] for t in tables))
+        return Safe(f'<div class="note missing"><strong>Not measured:</strong> {esc(what)} '
+                    f"needs what this data does not have ({esc(why)}).</div>")
     commands = sorted({how_to_build(t) for t in tables})
     return Safe(
         f'<div class="note missing"><strong>Not available:</strong> {esc(what)} needs '

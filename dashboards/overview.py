@@ -75,8 +75,12 @@ def _headline(ctx: Context) -> Safe:
         card("New customers", fmt.count(_value(new)), *_change(new),
              detail="new customers whose journey started in the period"),
         card("Purchases", fmt.count(_value(purchases)), *_change(purchases),
-             detail=f"paid, not refunded bookings; {fmt.count(buyers_now)} customers"),
+             detail=f"orders paid and not cancelled; {fmt.count(buyers_now)} customers"),
     ]
+    revenue = ctx.figure("revenue")
+    if revenue is not None and _value(revenue) is not None:  # only where amounts exist
+        items.append(card("Revenue", fmt.money(_value(revenue), ctx.currency),
+                          *_change(revenue), detail="the amounts of the period's purchases"))
     conversion, journeys = ctx.figure("conversion"), ctx.figure("conversion_journeys")
     if conversion is not None and pd.notna(conversion["current_end"]):
         c0, c1 = pd.Timestamp(conversion["current_start"]), pd.Timestamp(conversion["current_end"])
@@ -120,7 +124,7 @@ def _funnel_rows(ctx: Context) -> tuple[pd.DataFrame, str]:
 def _funnel(ctx: Context, page: Page) -> Safe:
     title = "The stage funnel"
     if not ctx.wh.has("funnel_steps"):
-        return section(title, not_available("The stage funnel", ["funnel_steps"]))
+        return section(title, not_available("The stage funnel", ctx.wh.missing("funnel_steps")))
     df, scope = _funnel_rows(ctx)
     if df.empty:
         return section(title, paragraph("No journeys with a fully observed window yet."))
@@ -193,7 +197,8 @@ def _trends(ctx: Context, page: Page) -> Safe:
             parts.append(_dropout_trend(ctx, df))
             page.figures += 1
     else:
-        parts.append(not_available("The daily dropout per stage", ["daily_stage_rates"]))
+        parts.append(not_available(
+            "The daily dropout per stage", ctx.wh.missing("daily_stage_rates")))
     return section(title, *parts,
                    lead="Lighter, open markers: days whose conversion window is not fully "
                         "observed yet; their rates will still change.")

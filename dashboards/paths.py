@@ -62,7 +62,7 @@ def _edge_path(x0: float, x1: float, same: bool) -> tuple[np.ndarray, np.ndarray
 def _process_map(ctx: Context, page: Page) -> Safe:
     title = "How do customers actually move between stages?"
     if not ctx.wh.has("dfg_edges"):
-        return section(title, not_available("The process map", ["dfg_edges"]))
+        return section(title, not_available("The process map", ctx.wh.missing("dfg_edges")))
     edges = ctx.wh.df("select * from dfg_edges order by count desc")
     if edges.empty:
         return section(title, paragraph("No directly-follows pairs mined yet."))
@@ -144,7 +144,7 @@ def _process_map(ctx: Context, page: Page) -> Safe:
 def _variants(ctx: Context, page: Page) -> Safe:
     title = "Which paths do customers take, and which of them convert?"
     if not ctx.wh.has("variants"):
-        return section(title, not_available("Variants", ["variants"]))
+        return section(title, not_available("Variants", ctx.wh.missing("variants")))
     df = ctx.wh.df("select variant_id, path, journeys, share, median_duration_s, converted_share "
                    "from variants order by journeys desc, path limit ?", [TOP_VARIANTS])
     if df.empty:
@@ -193,7 +193,7 @@ def _short(path: str, limit: int = 52) -> str:
 def _sankey(ctx: Context, page: Page) -> Safe:
     title = "How do paths branch and end, step by step?"
     if not ctx.wh.has("variants"):
-        return section(title, not_available("The path Sankey", ["variants"]))
+        return section(title, not_available("The path Sankey", ctx.wh.missing("variants")))
     df = ctx.wh.df("select stages, journeys, share from variants order by journeys desc limit ?",
                    [SANKEY_VARIANTS])
     if df.empty:
@@ -246,8 +246,8 @@ def _conformance(ctx: Context, page: Page) -> Safe:
     title = "Do journeys follow the designed journey map?"
     wh = ctx.wh
     if not wh.has("conformance_overall"):
-        return section(title, not_available("Conformance", ["conformance_overall",
-                                                             "conformance_deviations"]))
+        return section(title, not_available("Conformance", ctx.wh.missing("conformance_overall",
+                                                             "conformance_deviations")))
     parts: list[Safe] = []
     overall = wh.df("select * from conformance_overall")
     if not overall.empty:
@@ -283,7 +283,8 @@ def _conformance(ctx: Context, page: Page) -> Safe:
             parts.append(to_div(fig, ctx.div_id(SLUG, "deviations")))
             page.figures += 1
     else:
-        parts.append(not_available("Deviations per stage", ["conformance_deviations"]))
+        parts.append(not_available(
+            "Deviations per stage", ctx.wh.missing("conformance_deviations")))
     if wh.has("dropoff_points"):
         drop = wh.df("select stage, journeys, share from dropoff_points")
         if not drop.empty:

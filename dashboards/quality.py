@@ -36,7 +36,7 @@ def _freshness(ctx: Context) -> Safe:
     title = "How fresh is each source?"
     wh = ctx.wh
     if not wh.has("source_summary"):
-        return section(title, not_available("Freshness", ["source_summary"]))
+        return section(title, not_available("Freshness", ctx.wh.missing("source_summary")))
     df = wh.df("select * from source_summary where events > 0 order by source")
     rows = []
     for r in df.itertuples(index=False):
@@ -65,7 +65,8 @@ def _loads(ctx: Context, page: Page) -> Safe:
     title = "Did every day load completely?"
     wh = ctx.wh
     if not wh.has("ingest_reconciliation"):
-        return section(title, not_available("Load reconciliation", ["ingest_reconciliation"]))
+        return section(title, not_available(
+            "Load reconciliation", ctx.wh.missing("ingest_reconciliation")))
     df = wh.df("select * from ingest_reconciliation order by source, partition_date")
     if df.empty:
         return section(title, paragraph("Nothing loaded yet."))
@@ -100,7 +101,7 @@ def _loads(ctx: Context, page: Page) -> Safe:
     summary = (table(["source", "rows read", "loaded", "quarantined", "quarantined share",
                       "duplicates", "clock skew corrected"], rows, numeric=range(1, 7))
                if wh.has("source_summary")
-               else not_available("The totals per source", ["source_summary"]))
+               else not_available("The totals per source", ctx.wh.missing("source_summary")))
     return section(title, to_div(fig, ctx.div_id(SLUG, "loads")), summary,
                    lead="Every row read is either loaded, quarantined (rejected) or set aside "
                         "as a duplicate.")
@@ -110,7 +111,7 @@ def _reasons(ctx: Context, page: Page) -> Safe:
     title = "Why were rows rejected?"
     wh = ctx.wh
     if not wh.has("quarantine"):
-        return section(title, not_available("Quarantine reasons", ["quarantine"]))
+        return section(title, not_available("Quarantine reasons", ctx.wh.missing("quarantine")))
     # A duplicate's reason names the row it repeats; count duplicates as one reason.
     df = wh.df(
         "select source, kind, case when kind = 'duplicate' then ? else reason end as reason, "

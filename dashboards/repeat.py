@@ -45,14 +45,15 @@ def _rating_color(value: object) -> str:
 def _repeat_rate(ctx: Context, page: Page) -> Safe:
     title = "Do customers buy again, and does a bad first visit stop them?"
     if not ctx.wh.has("repeat_purchase"):
-        return section(title, not_available("Repeat rates", ["repeat_purchase"]))
+        return section(title, not_available("Repeat rates", ctx.wh.missing("repeat_purchase")))
     df = ctx.wh.df("select * from repeat_purchase order by group_name, group_value, horizon_days")
     if df.empty:
         return section(title, paragraph("No purchases yet."))
     observed = df[df["eligible"].fillna(0) > 0]
     if observed.empty:
         if not ctx.wh.has("repeat_so_far"):
-            return section(title, not_available("Repeat purchase so far", ["repeat_so_far"]))
+            return section(title, not_available(
+                "Repeat purchase so far", ctx.wh.missing("repeat_so_far")))
         return _repeat_so_far(ctx, page, int(df["horizon_days"].min()), title)
     parts: list[Safe] = []
     overall = observed[observed["group_name"] == "all"]
@@ -183,7 +184,7 @@ def _timing(ctx: Context, page: Page) -> Safe:
             parts.append(to_div(fig, ctx.div_id(SLUG, "time-to-second")))
             page.figures += 1
     else:
-        parts.append(not_available("Time to second purchase", ["repeat_gaps"]))
+        parts.append(not_available("Time to second purchase", ctx.wh.missing("repeat_gaps")))
     if wh.has("purchase_frequency"):
         freq = wh.df("select purchases, customers, share from purchase_frequency "
                      "order by purchases")
@@ -202,7 +203,7 @@ def _timing(ctx: Context, page: Page) -> Safe:
             parts.append(to_div(fig, ctx.div_id(SLUG, "frequency")))
             page.figures += 1
     else:
-        parts.append(not_available("Purchases per customer", ["purchase_frequency"]))
+        parts.append(not_available("Purchases per customer", ctx.wh.missing("purchase_frequency")))
     return section(title, Safe('<div class="grid2">'), *parts, Safe("</div>"),
                    lead="Recent first-time buyers have had little time to come back, so long "
                         "gaps are under-represented at the end of the data.")
@@ -272,7 +273,8 @@ def _period_type(ctx: Context, table: str, start_col: str) -> str | None:
 def _cohorts(ctx: Context, page: Page) -> Safe:
     title = "Do cohorts of new buyers keep buying?"
     if not ctx.wh.has("retention_cohorts"):
-        return section(title, not_available("Cohort retention", ["retention_cohorts"]))
+        return section(title, not_available(
+            "Cohort retention", ctx.wh.missing("retention_cohorts")))
     period_type = _period_type(ctx, "retention_cohorts", "cohort_start")
     if period_type is None:
         return section(title, paragraph("No purchase cohorts yet."))
@@ -295,7 +297,7 @@ def _cohorts(ctx: Context, page: Page) -> Safe:
 def _lifecycle(ctx: Context, page: Page) -> Safe:
     title = "Is the customer base growing? New, returning, resurrecting and dormant buyers"
     if not ctx.wh.has("lifecycle"):
-        return section(title, not_available("Lifecycle", ["lifecycle"]))
+        return section(title, not_available("Lifecycle", ctx.wh.missing("lifecycle")))
     period_type = _period_type(ctx, "lifecycle", "period_start")
     if period_type is None:
         return section(title, paragraph("No purchases yet."))

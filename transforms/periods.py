@@ -45,7 +45,8 @@ def build_period_figures(con: duckdb.DuckDBPyConnection,
     no_purchases = not table_columns(con, "purchases")
     if no_purchases:
         con.execute("create or replace temp table purchases (customer_id VARCHAR, "
-                    "order_id VARCHAR, purchase_date DATE, purchase_number BIGINT)")
+                    "order_id VARCHAR, purchase_date DATE, purchase_number BIGINT, "
+                    "amount DECIMAL(18,2))")
     con.execute(sql_file("period_figures"), {
         "period_days": int(settings["period_days"]),
         "data_start": settings.get("data_start"),

@@ -102,8 +102,13 @@ def missing_inputs(con: duckdb.DuckDBPyConnection, *, columns: tuple[str, ...] =
     if cols:
         parts.append("the events have no " + ", ".join(cols) + " column" +
                      ("s" if len(cols) > 1 else ""))
-    if tabs:
-        parts.append("no " + ", ".join(tabs) + " table" + ("s" if len(tabs) > 1 else ""))
+    skipped = dict(con.execute(f"select table_name, reason from {SKIPPED_TABLE}").fetchall()
+                   ) if tabs and table_columns(con, SKIPPED_TABLE) else {}
+    # a table left out for lack of data passes its reason on to what reads it
+    parts.extend(dict.fromkeys(skipped[t] for t in tabs if t in skipped))
+    rest = [t for t in tabs if t not in skipped]
+    if rest:
+        parts.append("no " + ", ".join(rest) + " table" + ("s" if len(rest) > 1 else ""))
     return "; ".join(parts) or None
 
 

@@ -1,8 +1,9 @@
 """Write a small Segment-style export (track calls as JSON lines) to examples/segment/export.jsonl.
 
-60 visitors browse a shop under an anonymous id; two in three log in on their last call, which
-then carries their user id too (how Segment's analytics.js sends a track after identify). Each
-views a product; some add it to the cart; some complete the order.
+60 visitors browse a shop under an anonymous id; two in three log in before their last step: an
+`identify` call links the anonymous id to the user id, and the calls after it carry both (as
+Segment's analytics.js sends them). Each views a product; some add it to the cart; some
+complete the order.
 
     python examples/segment/make_export.py
 """
@@ -26,11 +27,17 @@ def export_calls(visitors: int = 60) -> list[dict]:
         start = t0 + dt.timedelta(hours=i * 5)
         steps = STEPS[:1 + i % 3]
         for k, name in enumerate(steps):
+            at = start + dt.timedelta(minutes=10 * k)
+            last = k == len(steps) - 1
+            if last and user:  # logs in a minute before the last step
+                calls.append({"messageId": f"m{len(calls) + 1}", "type": "identify",
+                              "anonymousId": anon, "userId": user,
+                              "timestamp": (at - dt.timedelta(minutes=1)).isoformat() + "Z",
+                              "traits": {"plan": "free"}, "context": {"os": {"name": "iOS"}}})
             call = {"messageId": f"m{len(calls) + 1}", "type": "track", "event": name,
-                    "anonymousId": anon,
-                    "timestamp": (start + dt.timedelta(minutes=10 * k)).isoformat() + "Z",
+                    "anonymousId": anon, "timestamp": at.isoformat() + "Z",
                     "properties": {"sku": f"s{i % 4}"}, "context": {"os": {"name": "iOS"}}}
-            if k == len(steps) - 1 and user:
+            if last and user:
                 call["userId"] = user
             calls.append(call)
     return calls

@@ -91,6 +91,8 @@ def test_headline_numbers_worked_out_by_hand(site: Path) -> None:
     assert "New customers 1 -50.0% vs previous period (2)" in text
     # Purchases: b03 (c01's 3rd), b12 (c11) vs b13 (c05's 2nd), b14, b15 (b16 refunded).
     assert "Purchases 2 -33.3% vs previous period (3)" in text
+    # Revenue: every booking costs 40 EUR: 2 x 40 vs 3 x 40
+    assert "Revenue 80.00 EUR -33.3% vs previous period (120)" in text
     # Complete cohorts: entry day + 1 day + 14 days <= 30 Apr 12:00, so the latest is 15 Apr
     # (c06). 9–15 Apr: c07 converts, c06 does not, 1 / 2; 2–8 Apr: c10 of c08, c09, c10, 1 / 3.
     assert ("Overall conversion 50.0% +16.7 pp vs previous period (33.3%) 2 journeys "
@@ -335,3 +337,16 @@ def test_every_registered_page_names_its_renderer_and_slug() -> None:
         module = importlib.import_module(spec.module)
         assert callable(module.render), spec.module
         assert module.SLUG == spec.slug, spec.module
+
+
+def test_a_part_the_data_cannot_give_says_why_instead_of_run_again() -> None:
+    from dashboards.data import MissingTables
+    from dashboards.layout import not_available
+
+    skipped = MissingTables(["booking_funnel"])
+    skipped.reasons = {"booking_funnel": "the events have no booking_id column"}
+    assert str(not_available("The booking payment funnel", skipped)) == (
+        '<div class="note missing"><strong>Not measured:</strong> The booking payment funnel '
+        "needs what this data does not have (the events have no booking_id column).</div>")
+    assert "Run <code>journeys run</code> first" in str(
+        not_available("The booking payment funnel", MissingTables(["booking_funnel"])))

@@ -132,13 +132,16 @@ def _segment_example(root: Path) -> list[dict]:
 def test_a_clickstream_alone_gives_journeys_and_funnels(tmp_path: Path) -> None:
     calls = _segment_example(tmp_path)
     # who is who, from the export alone: an anonymous id belongs to the user id it is first
-    # seen with; otherwise the person is the anonymous id
+    # seen with (the identify call); otherwise the person is the anonymous id
     owner = {}
     for c in calls:
         if c.get("userId"):
             owner.setdefault(c["anonymousId"], c["userId"])
+    assert any(c["type"] == "identify" for c in calls)
     people: dict[str, list[tuple[dt.datetime, str]]] = {}
     for c in calls:
+        if c["type"] != "track":
+            continue  # identify calls are events too, but no stage's
         who = c.get("userId") or owner.get(c["anonymousId"], "anon:" + c["anonymousId"])
         ts = dt.datetime.fromisoformat(c["timestamp"].replace("Z", ""))
         people.setdefault(who, []).append((ts, c["event"]))
@@ -154,5 +157,9 @@ def test_a_clickstream_alone_gives_journeys_and_funnels(tmp_path: Path) -> None:
         "select entered from funnel_steps order by stage_index").fetchall()] == reached
     assert con.execute("select count(distinct customer_id) from events").fetchone()[0] == len(
         people)
+    # the anonymous views before login are the user's: stitched through the identify call
+    assert con.execute("select count(*) from events where customer_id = 'user-2' and "
+                       "event_name = 'Product Viewed' and anonymous_id = 'anon-2'"
+                       ).fetchone()[0] == 1
     assert con.execute("select count(*) from journeys where is_identified").fetchone()[0] == sum(
         1 for p in people if not p.startswith("anon:"))

@@ -26,7 +26,7 @@ def con() -> duckdb.DuckDBPyConnection:
     c.execute("create table journeys (customer_id varchar, entry_date date, "
               "customer_type varchar)")
     c.execute("create table purchases (customer_id varchar, order_id varchar, "
-              "purchase_date date, purchase_number bigint)")
+              "purchase_date date, purchase_number bigint, amount decimal(18, 2))")
     c.execute("create table funnel_cohorts (cohort_date date, stage_index integer, "
               "stage varchar, entered bigint, complete boolean)")
     yield c
@@ -47,11 +47,11 @@ def _fill(con: duckdb.DuckDBPyConnection) -> None:
         ("r1", D(2024, 1, 9), "returning"),  # not new
         ("n3", D(2024, 1, 6), "new"), ("n4", D(2024, 1, 4), "new"),  # 4 Jan: before both
     ])
-    con.executemany("insert into purchases values (?, ?, ?, ?)", [
-        ("a", "b1", D(2024, 1, 8), 1), ("a", "b2", D(2024, 1, 9), 2),  # a: 2 purchases, 2nd
-        ("b", "b3", D(2024, 1, 10), 3),                                 # b: a 3rd purchase
-        ("c", "b4", D(2024, 1, 10), 1),
-        ("d", "b5", D(2024, 1, 5), 1), ("e", "b6", D(2024, 1, 7), 1),
+    con.executemany("insert into purchases values (?, ?, ?, ?, ?)", [
+        ("a", "b1", D(2024, 1, 8), 1, 10), ("a", "b2", D(2024, 1, 9), 2, 20),  # a: 2nd
+        ("b", "b3", D(2024, 1, 10), 3, 5),                                     # b: a 3rd
+        ("c", "b4", D(2024, 1, 10), 1, 5.5),
+        ("d", "b5", D(2024, 1, 5), 1, 8), ("e", "b6", D(2024, 1, 7), 1, 2),
     ])
     # complete cohorts up to 6 Jan, the latest whose window is over; 7 Jan is still open
     _cohort(con, D(2024, 1, 1), [10, 8, 4, 1])
@@ -75,7 +75,7 @@ def _figures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
 
 def test_period_figures_worked_by_hand(con: duckdb.DuckDBPyConnection) -> None:
     _fill(con)
-    assert build_period_figures(con, SETTINGS) == 8  # one row per figure
+    assert build_period_figures(con, SETTINGS) == 9  # one row per figure
     f = _figures(con)
     data_days = (D(2024, 1, 8), D(2024, 1, 10), D(2024, 1, 5), D(2024, 1, 7))
     # new customers: n1, n2 vs n3
@@ -85,6 +85,8 @@ def test_period_figures_worked_by_hand(con: duckdb.DuckDBPyConnection) -> None:
     assert f["purchasers"][:4] == (3, 2, 1, 0.5)
     assert f["repeat_purchasers"][:4] == (2, 0, 2, None)  # relative to nothing: undefined
     assert f["repeat_rate"][:4] == (pytest.approx(2 / 3), 0.0, pytest.approx(2 / 3), None)
+    # revenue 10 + 20 + 5 + 5.5 = 40.5 vs 8 + 2 = 10: +30.5, +305 %
+    assert f["revenue"][:4] == (40.5, 10.0, 30.5, pytest.approx(3.05))
     # conversion: the 3 entry days up to the latest complete cohort (6 Jan): 4–6 Jan, cohorts
     # 4 and 6 Jan: (5 + 3) / (20 + 10); before: 1–3 Jan, (4 + 2) / (10 + 10)
     cohort_days = (D(2024, 1, 4), D(2024, 1, 6), D(2024, 1, 1), D(2024, 1, 3))

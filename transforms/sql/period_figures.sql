@@ -13,7 +13,8 @@
 -- returning segment is 'new') entering in the period; purchases =
 -- rows of `purchases` on a purchase_date in the period, purchasers = their distinct customers,
 -- repeat_purchasers = distinct customers with a purchase_number >= 2 among them, repeat_rate =
--- repeat_rate(repeat_purchasers, purchasers); conversion_journeys = complete-cohort journeys
+-- repeat_rate(repeat_purchasers, purchasers); revenue = the sum of those purchases' amounts
+-- (NULL without amounts; kind `amount`, in the run's currency); conversion_journeys = complete-cohort journeys
 -- entering the first stage, converted_journeys = those reaching the conversion stage,
 -- conversion = overall_conversion(converted_journeys, conversion_journeys).
 -- change = current - previous (for a rate: a difference of shares); relative_change =
@@ -58,7 +59,8 @@ purchase_counts as (
            count(pu.order_id) as purchases,
            count(distinct pu.customer_id) as purchasers,
            count(distinct pu.customer_id) filter (where pu.purchase_number >= 2)
-               as repeat_purchasers
+               as repeat_purchasers,
+           sum(pu.amount) as revenue
     from periods p
     left join purchases pu on pu.purchase_date between p.start_date and p.end_date
     where p.basis = 'data'
@@ -91,6 +93,8 @@ figures as (
     union all
     select 'repeat_rate', 'rate', 'data', period, repeat_rate(repeat_purchasers, purchasers)
     from purchase_counts
+    union all
+    select 'revenue', 'amount', 'data', period, cast(revenue as double) from purchase_counts
     union all
     select 'conversion_journeys', 'count', 'cohorts', period, conversion_journeys
     from cohort_counts
@@ -138,7 +142,8 @@ final as (
         -- values
         current_value, previous_value,
         current_value - previous_value as change,
-        case when kind = 'count' then (current_value - previous_value) / nullif(previous_value, 0)
+        case when kind in ('count', 'amount')
+             then (current_value - previous_value) / nullif(previous_value, 0)
         end as relative_change
     from paired
 )
