@@ -20,17 +20,26 @@ REPO = Path(__file__).resolve().parents[1]
 JOURNEYS = Path(sys.executable).parent / "journeys"
 
 
-def measure(args: list[str], log: Path) -> tuple[float, float, int]:
-    """Run a command; (wall seconds, peak RSS in MiB, exit code)."""
+def measure_cpu(args: list[str], log: Path, env: dict[str, str] | None = None
+                ) -> tuple[float, float, float, int]:
+    """Run a command; (wall seconds, CPU seconds of its process tree, peak RSS in MiB, exit
+    code)."""
     started = time.monotonic()
     with log.open("w") as out:
         pid = os.fork()
         if pid == 0:
             os.dup2(out.fileno(), 1)
             os.dup2(out.fileno(), 2)
-            os.execv(args[0], args)
+            os.execve(args[0], args, {**os.environ, **(env or {})})
         _, status, usage = os.wait4(pid, 0)
-    return time.monotonic() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    return (time.monotonic() - started, usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+
+
+def measure(args: list[str], log: Path) -> tuple[float, float, int]:
+    """Run a command; (wall seconds, peak RSS in MiB, exit code)."""
+    wall, _, rss, code = measure_cpu(args, log)
+    return wall, rss, code
 
 
 def main() -> int:

@@ -8,6 +8,7 @@ starts in its own process (pipelines/definitions.py), which has no other way to 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +25,14 @@ run_queue:
   max_concurrent_runs: 1
 telemetry:
   enabled: false
+# One event-log database for all runs: a run over years of daily partitions records thousands
+# of events, and the default (one SQLite file per run, a connection per event) makes that
+# bookkeeping cost more than the load itself (1,452 days of a 21k-event log: 62 s -> 26 s).
+event_log_storage:
+  module: dagster._core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir: {history}
 """
 
 
@@ -38,6 +47,7 @@ def dagster_home(cfg: ProjectConfig) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     yaml_path = home / "dagster.yaml"
     if not yaml_path.exists():
-        yaml_path.write_text(DAGSTER_YAML)
+        # a JSON string is a YAML string: any folder name stays one value
+        yaml_path.write_text(DAGSTER_YAML.format(history=json.dumps(str(home / "history"))))
     os.environ["DAGSTER_HOME"] = str(home)
     return home
