@@ -3,8 +3,9 @@
 
     .venv/bin/python bench/bench_history.py --rows 135000 --days 548 [--workdir DIR]
 
-Writes one tab-separated orders file (no date in its name, YYYYMMDD dates), a one-source config
-and a Purchase -> Repeat journey map, runs the whole pipeline in its own process and prints
+Writes one tab-separated orders file (no date in its name, YYYYMMDD dates) with the orders
+example's generator and config (examples/orders), runs the whole pipeline in its own process and
+prints
 wall seconds, CPU seconds and peak resident memory, and the raw step's own time from the run's
 progress lines.
 """
@@ -12,46 +13,21 @@ progress lines.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import random
+import importlib.util
 import re
 import tempfile
 from pathlib import Path
 
 from bench_pipeline import JOURNEYS, measure_cpu
 
-CONFIG = """\
-warehouse: warehouse/journeys.duckdb
-journey_map: journey_map.yaml
-output_dir: output
-currency: EUR
-events:
-  columns: {order_id: string, amount: decimal}
-sources:
-  orders:
-    path: history.tsv
-    format: tsv
-    columns: {order_id: order_id, customer: customer, date: date, amount: amount}
-    types: {date: timestamp, amount: decimal}
-    time_format: "%Y%m%d"
-    required: [order_id, customer, date]
-    event_time: date
-    id_columns: [order_id]
-    event:
-      event_name: {default: order_placed}
-      customer: customer
-      columns: {order_id: order_id, amount: amount}
-"""
-MAP = """\
-version: 1
-conversion_window: 30d
-conversion_stage: Purchase
-stages:
-  - {name: Purchase, rules: [{source: orders}]}
-  - {name: Repeat, rules: [{repeat_of: Purchase, distinct_by: order_id}]}
-purchase: {event: {source: orders}, key: order_id}
-repeat_horizons: [30, 90, 180]
-"""
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "orders"
+
+
+def _write_orders() -> object:
+    spec = importlib.util.spec_from_file_location("make_export", EXAMPLE / "make_export.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_orders
 
 
 def main() -> int:
@@ -62,16 +38,12 @@ def main() -> int:
     args = p.parse_args()
     root = args.workdir or Path(tempfile.mkdtemp(prefix="bench_history_"))
     root.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(5)
-    start = dt.date(2023, 1, 1)
-    with (root / "history.tsv").open("w") as fh:
-        fh.write("order_id\tcustomer\tdate\tamount\n")
-        for n in range(args.rows):
-            day = start + dt.timedelta(days=rng.randrange(args.days))
-            fh.write(f"o{n}\tc{rng.randrange(args.rows // 4 + 1)}\t{day:%Y%m%d}\t"
-                     f"{rng.randint(100, 9999) / 100:.2f}\n")
-    (root / "sources.yaml").write_text(CONFIG)
-    (root / "journey_map.yaml").write_text(MAP)
+    _write_orders()(root / "history.tsv", args.rows, args.days)
+    # the orders example's config, its warehouse and outputs in the work folder
+    for file in ("sources.yaml", "journey_map.yaml"):
+        text = (EXAMPLE / file).read_text()
+        (root / file).write_text(text.replace("../../warehouse/orders/", "warehouse/").replace(
+            "../../output/orders", "output"))
     log = root / "run.log"
     command = [str(JOURNEYS), "run", "--config", str(root / "sources.yaml")]
     wall, cpu, rss, code = measure_cpu(command, log,

@@ -24,41 +24,13 @@ from tests.e2e.conftest import journeys
 
 pytestmark = pytest.mark.slow
 
-ORDERS_CONFIG = """\
-warehouse: warehouse/journeys.duckdb
-journey_map: journey_map.yaml
-output_dir: output
-currency: USD
-events:
-  columns: {order_id: string, amount: decimal}
-sources:
-  orders:
-    path: history.tsv
-    format: tsv
-    columns: {order_id: order_id, customer: customer, date: date, amount: amount}
-    types: {date: timestamp, amount: decimal}
-    time_format: "%Y%m%d"
-    required: [order_id, customer, date]
-    event_time: date
-    id_columns: [order_id]
-    event:
-      event_name: {default: order_placed}
-      customer: customer
-      columns: {order_id: order_id, amount: amount}
-"""
-
-ORDERS_MAP = """\
-version: 1
-conversion_window: 30d
-conversion_stage: Purchase
-stages:
-  - name: Purchase
-    rules: [{source: orders}]
-  - name: Repeat
-    rules: [{repeat_of: Purchase, distinct_by: order_id}]
-purchase: {event: {source: orders}, key: order_id}
-repeat_horizons: [30, 90, 180]
-"""
+def _example(name: str, root: Path) -> None:
+    """examples/<name>'s config copied to `root`, its warehouse and outputs inside `root`."""
+    for file in ("sources.yaml", "journey_map.yaml"):
+        text = (REPO / "examples" / name / file).read_text()
+        text = text.replace(f"../../warehouse/{name}/", "warehouse/").replace(
+            f"../../output/{name}", "output")
+        (root / file).write_text(text)
 
 
 def _run(root: Path) -> duckdb.DuckDBPyConnection:
@@ -82,8 +54,7 @@ def test_an_orders_table_alone_gives_purchases_repeat_and_revenue(tmp_path: Path
             day += dt.timedelta(days=rng.randint(1, 90))
     lines.append("bad\tc1\t1997-13-45\t1.00")  # not a %Y%m%d date: quarantined
     (tmp_path / "history.tsv").write_text("\n".join(lines) + "\n")
-    (tmp_path / "sources.yaml").write_text(ORDERS_CONFIG)
-    (tmp_path / "journey_map.yaml").write_text(ORDERS_MAP)
+    _example("orders", tmp_path)
 
     con = _run(tmp_path)
     per_customer: dict[str, int] = {}
@@ -114,18 +85,14 @@ def test_an_orders_table_alone_gives_purchases_repeat_and_revenue(tmp_path: Path
 
 
 def _segment_example(root: Path) -> list[dict]:
-    """examples/segment copied to `root` (warehouse and outputs inside it); its calls."""
+    """examples/segment copied to `root` with the export its script writes; its calls."""
     spec = importlib.util.spec_from_file_location(
         "make_export", REPO / "examples" / "segment" / "make_export.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     calls = module.export_calls()
     (root / "export.jsonl").write_text("".join(json.dumps(c) + "\n" for c in calls))
-    for name in ("sources.yaml", "journey_map.yaml"):
-        text = (REPO / "examples" / "segment" / name).read_text()
-        text = text.replace("../../warehouse/segment/", "warehouse/").replace(
-            "../../output/segment", "output")
-        (root / name).write_text(text)
+    _example("segment", root)
     return calls
 
 
