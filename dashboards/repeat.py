@@ -105,7 +105,8 @@ def _repeat_rate(ctx: Context, page: Page) -> Safe:
     return section(title, insight or Safe(""), Safe('<div class="grid2">'), *parts,
                    Safe("</div>"),
                    lead="Rates count only buyers observed for the whole horizon after their "
-                        "first purchase; a purchase is a paid booking that was not refunded."
+                        "first purchase; a purchase is an order paid and not cancelled "
+                        "(the journey map's purchase)."
                         + _low_rating_sentence(ctx))
 
 
