@@ -62,6 +62,7 @@ from dataclasses import asdict, dataclass
 import duckdb
 import numpy as np
 
+from transforms.errors import UserError
 from transforms.sqlutil import ident, literal
 
 UNKNOWN = "(unknown)"
@@ -71,6 +72,7 @@ MIN_ATTEMPTS = 20
 MIN_SHARE = 0.005
 MIN_EXPECTED = 5.0
 MAX_WINDOWS = 3
+_ATTEMPT_COLUMNS = ("from_step", "to_step", "day", "success", "complete")
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,12 @@ class Finding:
         verb = "fell" if self.lost > 0 else "rose"
         lost = (f"{self.lost:.0f} customers lost" if self.lost > 0
                 else f"{-self.lost:.0f} customers gained")
+        when = (f"on {self.start}" if self.days == 1
+                else f"from {self.start} to {self.end} ({self.days} days")
+        when += f"{' (' if self.days == 1 else ', '}n = {self.n})"
         return (f"{self.from_step} -> {self.to_step}{where}: conversion {verb} to "
-                f"{self.rate:.1%} from {self.start} to {self.end} ({self.days} days, "
-                f"n = {self.n}) against {self.baseline_rate:.1%} on the other days; {lost} "
-                f"(adjusted p = {self.p_adjusted:.2g})")
+                f"{self.rate:.1%} {when} against {self.baseline_rate:.1%} on the other days; "
+                f"{lost} (adjusted p = {self.p_adjusted:.2g})")
 
 
 # --------------------------------------------------------------------------- attempts builders
@@ -144,6 +148,10 @@ def transition_attempts(
         raise ValueError(f"from_step must be 1..{len(step_names) - 1}, got {from_step}")
     if day not in ("from_step", "entry"):
         raise ValueError("day must be 'from_step' or 'entry'")
+    taken = [c for c in [breakdown_as, *segments] if c in _ATTEMPT_COLUMNS]
+    if taken:
+        raise UserError(f"cannot use {taken[0]!r} as a segment: the attempts already have a "
+                        f"column of that name ({', '.join(_ATTEMPT_COLUMNS)}); rename it")
     day_col = f"step_{k}_ts" if day == "from_step" else "entry_ts"
     cols = [f"{literal(str(step_names[k - 1]))} as from_step",
             f"{literal(str(step_names[k]))} as to_step",

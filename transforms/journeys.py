@@ -10,10 +10,12 @@ REPLACE. Grains and columns are in docs/TABLES.md. The rules:
   `latest`, window = `conversion_window`) runs over the *required* stages, actor = customer;
   the journey is the attempt that got furthest (first on a tie), entry = its first-stage event.
 - **Optional stages.** An optional stage is *observed* when the customer has an event of it at
-  or after the previous required stage was reached, within the window and not after the next
-  required stage was reached; it counts as *reached* when observed or when the next required
-  stage was reached (then it was skipped: `observed = false`, listed in `skipped_stages`, no
-  timestamp, left out of time-to-convert figures). So counts never increase along the stages.
+  or after the previous stage observed (the previous required stage, or an optional stage
+  before it between the same two required stages), within the window and not after the next
+  required stage was reached; it counts as *reached* when observed or when a later stage was
+  reached (then it was skipped: `observed = false`, listed in `skipped_stages`, no timestamp,
+  left out of time-to-convert figures). So counts never increase along the stages, and times
+  between stages are never negative.
 - **Segments** take the first non-null value from the journey's entry on (entry event first)
   within its window; `new_vs_returning`: `returning` if the customer purchased before entry or
   has no `new_when` event up to the journey's window end (a user from before the data), else
@@ -81,6 +83,7 @@ def _build_journey_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end:
     required = jmap.required_stages
     p = Params()
     req_pos = {s.index: k for k, s in enumerate(required, start=1)}
+    _observe_optional_stages(con, jmap, req_pos)
     parts = []
     for st in jmap.stages:
         name = p.add(st.name)
@@ -93,22 +96,21 @@ def _build_journey_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end:
                 f"from _journey_actors where r{k} is not null"
             )
             continue
-        prev_k = max((k for i, k in req_pos.items() if i < st.index), default=1)
         next_k = min((k for i, k in req_pos.items() if i > st.index), default=None)
-        upper = (f"and se.event_ts <= coalesce(a.r{next_k}, a.window_end_ts)" if next_k
-                 else "")
-        implied = f"a.r{next_k} is not null" if next_k else "false"
+        # reached when observed, or when a later stage of the same gap or the next required
+        # stage was reached (then it was skipped): counts never rise along the stages
+        later = [f"o.ts_{s.index} is not null" for s in jmap.stages
+                 if s.optional and s.index > st.index
+                 and _gap(s.index, req_pos) == _gap(st.index, req_pos)]
+        if next_k:
+            later.append(f"a.r{next_k} is not null")
+        implied = " or ".join(later) or "false"
         parts.append(
-            f"""select a.customer_id, {name} as stage, {st.index} as stage_index, {opt} as
-                   optional, min(se.event_ts) as reached_ts,
-                   min(se.event_ts) is not null as observed
-            from _journey_actors a
-            left join stage_events se
-              on se.customer_id = a.customer_id and se.stage_index = {st.index}
-             and se.event_ts >= a.r{prev_k} and se.event_ts <= a.window_end_ts {upper}
-            where a.r{prev_k} is not null
-            group by a.customer_id
-            having min(se.event_ts) is not null or bool_or({implied})"""
+            f"""select o.customer_id, {name} as stage, {st.index} as stage_index, {opt} as
+                   optional, o.ts_{st.index} as reached_ts,
+                   o.ts_{st.index} is not null as observed
+            from _optional_seen o join _journey_actors a using (customer_id)
+            where o.ts_{st.index} is not null or {implied}"""
         )
     con.execute(
         f"""
@@ -127,6 +129,43 @@ def _build_journey_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end:
         """,
         {**p.values, "data_end": end},
     )
+    con.execute("drop table if exists _optional_seen")
+
+
+def _gap(index: int, req_pos: dict[int, int]) -> int:
+    """The required stage (its position k) after which an optional stage lies."""
+    return max((k for i, k in req_pos.items() if i < index), default=1)
+
+
+def _observe_optional_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                             req_pos: dict[int, int]) -> None:
+    """`_optional_seen`: per journey, when each optional stage was observed (`ts_<index>`,
+    NULL when not). Optional stages between two required stages are observed in their order:
+    each at or after the previous one observed in the gap (else the previous required stage),
+    not after the next required stage was reached, within the window."""
+    optional = [s for s in jmap.stages if s.optional]
+    con.execute("create or replace temp table _optional_seen as "
+                "select customer_id from _journey_actors")
+    bound: dict[int, str] = {}  # gap -> SQL of the lower bound so far
+    for st in optional:
+        gap = _gap(st.index, req_pos)
+        next_k = min((k for i, k in req_pos.items() if i > st.index), default=None)
+        lower = bound.get(gap, f"a.r{gap}")
+        upper = f"and se.event_ts <= coalesce(a.r{next_k}, a.window_end_ts)" if next_k else ""
+        con.execute(f"""
+            create or replace temp table _optional_seen as
+            select o.*, x.ts as ts_{st.index}
+            from _optional_seen o
+            left join (
+                select a.customer_id, min(se.event_ts) as ts
+                from _journey_actors a join _optional_seen o using (customer_id)
+                join stage_events se
+                  on se.customer_id = a.customer_id and se.stage_index = {st.index}
+                 and se.event_ts >= {lower} and se.event_ts <= a.window_end_ts {upper}
+                where a.r{gap} is not null
+                group by a.customer_id
+            ) x using (customer_id)""")
+        bound[gap] = f"coalesce(o.ts_{st.index}, {lower})"
 
 
 def _build_journeys_table(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end: object) -> None:

@@ -18,6 +18,11 @@ error), and is part of the event name otherwise (`page:home` is the event "page:
 a name that ends in ':<digits>' whole, add a lone ':' (`level:2:` is the event "level:2" with no
 window; `level:2:1h` the same event with a 1 h window). `--hold COL` keeps COL constant across
 the steps of an attempt (e.g. booking_id); rows where COL is empty take no part.
+
+`--find-changes` prints, instead of the counts, the windows of days where a step's conversion
+departed from its baseline, overall and per --by value (transforms/findings.py); JSON
+{"findings": [{"from_step", "to_step", "segment": {"column", "value"} | null, "start", "end",
+"rate", "baseline_rate", "n", "lost", "p_adjusted"}, ...]}, ranked by customers lost.
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="last entry day (UTC), inclusive of the whole day")
     p.add_argument("--complete-only", action="store_true",
                    help="leave out actors whose window has not fully elapsed by the end of data")
+    p.add_argument("--find-changes", action="store_true",
+                   help="instead of the counts, find windows of days where a step's conversion "
+                   "departed from its baseline, overall and per --by value "
+                   "(transforms/findings.py); JSON {\"findings\": [...]}")
     p.add_argument("--format", default="table", choices=["table", "json"])
     add_reader_options(p)  # --time-format, --timezone, --delimiter, --no-header, --encoding
     p.set_defaults(func=handle)
@@ -164,6 +173,8 @@ def handle(args: argparse.Namespace) -> int:
         con.execute("SET enable_progress_bar = false")  # stdout/stderr carry only the result
         create_macros(con)  # the rate definitions the per-step figures use
         events = _read_events(con, args, steps)
+        if args.find_changes:
+            return _find_changes(con, args, events, steps, window, exclusions, start, end)
         result = funnel(
             con, events, steps, window_seconds=window, order=args.order,
             reentry=args.reentry, exclusions=exclusions, actor_col=args.actor_col,
@@ -181,4 +192,29 @@ def handle(args: argparse.Namespace) -> int:
         print(result.to_json())
     else:
         print(result.to_table())
+    return 0
+
+
+def _find_changes(con: object, args: argparse.Namespace, events: object, steps: list,
+                  window: float, exclusions: list, start: object, end: object) -> int:
+    """--find-changes: the findings engine over the attempts at each pair of consecutive steps
+    (day = the day the earlier step was reached; segment = the --by value)."""
+    import json
+
+    from transforms.findings import find_changes, funnel_attempts
+    from transforms.funnel import funnel_actors
+
+    actors = funnel_actors(
+        con, events, steps, window_seconds=window, order=args.order, reentry=args.reentry,
+        exclusions=exclusions, actor_col=args.actor_col, event_col=args.event_col,
+        time_col=args.time_col, breakdown=args.by, attribution=args.attribution,
+        hold=args.hold, start=start, end=end)
+    table = funnel_attempts(con, actors, [s.name for s in steps], breakdown_as=args.by)
+    findings = find_changes(con, table, segments=[args.by] if args.by else [])
+    if args.format == "json":
+        print(json.dumps({"findings": [f.to_dict() for f in findings]}))
+    elif findings:
+        print("\n".join(f.sentence() for f in findings))
+    else:
+        print("no change found")
     return 0

@@ -316,3 +316,56 @@ def test_reading_errors_name_what_exists(capsys, events, argv, message):
     code, out, err = run(capsys, "--events", events, *argv)
     assert code == 2 and out == "" and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def _incident_csv(path, seed=11, actors=3000, days=90):
+    """visit -> cart (p 0.7) -> pay (p 0.6, 0.15 on android on days 30..49)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t0 = 1767225600  # 2026-01-01T00:00:00Z
+    lines = ["actor,event,timestamp,platform"]
+    for i in range(actors):
+        d = int(rng.integers(0, days))
+        platform = ("android", "ios", "web")[int(rng.integers(0, 3))]
+        t = t0 + d * 86400 + int(rng.integers(0, 80000))
+        lines.append(f"a{i},visit,{t},{platform}")
+        if rng.random() < 0.7:
+            lines.append(f"a{i},cart,{t + 60},{platform}")
+            p = 0.15 if platform == "android" and 30 <= d <= 49 else 0.6
+            if rng.random() < p:
+                lines.append(f"a{i},pay,{t + 600},{platform}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_find_changes_json_names_the_segment_and_window(capsys, tmp_path):
+    import datetime as dt
+
+    path = _incident_csv(tmp_path / "shop.csv")
+    code, out, err = run(capsys, "--events", path, "--steps", "visit,cart,pay", "--window",
+                         "1d", "--by", "platform", "--time-format", "epoch_s",
+                         "--find-changes", "--format", "json")
+    assert code == 0 and err == ""
+    found = json.loads(out)["findings"]
+    assert len(found) == 1, found
+    f = found[0]
+    assert set(f) == {"from_step", "to_step", "segment", "start", "end", "rate",
+                      "baseline_rate", "n", "lost", "p_adjusted"}
+    assert (f["from_step"], f["to_step"]) == ("cart", "pay")
+    assert f["segment"] == {"column": "platform", "value": "android"}
+    start, end = dt.date.fromisoformat(f["start"]), dt.date.fromisoformat(f["end"])
+    assert abs((start - dt.date(2026, 1, 31)).days) <= 3
+    assert abs((end - dt.date(2026, 2, 19)).days) <= 3
+    assert f["rate"] < f["baseline_rate"] and f["lost"] > 0 and f["p_adjusted"] < 0.05
+    # table format: one sentence per finding
+    code, out, _ = run(capsys, "--events", path, "--steps", "visit,cart,pay", "--window", "1d",
+                       "--by", "platform", "--time-format", "epoch_s", "--find-changes")
+    assert code == 0 and out.count("\n") == 1 and "platform = android" in out
+    assert "customers lost" in out
+
+
+def test_find_changes_without_incident_prints_none(capsys, events):
+    code, out, _ = run(capsys, "--events", events, "--steps", "signup,pay", "--find-changes",
+                       "--format", "json")
+    assert code == 0 and json.loads(out) == {"findings": []}

@@ -304,3 +304,47 @@ def test_stage_window_counts_from_the_previous_required_stage(con, jmap, tmp_pat
     _build_all(con, jmap)
     got = dict(con.execute("select customer_id, furthest_stage from journeys").fetchall())
     assert got == {"a": "Purchase", "b": "Purchase", "c": "Purchase"}
+
+
+def test_optional_stages_in_a_row_are_observed_in_order(con, tmp_path):
+    from transforms.journey_map import load_journey_map
+
+    # Visit (required) -> Browse (optional) -> Compare (optional) -> Buy (required)
+    path = tmp_path / "map.yaml"
+    path.write_text("""
+version: 1
+conversion_window: 2d
+conversion_stage: Buy
+stages:
+  - {name: Visit, rules: [{source: clickstream, event_name: app_opened}]}
+  - {name: Browse, optional: true, rules: [{source: clickstream, event_name: service_viewed}]}
+  - {name: Compare, optional: true, rules: [{source: clickstream, event_name: reviews_read}]}
+  - {name: Buy, rules: [{source: clickstream, event_name: checkout_started}]}
+""")
+    jm = load_journey_map(path)
+    rows = [
+        # a: Compare at +1 h, Browse at +2 h. Browse is observed at +2 h; Compare must come at
+        # or after it, and its only event is earlier: not observed, and nothing after it -> a
+        # reaches Visit, Browse
+        E("a", "app_opened", T0), E("a", "reviews_read", T0 + HOUR),
+        E("a", "service_viewed", T0 + 2 * HOUR),
+        # b: only Compare (+1 h): observed; Browse is reached as skipped (a later stage was)
+        E("b", "app_opened", T0), E("b", "reviews_read", T0 + HOUR),
+        # c: Browse +1 h, Compare +2 h, Buy +3 h: all observed, in order
+        E("c", "app_opened", T0), E("c", "service_viewed", T0 + HOUR),
+        E("c", "reviews_read", T0 + 2 * HOUR), E("c", "checkout_started", T0 + 3 * HOUR),
+        E("x", "favourite_removed", T0 + 60 * DAY),  # the data end: every window closed
+    ]
+    make_events_table(con, rows)
+    _build_all(con, jm)
+    got = con.execute("select customer_id, stage, observed, seconds_from_previous "
+                      "from journey_stages order by customer_id, stage_index").fetchall()
+    assert got == [
+        ("a", "Visit", True, None), ("a", "Browse", True, 7200.0),
+        ("b", "Visit", True, None), ("b", "Browse", False, None), ("b", "Compare", True, None),
+        ("c", "Visit", True, None), ("c", "Browse", True, 3600.0), ("c", "Compare", True, 3600.0),
+        ("c", "Buy", True, 3600.0),
+    ]
+    # counts never rise along the stages: 3, 3, 2, 1
+    assert [r[0] for r in con.execute(
+        "select entered from funnel_steps order by stage_index").fetchall()] == [3, 3, 2, 1]
