@@ -20,7 +20,7 @@ from dashboards.charts import (
     to_div,
 )
 from dashboards.context import Context
-from dashboards.layout import Page, Safe, not_available, paragraph, section, table
+from dashboards.layout import Page, Safe, bullet_list, not_available, paragraph, section, table
 
 SLUG = "bottlenecks"
 # Diverging, colour-blind safe: blue = drops out less than the rest, vermillion = more.
@@ -30,12 +30,43 @@ MAX_SEGMENT_ROWS = 30
 
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Bottlenecks")
+    page.add(_what_changed(ctx))
     page.add(_transitions(ctx, page))
     page.add(_time_distribution(ctx, page))
     page.add(_segments(ctx, page))
     page.add(_payments(ctx, page))
     page.add(_anomalies(ctx, page))
     return page
+
+
+def _what_changed(ctx: Context) -> Safe:
+    """The findings table, one sentence per finding (the numbers are the table's)."""
+    title = "What changed?"
+    if not ctx.wh.has("findings"):
+        return section(title, not_available("What changed", ctx.wh.missing("findings")))
+    df = ctx.wh.df("select * from findings order by rank")
+    if df.empty:
+        return section(title, paragraph(
+            "No window of days where a transition's or the payments' rate departed from the "
+            f"rest of the days (Benjamini–Hochberg adjusted p < "
+            f"{ctx.setting('significance_level')}; days whose conversion window is still "
+            "open are not tested)."))
+    lines = []
+    for r in df.itertuples():
+        where = (f" for {r.segment_column} = {r.segment_value}"
+                 if isinstance(r.segment_column, str) else "")
+        when = (f"on {r.start_day:%d %b %Y}" if r.days == 1 else
+                f"from {r.start_day:%d %b} to {r.end_day:%d %b %Y} ({r.days} days)")
+        verb = "fell" if r.direction == "drop" else "rose"
+        who = (f"{fmt.count(abs(r.lost))} customers "
+               f"{'lost' if r.direction == 'drop' else 'gained'}")
+        lines.append(f"{r.from_step} → {r.to_step}{where}: the rate {verb} to "
+                     f"{fmt.pct(r.rate)} {when}, n = {fmt.count(r.n)}, against "
+                     f"{fmt.pct(r.baseline_rate)} on the other days; {who} "
+                     f"(adjusted p = {fmt.p_value(r.p_adjusted)}).")
+    return section(title, bullet_list(lines),
+                   lead="Windows of days where a rate departed from the rest of the days, "
+                        "ranked by customers lost.")
 
 
 def _label(df: pd.DataFrame) -> list[str]:

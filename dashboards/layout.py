@@ -51,7 +51,7 @@ PAGES: tuple[PageSpec, ...] = (
         "run_settings", "funnel_steps", "funnel_segments", "stage_metrics",
         "stage_touchpoints", "stage_pains"), "dashboards.journey_map"),
     PageSpec("bottlenecks", "Bottlenecks", (
-        "run_settings", "stage_transitions", "stage_time_distribution",
+        "run_settings", "findings", "stage_transitions", "stage_time_distribution",
         "stage_transition_segments", "booking_funnel", "payment_failure_matrix",
         "payment_failures", "daily_stage_rates"), "dashboards.bottlenecks"),
     PageSpec("paths", "Paths", (

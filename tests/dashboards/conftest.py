@@ -50,6 +50,7 @@ from transforms import (
 )
 from transforms.definitions import create_macros
 from transforms.events import build_events
+from transforms.journey_findings import build_findings
 from transforms.journey_mining import build_mining_tables
 from transforms.project import load_project
 from transforms.settings import build_run_settings, read_settings, settings_from_journey_map
@@ -206,6 +207,7 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, config: Path, *,
     periods.build_period_figures(con, settings)
     periods.build_period_funnel(con, settings)
     dashboard_tables.build_dashboard_tables(con, settings)
+    build_findings(con, jmap)
     if mining:
         build_mining_tables(con, jmap, config.parent / "output" / "models")
 

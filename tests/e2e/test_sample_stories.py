@@ -333,3 +333,17 @@ def test_most_identified_customers_browsed_anonymously_first(con, truth):
     tol = math.ceil(0.01 * identified)
     assert abs(anon_first - real["identified_with_anonymous_consideration_before_login"]) <= tol
     assert anon_first / identified > 0.5
+
+
+def test_findings_name_the_outage_day_and_nothing_else(con: duckdb.DuckDBPyConnection,
+                                                      truth: dict) -> None:
+    # the planted payment outage (ground truth) is the only window of change the findings
+    # engine reports on the sample
+    lo, hi = outage_bounds(truth)
+    rows = con.execute("select from_step, to_step, segment_column, start_day, end_day, "
+                       "rate, baseline_rate from findings order by rank").fetchall()
+    assert len(rows) == 1, rows
+    from_step, to_step, segment, start, end, rate, baseline = rows[0]
+    assert (from_step, to_step, segment) == ("payment attempt", "payment succeeded", None)
+    assert start <= lo.date() <= hi.date() <= end and (end - start).days <= 2
+    assert rate < baseline

@@ -13,6 +13,7 @@ from pipelines.defs.journeys.assets import KINDS, _spec
 from pipelines.resources import ProjectResource
 from transforms.bookings import build_booking_funnel, build_booking_outcomes, build_payment_failures
 from transforms.daily_rates import build_daily_stage_rates
+from transforms.journey_findings import build_findings
 from transforms.journey_map_tables import (
     build_stage_metrics,
     build_stage_pains,
@@ -57,6 +58,22 @@ def bookings(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     for key in ("payment_attempts", "payment_failures"):
         yield dg.MaterializeResult(asset_key=key, metadata={
             "dagster/row_count": payments[key], **skipped.get(key, {})})
+
+
+@dg.asset(group_name=GROUP, kinds=KINDS,
+          deps=[dg.AssetKey("journeys"), dg.AssetKey("journey_stages"), dg.AssetKey("events")])
+def findings(project: ProjectResource) -> dg.MaterializeResult:
+    """One row per finding: a window of days where a stage transition's or the payments' rate
+    departed from its baseline, overall or for one segment value (transforms/findings.py)."""
+    with project.connect() as con:
+        n = build_findings(con, project.journey_map)
+        top = con.execute("select from_step || ' -> ' || to_step || coalesce(' (' || "
+                          "segment_column || ' = ' || segment_value || ')', '') || ' ' || "
+                          "start_day || ' .. ' || end_day from findings order by rank limit 5"
+                          ).fetchall()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        "findings": dg.MetadataValue.md("\n".join(f"- {r[0]}" for r in top) or "none")})
 
 
 @dg.asset(group_name=GROUP, kinds=KINDS,
