@@ -28,7 +28,7 @@ import duckdb
 from transforms.funnel import funnel_actors
 from transforms.journey_map import JourneyMap
 from transforms.sqlutil import Params, sql_file
-from transforms.tables import built, count_rows, missing_inputs, role_sql, skip
+from transforms.tables import built, count_rows, role_sql, skipped_without
 
 # the booking funnel's steps in order; their labels are in transforms/sql/booking_funnel.sql
 BOOKING_STEPS = ("created", "paid", "completed")
@@ -42,9 +42,7 @@ PAYMENT_COLUMNS = ("platform", "method", "failure_reason")
 
 def build_booking_outcomes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `booking_outcomes`: one row per booking_id seen in `events`."""
-    why = missing_inputs(con, columns=BOOKING_COLUMNS, tables=())
-    if why:
-        skip(con, ["booking_outcomes"], why)
+    if skipped_without(con, ["booking_outcomes"], columns=BOOKING_COLUMNS):
         return 0
     p = Params()
     created = role_sql(jmap, "booking_created", p)
@@ -123,9 +121,7 @@ def build_booking_outcomes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
 def build_booking_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `booking_funnel`: one row per (segment x value x booking step), actor =
     booking id, from the funnel engine. Needs `booking_outcomes`."""
-    why = missing_inputs(con, columns=(), tables=("booking_outcomes",))
-    if why:
-        skip(con, ["booking_funnel"], why)
+    if skipped_without(con, ["booking_funnel"], reads=("booking_outcomes",)):
         return 0
     p = Params()
     created = role_sql(jmap, "booking_created", p)
@@ -160,9 +156,7 @@ def build_payment_failures(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> 
     outcome event; a rate over several cells is sum(failures) / sum(attempts) of
     `payment_attempts`, never one from `payment_failures`, which has no row for the cells
     without a failure."""
-    why = missing_inputs(con, columns=PAYMENT_COLUMNS, tables=())
-    if why:
-        skip(con, ["payment_attempts", "payment_failures"], why)
+    if skipped_without(con, ["payment_attempts", "payment_failures"], columns=PAYMENT_COLUMNS):
         return {"payment_attempts": 0, "payment_failures": 0}
     p = Params()
     succeeded = role_sql(jmap, "payment_succeeded", p)

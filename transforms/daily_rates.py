@@ -20,7 +20,7 @@ import duckdb
 
 from transforms.journey_map import JourneyMap
 from transforms.sqlutil import sql_file
-from transforms.tables import built, count_rows, missing_inputs, skip, table_columns
+from transforms.tables import built, count_rows, skipped_without, table_columns
 
 
 def build_daily_stage_rates(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
@@ -28,9 +28,7 @@ def build_daily_stage_rates(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
     the stage that day, how many went on to the next stage, the payment failure rate (on the
     conversion stage's row) and a robust-z anomaly flag. Needs `journey_stages`,
     `payment_attempts`."""
-    why = missing_inputs(con, tables=("journey_stages",))
-    if why:
-        skip(con, ["daily_stage_rates"], why)
+    if skipped_without(con, ["daily_stage_rates"], reads=("journey_stages",)):
         return 0
     # without payments the day's payment figures are empty (NULL), the stage rates still stand
     no_payments = not table_columns(con, "payment_attempts")

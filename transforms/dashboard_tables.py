@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import duckdb
 
 from transforms.sqlutil import Params, ident, sql_file
-from transforms.tables import count_rows, missing_inputs, skip
+from transforms.tables import count_rows, skipped_without
 
 # Payment attempts a platform x method cell needs before it can be named the worst.
 MIN_ATTEMPTS_TO_RANK = 20
@@ -44,9 +44,7 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def build_payment_failure_matrix(con: duckdb.DuckDBPyConnection,
                                  settings: Mapping[str, object]) -> int:
     """(Re)build `payment_failure_matrix` from `payment_attempts`."""
-    why = missing_inputs(con, tables=("payment_attempts",))
-    if why:
-        skip(con, ["payment_failure_matrix"], why)
+    if skipped_without(con, ["payment_failure_matrix"], reads=("payment_attempts",)):
         return 0
     threshold = settings.get("min_attempts_to_rank", MIN_ATTEMPTS_TO_RANK)
     con.execute(sql_file("payment_failure_matrix"), {"min_attempts_to_rank": threshold})
@@ -55,9 +53,7 @@ def build_payment_failure_matrix(con: duckdb.DuckDBPyConnection,
 
 def build_stage_time_distribution(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build `stage_time_distribution` from `journey_stages` and `funnel_steps`."""
-    why = missing_inputs(con, tables=("journey_stages", "funnel_steps"))
-    if why:
-        skip(con, ["stage_time_distribution"], why)
+    if skipped_without(con, ["stage_time_distribution"], reads=("journey_stages", "funnel_steps")):
         return 0
     con.execute(sql_file("stage_time_distribution"))
     return count_rows(con, "stage_time_distribution")
@@ -65,9 +61,7 @@ def build_stage_time_distribution(con: duckdb.DuckDBPyConnection) -> int:
 
 def build_repeat_so_far(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build `repeat_so_far` from `repeat_purchase`."""
-    why = missing_inputs(con, tables=("repeat_purchase",))
-    if why:
-        skip(con, ["repeat_so_far"], why)
+    if skipped_without(con, ["repeat_so_far"], reads=("repeat_purchase",)):
         return 0
     con.execute(sql_file("repeat_so_far"))
     return count_rows(con, "repeat_so_far")
@@ -75,9 +69,7 @@ def build_repeat_so_far(con: duckdb.DuckDBPyConnection) -> int:
 
 def build_repeat_gaps(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build `repeat_gaps` from `purchases`."""
-    why = missing_inputs(con, tables=("purchases",))
-    if why:
-        skip(con, ["repeat_gaps"], why)
+    if skipped_without(con, ["repeat_gaps"], reads=("purchases",)):
         return 0
     con.execute(sql_file("repeat_gaps"))
     return count_rows(con, "repeat_gaps")

@@ -33,9 +33,8 @@ from transforms.tables import (
     built,
     count_rows,
     data_end,
-    missing_inputs,
     rating_group_sql,
-    skip,
+    skipped_without,
     table_columns,
 )
 
@@ -44,9 +43,7 @@ def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> d
     """(Re)build `repeat_purchase` (one row per group x value x horizon) and
     `purchase_frequency` (one row per number of purchases). Needs `purchases`,
     `booking_outcomes`."""
-    why = missing_inputs(con, tables=("purchases",))
-    if why:
-        skip(con, ["repeat_purchase", "purchase_frequency"], why)
+    if skipped_without(con, ["repeat_purchase", "purchase_frequency"], reads=("purchases",)):
         return {"repeat_purchase": 0, "purchase_frequency": 0}
     end = data_end(con)
     horizons = ", ".join(f"({int(h)})" for h in jmap.repeat_horizons)
@@ -117,9 +114,7 @@ def build_retention(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[st
     """(Re)build `retention_cohorts` (one row per period type x cohort x period number) and
     `lifecycle` (one row per period type x period x status). Needs `purchases`."""
     del jmap
-    why = missing_inputs(con, tables=("purchases",))
-    if why:
-        skip(con, ["retention_cohorts", "lifecycle"], why)
+    if skipped_without(con, ["retention_cohorts", "lifecycle"], reads=("purchases",)):
         return {"retention_cohorts": 0, "lifecycle": 0}
     con.execute(sql_file("_purchase_periods"))
     con.execute(sql_file("_purchase_calendar"), {"data_end": data_end(con)})

@@ -125,6 +125,16 @@ def skip(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | list[str],
                     [table, reason])
 
 
+def skipped_without(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | list[str], *,
+                    columns: tuple[str, ...] = (), reads: tuple[str, ...] = ()) -> bool:
+    """Skip `tables` (with the reason) when the `events` columns or the tables they read are
+    absent; True when skipped, so the builder returns at once."""
+    why = missing_inputs(con, columns=columns, tables=reads)
+    if why:
+        skip(con, tables, why)
+    return why is not None
+
+
 def built(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] | list[str]) -> None:
     """`tables` were built: no longer listed as skipped."""
     if table_columns(con, SKIPPED_TABLE):
