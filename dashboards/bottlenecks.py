@@ -1,4 +1,5 @@
-"""Bottlenecks page: leakiest and slowest transitions, segment differences, payments, odd days."""
+"""Bottlenecks page: what changed (the findings), leakiest and slowest transitions, segment
+differences, payments."""
 
 from __future__ import annotations
 
@@ -6,67 +7,98 @@ import math
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboards import fmt
 from dashboards.charts import (
     COLORWAY,
     GREY,
     OKABE_ITO,
-    TEMPLATE,
     cell_labels,
     figure,
-    title_layout,
     to_div,
 )
 from dashboards.context import Context
-from dashboards.layout import Page, Safe, bullet_list, not_available, paragraph, section, table
+from dashboards.layout import Page, Safe, not_available, paragraph, section, table
 
 SLUG = "bottlenecks"
 # Diverging, colour-blind safe: blue = drops out less than the rest, vermillion = more.
 DIVERGING = [[0.0, OKABE_ITO["blue"]], [0.5, "#F7F7F7"], [1.0, OKABE_ITO["vermillion"]]]
 MAX_SEGMENT_ROWS = 30
+MAX_FINDING_CHARTS = 8
 
 
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Bottlenecks")
-    page.add(_what_changed(ctx))
+    page.add(_what_changed(ctx, page))
     page.add(_transitions(ctx, page))
     page.add(_time_distribution(ctx, page))
     page.add(_segments(ctx, page))
     page.add(_payments(ctx, page))
-    page.add(_anomalies(ctx, page))
     return page
 
 
-def _what_changed(ctx: Context) -> Safe:
-    """The findings table, one sentence per finding (the numbers are the table's)."""
+def _what_changed(ctx: Context, page: Page) -> Safe:
+    """The findings, one sentence each (the table's), with a small chart of the rate over the
+    days tested and the window shaded (from `finding_days`)."""
     title = "What changed?"
     if not ctx.wh.has("findings"):
         return section(title, not_available("What changed", ctx.wh.missing("findings")))
     df = ctx.wh.df("select * from findings order by rank")
     if df.empty:
         return section(title, paragraph(
-            "No window of days where a transition's or the payments' rate departed from the "
-            f"rest of the days (Benjamini–Hochberg adjusted p < "
-            f"{ctx.setting('significance_level')}; days whose conversion window is still "
-            "open are not tested)."))
-    lines = []
+            "Nothing: no window of days or hours where a transition's or the payments' rate "
+            "departed from the rest of the days, and no segment clearly worse than the rest "
+            f"(Benjamini–Hochberg adjusted p < {ctx.setting('significance_level')}; days "
+            "whose conversion window is still open are not tested)."))
+    days = (ctx.wh.df("select * from finding_days order by rank, series, day")
+            if ctx.wh.has("finding_days") else pd.DataFrame())
+    parts = []
     for r in df.itertuples():
-        where = (f" for {r.segment_column} = {r.segment_value}"
-                 if isinstance(r.segment_column, str) else "")
-        when = (f"on {r.start_day:%d %b %Y}" if r.days == 1 else
-                f"from {r.start_day:%d %b} to {r.end_day:%d %b %Y} ({r.days} days)")
-        verb = "fell" if r.direction == "drop" else "rose"
-        who = (f"{fmt.count(abs(r.lost))} customers "
-               f"{'lost' if r.direction == 'drop' else 'gained'}")
-        lines.append(f"{r.from_step} → {r.to_step}{where}: the rate {verb} to "
-                     f"{fmt.pct(r.rate)} {when}, n = {fmt.count(r.n)}, against "
-                     f"{fmt.pct(r.baseline_rate)} on the other days; {who} "
-                     f"(adjusted p = {fmt.p_value(r.p_adjusted)}).")
-    return section(title, bullet_list(lines),
-                   lead="Windows of days where a rate departed from the rest of the days, "
-                        "ranked by customers lost.")
+        parts.append(paragraph(f"{r.rank}. {r.sentence}."))
+        mine = days[days["rank"] == r.rank] if not days.empty else days
+        if r.rank <= MAX_FINDING_CHARTS and not mine.empty:
+            parts.append(to_div(_finding_chart(r, mine), ctx.div_id(SLUG, f"finding-{r.rank}")))
+            page.figures += 1
+    if len(df) > MAX_FINDING_CHARTS:
+        parts.append(paragraph(f"Charts for the first {MAX_FINDING_CHARTS} findings only.",
+                               cls="muted"))
+    return section(title, *parts,
+                   lead="Where journeys changed or are worse, ranked by customers lost: windows "
+                        "of days (or hours) where a rate departed from its other days, and "
+                        "segments whose rate is below the rest's on every day tested. "
+                        "Each chart shows the daily rate over the days tested; the shaded "
+                        "band is the window.")
+
+
+def _finding_chart(r: object, days: pd.DataFrame) -> go.Figure:
+    where = f" · {r.segment_column} = {r.segment_value}" if isinstance(
+        r.segment_column, str) else ""
+    fig = figure(f"{r.from_step} → {r.to_step}{where}: daily rate", height=240,
+                 margin=dict(t=50, b=40, l=60, r=20), showlegend=True,
+                 legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
+    group = days[days["series"] == "group"]
+    fig.add_trace(go.Scatter(
+        x=group["day"], y=group["rate"], mode="lines+markers", name="rate" if not where
+        else f"{r.segment_value}", line=dict(color=OKABE_ITO["vermillion"], width=1.5),
+        marker=dict(size=4), customdata=group["n"],
+        hovertemplate="%{x|%d %b %Y}: %{y:.1%} of %{customdata:,d}<extra></extra>"))
+    base = days[days["series"] == "baseline"]
+    if not base.empty:
+        fig.add_trace(go.Scatter(
+            x=base["day"], y=base["rate"], mode="lines", name="the rest",
+            line=dict(color=GREY, width=1.5), customdata=base["n"],
+            hovertemplate="%{x|%d %b %Y}: %{y:.1%} of %{customdata:,d}<extra></extra>"))
+    else:
+        fig.add_hline(y=r.baseline_rate, line=dict(color=GREY, dash="dash", width=1),
+                      annotation_text=f"other days {fmt.pct(r.baseline_rate)}",
+                      annotation_position="top left")
+        start = pd.Timestamp(r.start_day) - pd.Timedelta(hours=12)
+        end = pd.Timestamp(r.end_day) + pd.Timedelta(hours=12)
+        fig.add_vrect(x0=start, x1=end, fillcolor=OKABE_ITO["vermillion"], opacity=0.12,
+                      line_width=0)
+    fig.update_yaxes(tickformat=".0%", title_text="rate", rangemode="tozero")
+    fig.update_xaxes(tickformat="%d %b")
+    return fig
 
 
 def _label(df: pd.DataFrame) -> list[str]:
@@ -465,83 +497,3 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
         paragraph("Failure rate = failed / (succeeded + failed) payment attempts, all days.",
                   cls="muted"),
     ]
-
-
-# --- anomalous days --------------------------------------------------------------------------
-
-def _anomalies(ctx: Context, page: Page) -> Safe:
-    title = "Which days were unusual?"
-    if not ctx.wh.has("daily_stage_rates"):
-        return section(title, not_available("Anomalous days", ctx.wh.missing("daily_stage_rates")))
-    threshold = ctx.setting("anomaly_threshold") or fmt.NO_VALUE
-    min_entered = ctx.setting("anomaly_min_daily_entered") or fmt.NO_VALUE
-    df = ctx.wh.df("select * from daily_stage_rates order by stage_index, event_date")
-    series: list[tuple[str, pd.DataFrame, str, str]] = []
-    for _, part in df.groupby("stage_index", sort=True):
-        name = str(part["stage"].iloc[0])
-        if part["dropout_rate"].notna().any():
-            series.append((f"{name}: dropout to next stage", part, "dropout_rate", "dropout_z"))
-        if part["payment_failure_rate"].notna().any():
-            series.append((f"{name}: payment failure rate", part, "payment_failure_rate",
-                           "failure_z"))
-    if not series:
-        return section(title, paragraph("No daily rates yet."))
-    fig = make_subplots(rows=len(series), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        subplot_titles=[s[0] for s in series])
-    for i, (name, part, col, zcol) in enumerate(series, start=1):
-        fig.add_trace(go.Scatter(
-            x=part["event_date"], y=part[col], mode="lines", name=name, showlegend=False,
-            line=dict(color=OKABE_ITO["blue"], width=1.5),
-            customdata=list(zip(part["entered"], part[zcol],
-                                ["" if c else " (incomplete)" for c in part["complete"]],
-                                strict=True)),
-            hovertemplate="%{x|%d %b %Y}%{customdata[2]}<br>" + col.replace("_", " ") +
-                          ": %{y:.1%}<br>entered: %{customdata[0]:,d}<br>robust z: "
-                          "%{customdata[1]:.1f}<extra></extra>"), row=i, col=1)
-        incomplete = part[~part["complete"].astype(bool)]
-        if not incomplete.empty:
-            fig.add_trace(go.Scatter(
-                x=incomplete["event_date"], y=incomplete[col], mode="markers",
-                marker=dict(symbol="circle-open", color=GREY, size=6),
-                name="incomplete day (window still open)", legendgroup="incomplete",
-                showlegend=i == 1, hoverinfo="skip"), row=i, col=1)
-        reason = part["anomaly_reason"].fillna("").astype(str)
-        flagged = part[part["anomaly"].fillna(False).astype(bool)
-                       & reason.str.contains("failure" if zcol == "failure_z" else "dropout")]
-        if not flagged.empty:
-            fig.add_trace(go.Scatter(
-                x=flagged["event_date"], y=flagged[col], mode="markers",
-                marker=dict(symbol="x", color=OKABE_ITO["vermillion"], size=12,
-                            line=dict(width=1)),
-                name=f"anomalous day (|robust z| > {threshold})", legendgroup="anomaly",
-                showlegend=not any(t.legendgroup == "anomaly" for t in fig.data),
-                customdata=list(zip(flagged["anomaly_reason"], flagged[zcol], strict=True)),
-                hovertemplate="<b>%{x|%d %b %Y}</b>: %{customdata[0]}<br>value: %{y:.1%}, "
-                              "robust z: %{customdata[1]:.1f}<extra></extra>"), row=i, col=1)
-        top = float(part[col].max()) if part[col].notna().any() else 1.0
-        fig.update_yaxes(tickformat=".0%", title_text="rate (%)", range=[0, max(top * 1.15, 0.05)],
-                         row=i, col=1)
-    fig.update_xaxes(title_text="day (UTC)", row=len(series), col=1)
-    fig.update_layout(template=TEMPLATE, height=160 + 170 * len(series),
-                      margin=dict(t=130),
-                      legend=dict(y=1.03, yanchor="bottom", x=1.0, xanchor="right"),
-                      title=title_layout("Which days stand out? Daily dropout and payment "
-                                         "failure rates, anomalies marked ✕"))
-    page.figures += 1
-
-    flagged = df[df["anomaly"].fillna(False).astype(bool)].sort_values(["event_date",
-                                                                        "stage_index"])
-    rows = [[f"{pd.Timestamp(r.event_date):%a %d %b %Y}", r.stage, r.anomaly_reason,
-             fmt.count(r.entered), fmt.pct(r.dropout_rate), fmt.number(r.dropout_z, 1),
-             fmt.pct(r.payment_failure_rate), fmt.number(r.failure_z, 1)]
-            for r in flagged.itertuples(index=False)]
-    parts = [to_div(fig, ctx.div_id(SLUG, "anomalies"))]
-    parts.append(table(["day", "stage", "why flagged", "entered", "dropout", "robust z",
-                        "payment failure rate", "robust z"], rows, numeric=range(3, 8))
-                 if rows else paragraph("No anomalous days."))
-    return section(title, *parts,
-                   lead="A day is flagged when its robust z-score (distance from the stage's "
-                        "median day in median absolute deviations, Iglewicz–Hoaglin) exceeds "
-                        f"{threshold}. Only days whose journeys are fully observed and with at "
-                        f"least {min_entered} journeys (or payment attempts, for the failure "
-                        "rate) are scored.")

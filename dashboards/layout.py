@@ -51,9 +51,9 @@ PAGES: tuple[PageSpec, ...] = (
         "run_settings", "funnel_steps", "funnel_segments", "stage_metrics",
         "stage_touchpoints", "stage_pains"), "dashboards.journey_map"),
     PageSpec("bottlenecks", "Bottlenecks", (
-        "run_settings", "findings", "stage_transitions", "stage_time_distribution",
+        "run_settings", "findings", "finding_days", "stage_transitions", "stage_time_distribution",
         "stage_transition_segments", "booking_funnel", "payment_failure_matrix",
-        "payment_failures", "daily_stage_rates"), "dashboards.bottlenecks"),
+        "payment_failures"), "dashboards.bottlenecks"),
     PageSpec("paths", "Paths", (
         "run_settings", "dfg_edges", "dfg_endpoints", "variants", "conformance_overall",
         "conformance_deviations", "dropoff_points"), "dashboards.paths"),

@@ -18,36 +18,49 @@ Method (`find_changes`)
    last complete day (a day without attempts is n = 0, not missing). A day is complete when every
    attempt of the transition on it is complete; the series ends the day before the first
    incomplete day, so days whose windows have not closed are never tested. Segment values NULL
-   and '(unknown)' are never tested (they still count in the overall series).
+   and '(unknown)' are never tested (they still count in the overall series). When the table
+   has a ``ts`` TIMESTAMP column, each series is also scanned hour by hour (kind ``hours``,
+   windows of 1 to ``MAX_WINDOW_HOURS`` (12) hours): an outage of an afternoon.
 2. **Scan.** Every contiguous window [s, e] of 1 to ``max_window_days`` days (default
    min(60, half the series)) is compared with the days *outside* it (the baseline excludes the
    window tested) by the binomial log-likelihood ratio
    LLR = ll(X_w, N_w) + ll(X_o, N_o) - ll(X, N), ll(x, n) = x log(x/n) + (n-x) log(1-x/n).
    Only *eligible* windows are scanned: N_w and N_o >= max(``min_attempts`` (20),
    ``min_share`` (0.5 %) of the series' attempts), and expected counts under the pooled rate
-   >= ``min_expected`` (5) for both outcomes in both groups. The window with the largest LLR is
+   >= ``min_expected`` (1) for both outcomes in both groups. The window with the largest LLR is
    taken.
 3. **Significance.** That window against the outside days by Fisher's exact test
-   (``scipy.stats.fisher_exact``, two-sided). Because the window was chosen as the best of M
-   eligible windows, the p-value is Bonferroni-corrected for M: p_scan = min(1, M * p_fisher)
-   (conservative, valid by the union bound; no simulation). If p_scan < alpha, the window's days
-   are removed (from later windows and from the baseline) and the scan repeats, up to
-   ``max_windows`` (3) windows per series.
-4. **FDR.** Benjamini-Hochberg (``statsmodels...multipletests(method="fdr_bh")``) over every
-   p_scan computed (every window tested, all series, all transitions); a window is a finding
-   when its adjusted p < alpha (0.05).
-5. **Explained findings** (``explain=True``). An incident shows in several series at once (an
-   all-platform outage in the overall series and in each platform; a drop on android in the
-   overall series and, diluted, in each channel). Of two overlapping findings of one transition
-   in the same direction, with groups A and B (overall = everyone), B is *explained by* A when
-   the attempts in B but not in A show no significant change over B's window (Fisher, p >=
-   alpha, or too few attempts to test). B is dropped when explained by A and A is not explained
-   by B; when each explains the other, the smaller group (the more specific finding) is kept.
-6. **Ranking.** lost = n * (baseline_rate - rate): customers lost in the window (negative for an
-   improvement). Both directions are reported; drops come first, by lost descending, then
-   improvements by |lost| descending.
+   (``scipy.stats.fisher_exact``, two-sided). The window was chosen as the best of M eligible
+   windows, so its p-value is corrected for the scan: p_scan = min(1, 2 * min(M * p_fisher,
+   p_mc)), where p_mc is a Monte Carlo p-value of the largest LLR (the successes redrawn over the
+   attempts with the margins fixed, multivariate hypergeometric; sequential, Besag & Clifford,
+   up to 2,000 draws; run only when it can matter). Both are valid; the factor 2 pays for taking
+   the smaller. If p_scan < alpha, the window's days are removed (from later windows and from
+   the baseline) and the scan repeats, up to ``max_windows`` (3) windows per series.
+4. **Segments against the rest** (kind ``segment``). Per transition, each known value of each
+   column of ``compare`` against the attempts with another known value of that column, over the
+   transition's tested days (Fisher). A value that is significantly worse (step 5's adjusted p)
+   is drilled into: each pair of it with a value of another ``compare`` column is tested the
+   same way (android + card against every other platform x method). Only drops are findings (a
+   better segment is the rest's loss), and only when the difference is at least a small effect,
+   Cohen's h >= ``MIN_SEGMENT_EFFECT`` (0.2): on much data every segment differs a little.
+5. **FDR.** Benjamini-Hochberg (``statsmodels...multipletests(method="fdr_bh")``) over every
+   p-value computed (every window tested, every segment comparison, all transitions); a test
+   is a finding when its adjusted p < alpha (0.05).
+6. **Explained findings** (``explain=True``). An incident shows in several series at once (an
+   all-platform outage overall and in each platform; android + card in android and in card).
+   In rank order, a finding B is compared with each finding A kept so far (same transition and
+   direction, overlapping days): B is *explained by* A when B recomputed without A's attempts
+   (A's group in A's window) is no longer significant (its p-value times the scan correction B
+   received, or: what is left of B is too small to test and under half of B). B is dropped when
+   explained by A and A is not explained by B. When each explains the other, the one with fewer
+   attempts (the more specific) is kept if its rate differs significantly from the rest of the
+   other's attempts, else the broader one.
+7. **Ranking.** lost = n * (baseline_rate - rate): customers lost in the window (negative for an
+   improvement). Drops come first, by lost descending, then improvements by |lost| descending.
 
-The result (`Finding`s) is written by `findings_table` (table ``findings``, one row per finding).
+The result (`Finding`s) is written by `findings_table` (table ``findings``, one row per finding)
+and `finding_days_table` (the daily series behind each, for its chart).
 No Dagster import; the rates are plain shares (successes / attempts), as ``step_conversion`` of
 transforms/sql/definitions.sql.
 """
@@ -56,8 +69,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -68,36 +82,63 @@ from transforms.sqlutil import ident, literal
 UNKNOWN = "(unknown)"
 ALPHA = 0.05
 MAX_WINDOW_DAYS = 60
+MAX_WINDOW_HOURS = 12
 MIN_ATTEMPTS = 20
 MIN_SHARE = 0.005
-MIN_EXPECTED = 5.0
+MIN_EXPECTED = 1.0
 MAX_WINDOWS = 3
-_ATTEMPT_COLUMNS = ("from_step", "to_step", "day", "success", "complete")
+MIN_SEGMENT_EFFECT = 0.2  # Cohen's h
+MC_BATCH = 100
+MC_MAX_REPLICATES = 2000
+MC_EXCEEDANCES = 20
+_ATTEMPT_COLUMNS = ("from_step", "to_step", "day", "ts", "success", "complete")
+
+
+Group = tuple[tuple[str, str], ...]  # ((column, value), ...); () = every attempt
 
 
 @dataclass(frozen=True)
 class Finding:
-    """A window of days [start, end] where the transition's rate differs from its baseline."""
+    """A group of attempts whose rate differs from its baseline: a window of days [start, end]
+    against the group's other days (kind 'window'), or a segment value (or a pair of values)
+    against the attempts with other values of the same columns over the same days (kind
+    'segment'; start and end are then the days compared)."""
 
     from_step: str
     to_step: str
-    segment_column: str | None
-    segment_value: str | None
+    group: Group  # () = everyone
+    kind: str  # 'window' | 'segment'
     start: dt.date
     end: dt.date
-    rate: float  # successes / attempts in the window
-    baseline_rate: float  # successes / attempts on the series' other (unflagged) days
-    n: int  # attempts in the window
+    rate: float  # successes / attempts of the group in [start, end]
+    baseline_rate: float  # successes / attempts of the baseline
+    n: int  # attempts in the group and window
     successes: int
     baseline_n: int
     lost: float  # n * (baseline_rate - rate); negative for an improvement
-    p_value: float  # Fisher's exact test, window vs outside
-    p_scan: float  # Bonferroni-corrected for the windows scanned
+    p_value: float  # Fisher's exact test, group vs baseline
+    p_scan: float  # Bonferroni-corrected for the windows scanned (= p_value for 'segment')
     p_adjusted: float  # Benjamini-Hochberg over everything tested
+    start_ts: dt.datetime | None = None  # kind 'hours': the window's first hour
+    end_ts: dt.datetime | None = None  # kind 'hours': the end of its last hour (exclusive)
+
+    @property
+    def hours(self) -> int | None:
+        if self.start_ts is None or self.end_ts is None:
+            return None
+        return round((self.end_ts - self.start_ts).total_seconds() / 3600)
+
+    @property
+    def segment_column(self) -> str | None:
+        return " + ".join(c for c, _ in self.group) if self.group else None
+
+    @property
+    def segment_value(self) -> str | None:
+        return " + ".join(v for _, v in self.group) if self.group else None
 
     @property
     def segment(self) -> dict[str, str] | None:
-        if self.segment_column is None:
+        if not self.group:
             return None
         return {"column": self.segment_column, "value": self.segment_value}
 
@@ -105,24 +146,48 @@ class Finding:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
+    @property
+    def baseline(self) -> str:
+        """Who the rate is compared with, in words."""
+        if self.kind == "window":
+            return "the other days"
+        if self.kind == "hours":
+            return "the other hours"
+        cols = [c for c, _ in self.group]
+        return (f"the other values of {cols[0]}" if len(cols) == 1
+                else "the other combinations of " + " and ".join(cols))
+
     def to_dict(self) -> dict[str, object]:
         return {"from_step": self.from_step, "to_step": self.to_step, "segment": self.segment,
-                "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "rate": self.rate, "baseline_rate": self.baseline_rate, "n": self.n,
-                "lost": self.lost, "p_adjusted": self.p_adjusted}
+                "kind": self.kind, "start": self.start.isoformat(),
+                "end": self.end.isoformat(), "rate": self.rate,
+                "baseline_rate": self.baseline_rate, "n": self.n, "lost": self.lost,
+                "p_adjusted": self.p_adjusted}
 
     def sentence(self) -> str:
-        where = (f" for {self.segment_column} = {self.segment_value}"
-                 if self.segment_column is not None else "")
-        verb = "fell" if self.lost > 0 else "rose"
+        where = (f" for {self.segment_column} = {self.segment_value}" if self.group else "")
         lost = (f"{self.lost:.0f} customers lost" if self.lost > 0
                 else f"{-self.lost:.0f} customers gained")
-        when = (f"on {self.start}" if self.days == 1
-                else f"from {self.start} to {self.end} ({self.days} days")
-        when += f"{' (' if self.days == 1 else ', '}n = {self.n})"
-        return (f"{self.from_step} -> {self.to_step}{where}: conversion {verb} to "
-                f"{self.rate:.1%} {when} against {self.baseline_rate:.1%} on the other days; "
-                f"{lost} (adjusted p = {self.p_adjusted:.2g})")
+        tail = f"; {lost} (adjusted p = {self.p_adjusted:.2g})"
+        if self.kind == "segment":
+            return (f"{self.from_step} → {self.to_step}{where}: conversion {self.rate:.1%} "
+                    f"from {self.start:%d %b %Y} to {self.end:%d %b %Y} (n = {self.n}) "
+                    f"against {self.baseline_rate:.1%} for {self.baseline}{tail}")
+        verb = "fell" if self.lost > 0 else "rose"
+        if self.kind == "hours" and self.start_ts is not None and self.end_ts is not None:
+            last = self.end_ts - dt.timedelta(hours=1)
+            when = (f"on {self.start_ts:%d %b %Y} from {self.start_ts:%H:00} to "
+                    f"{self.end_ts:%H:00}" if last.date() == self.start_ts.date()
+                    else f"from {self.start_ts:%d %b %Y %H:00} to {self.end_ts:%d %b %Y %H:00}")
+            when += f" ({self.hours} hour{'s' if self.hours != 1 else ''}, n = {self.n})"
+        elif self.days == 1:
+            when = f"on {self.start:%d %b %Y} (n = {self.n})"
+        else:
+            when = (f"from {self.start:%d %b} to {self.end:%d %b %Y} ({self.days} days, "
+                    f"n = {self.n})")
+        return (f"{self.from_step} → {self.to_step}{where}: conversion {verb} to "
+                f"{self.rate:.1%} {when} against {self.baseline_rate:.1%} on "
+                f"{self.baseline}{tail}")
 
 
 # --------------------------------------------------------------------------- attempts builders
@@ -156,6 +221,7 @@ def transition_attempts(
     cols = [f"{literal(str(step_names[k - 1]))} as from_step",
             f"{literal(str(step_names[k]))} as to_step",
             f"cast({ident(day_col)} as date) as day",
+            f"cast({ident(day_col)} as timestamp) as ts",
             f"furthest_step > {k} as success", "coalesce(complete, false) as complete"]
     if breakdown_as is not None:
         attributed = "attributed" if "attributed" in actors.columns else "true"
@@ -193,18 +259,24 @@ def funnel_attempts(
 class _Series:
     from_step: str
     to_step: str
-    column: str | None
-    value: str | None
-    days: list[dt.date]
+    group: Group
+    days: list  # the bins' starts: dates (unit 'day') or datetimes (unit 'hour')
     n: np.ndarray
     x: np.ndarray
+    unit: str = "day"
 
 
 @dataclass
-class _Tested:
-    series: _Series
-    s: int
-    e: int
+class _Test:
+    """One comparison: the group's attempts in [start, end] (nw, xw) against its baseline
+    (no, xo)."""
+
+    from_step: str
+    to_step: str
+    group: Group
+    kind: str
+    start: dt.date | dt.datetime  # kind 'hours': first hour; end: the end of the last hour
+    end: dt.date | dt.datetime
     nw: int
     xw: int
     no: int
@@ -221,40 +293,65 @@ def _ll(x: np.ndarray, n: np.ndarray) -> np.ndarray:
         return xlogy(x, p) + xlogy(n - x, 1 - p)
 
 
-def _best_window(n: np.ndarray, x: np.ndarray, blocked: np.ndarray, *, max_len: int,
-                 min_attempts: int, min_expected: float) -> tuple[int, int, int] | None:
-    """(s, e, M): the eligible window with the largest LLR against the unblocked outside days,
-    and the number M of eligible windows; None when no window is eligible."""
-    n = np.where(blocked, 0, n).astype(float)
-    x = np.where(blocked, 0, x).astype(float)
-    total_n, total_x = n.sum(), x.sum()
-    if total_n <= 0:
-        return None
-    pooled = total_x / total_n
+def _eligible(n: np.ndarray, blocked: np.ndarray, pooled: float, *, max_len: int,
+              min_attempts: int, min_expected: float) -> list[tuple]:
+    """The eligible windows (step 2 of the module docstring), per length:
+    (starts, ends (exclusive), attempts inside, attempts outside)."""
+    total_n = float(n.sum())
     cn = np.concatenate([[0.0], np.cumsum(n)])
-    cx = np.concatenate([[0.0], np.cumsum(x)])
     cb = np.concatenate([[0], np.cumsum(blocked.astype(int))])
-    ll_all = float(_ll(np.array([total_x]), np.array([total_n]))[0])
-    best, best_llr, count = None, -math.inf, 0
     t = len(n)
+    out = []
     for length in range(1, min(max_len, t) + 1):
         s = np.arange(0, t - length + 1)
         e = s + length
-        nw, xw = cn[e] - cn[s], cx[e] - cx[s]
-        no, xo = total_n - nw, total_x - xw
+        nw = cn[e] - cn[s]
+        no = total_n - nw
         ok = ((cb[e] - cb[s]) == 0) & (nw >= min_attempts) & (no >= min_attempts)
         for group in (nw, no):
             ok &= (group * pooled >= min_expected) & (group * (1 - pooled) >= min_expected)
-        if not ok.any():
-            continue
-        count += int(ok.sum())
-        llr = np.where(ok, _ll(xw, nw) + _ll(xo, no) - ll_all, -math.inf)
-        i = int(np.argmax(llr))
-        if llr[i] > best_llr + 1e-12:
-            best_llr, best = float(llr[i]), (int(s[i]), int(e[i]) - 1)
-    if best is None:
-        return None
-    return best[0], best[1], count
+        if ok.any():
+            out.append((s[ok], e[ok], nw[ok], no[ok]))
+    return out
+
+
+def _max_llr(x: np.ndarray, total_n: float, windows: list[tuple]) -> tuple[np.ndarray, list]:
+    """Per row of `x` (replicates x days): the largest LLR over `windows`, and (first row
+    only) the (start, end inclusive) of the window that has it."""
+    x = np.atleast_2d(x).astype(float)
+    total_x = x.sum(axis=1, keepdims=True)
+    cx = np.concatenate([np.zeros((len(x), 1)), np.cumsum(x, axis=1)], axis=1)
+    ll_all = _ll(total_x[:, 0], np.full(len(x), total_n))
+    best = np.full(len(x), -math.inf)
+    where: list = [None]
+    for s, e, nw, no in windows:
+        xw = cx[:, e] - cx[:, s]
+        llr = _ll(xw, nw) + _ll(total_x - xw, no) - ll_all[:, None]
+        i = int(np.argmax(llr[0]))
+        if llr[0, i] > best[0] + 1e-12:
+            where[0] = (int(s[i]), int(e[i]) - 1)
+        best = np.maximum(best, llr.max(axis=1))
+    return best, where
+
+
+def _monte_carlo_p(n: np.ndarray, x: np.ndarray, observed: float, windows: list[tuple],
+                   seed: int) -> float:
+    """P(max LLR >= observed) under no change, by Monte Carlo: the day's successes are
+    redrawn as a random split of all successes over the attempts (multivariate hypergeometric,
+    margins fixed), up to MC_MAX_REPLICATES, stopping after MC_EXCEEDANCES exceedances
+    (Besag & Clifford's sequential p-value)."""
+    rng = np.random.default_rng(seed)
+    colors, total_x = n.astype(np.int64), int(x.sum())
+    done = over = 0
+    while done < MC_MAX_REPLICATES:
+        draws = rng.multivariate_hypergeometric(colors, total_x, size=MC_BATCH,
+                                                method="marginals")
+        stats, _ = _max_llr(draws, float(n.sum()), windows)
+        over += int((stats >= observed - 1e-9).sum())
+        done += MC_BATCH
+        if over >= MC_EXCEEDANCES:
+            return over / done
+    return (over + 1) / (done + 1)
 
 
 def _fisher(xw: float, nw: float, xo: float, no: float) -> float:
@@ -265,28 +362,46 @@ def _fisher(xw: float, nw: float, xo: float, no: float) -> float:
 
 
 def _scan_series(series: _Series, *, alpha: float, max_window_days: int, min_attempts: int,
-                 min_share: float, min_expected: float, max_windows: int) -> list[_Tested]:
+                 min_share: float, min_expected: float, max_windows: int) -> list[_Test]:
+    """The windows tested on one series (steps 2-3)."""
     t = len(series.days)
     total = int(series.n.sum())
     if t < 2 or total == 0:
         return []
-    max_len = max(1, min(max_window_days, t // 2))
+    hourly = series.unit == "hour"
+    max_len = max(1, min(MAX_WINDOW_HOURS if hourly else max_window_days, t // 2))
     min_n = max(min_attempts, math.ceil(min_share * total))
     blocked = np.zeros(t, dtype=bool)
-    tested: list[_Tested] = []
-    for _ in range(max_windows):
-        found = _best_window(series.n, series.x, blocked, max_len=max_len,
-                             min_attempts=min_n, min_expected=min_expected)
-        if found is None:
+    tested: list[_Test] = []
+    for k in range(max_windows):
+        n = np.where(blocked, 0, series.n)
+        x = np.where(blocked, 0, series.x)
+        if n.sum() == 0:
             break
-        s, e, m = found
-        free = ~blocked
-        nw, xw = int(series.n[s:e + 1].sum()), int(series.x[s:e + 1].sum())
-        no = int(series.n[free].sum()) - nw
-        xo = int(series.x[free].sum()) - xw
+        windows = _eligible(n, blocked, x.sum() / n.sum(), max_len=max_len,
+                            min_attempts=min_n, min_expected=min_expected)
+        if not windows:
+            break
+        stat, (where,) = _max_llr(x, float(n.sum()), windows)
+        s, e = where
+        nw, xw = int(n[s:e + 1].sum()), int(x[s:e + 1].sum())
+        no, xo = int(n.sum()) - nw, int(x.sum()) - xw
         p = _fisher(xw, nw, xo, no)
-        tested.append(_Tested(series, s, e, nw, xw, no, xo, p, min(1.0, p * m)))
-        if tested[-1].p_scan >= alpha:
+        p_bonferroni = min(1.0, p * sum(len(w[0]) for w in windows))
+        p_scan = p_bonferroni
+        if p < alpha and p_bonferroni > 1 / (MC_MAX_REPLICATES + 1):
+            seed = zlib.crc32(repr((series.from_step, series.to_step, series.group,
+                                    series.unit, k)).encode())
+            p_mc = _monte_carlo_p(n, x, float(stat[0]), windows, seed)
+            p_scan = min(1.0, 2 * min(p_bonferroni, p_mc))
+        if hourly:
+            start, end = series.days[s], series.days[e] + dt.timedelta(hours=1)
+        else:
+            start, end = series.days[s], series.days[e]
+        tested.append(_Test(series.from_step, series.to_step, series.group,
+                            "hours" if hourly else "window", start, end, nw, xw, no, xo, p,
+                            p_scan))
+        if p_scan >= alpha:
             break
         blocked[s:e + 1] = True
     return tested
@@ -295,17 +410,33 @@ def _scan_series(series: _Series, *, alpha: float, max_window_days: int, min_att
 # --------------------------------------------------------------------------- reading the table
 
 
-def _group_sql(column: str | None, value: str | None) -> str:
-    if column is None:
+def _group_sql(group: Group) -> str:
+    """SQL: the attempt is in `group` (NULL-safe: false when a value is NULL)."""
+    if not group:
         return "true"
-    return f"({ident(column)} = {literal(value)})"
+    return "(" + " and ".join(f"coalesce({ident(c)} = {literal(v)}, false)"
+                              for c, v in group) + ")"
 
 
-def _series_list(con: duckdb.DuckDBPyConnection, table: str,
-                 segments: Sequence[str]) -> tuple[list[_Series], dict[tuple[str, str], tuple]]:
-    """Every series to scan, and per transition its (first day, last complete day)."""
-    src = ident(table)
-    ranges = con.execute(f"""
+def _known_sql(columns: Sequence[str]) -> str:
+    """SQL: every column of `columns` has a value (not NULL, not '(unknown)')."""
+    return "(" + " and ".join(f"coalesce({ident(c)} <> {literal(UNKNOWN)}, false)"
+                              for c in columns) + ")" if columns else "true"
+
+
+def _transition_sql(f: str, t: str) -> str:
+    return (f"cast(from_step as varchar) = {literal(f)} and "
+            f"cast(to_step as varchar) = {literal(t)}")
+
+
+def _days_sql(start: dt.date, end: dt.date) -> str:
+    return f"day between date {literal(start.isoformat())} and date {literal(end.isoformat())}"
+
+
+def _spans(con: duckdb.DuckDBPyConnection, src: str) -> dict[tuple[str, str], tuple]:
+    """Per transition: (first day, last complete day); transitions without a complete day are
+    left out."""
+    rows = con.execute(f"""
         with per_day as (
             select cast(from_step as varchar) as f, cast(to_step as varchar) as t, day,
                    bool_and(coalesce(complete, false)) as day_complete
@@ -313,86 +444,217 @@ def _series_list(con: duckdb.DuckDBPyConnection, table: str,
         select f, t, min(day),
                coalesce(min(day) filter (where not day_complete) - 1, max(day))
         from per_day group by f, t order by f, t""").fetchall()
-    spans: dict[tuple[str, str], tuple] = {}
+    return {(f, t): (first, last) for f, t, first, last in rows
+            if last is not None and last >= first}
+
+
+def _day_list(span: tuple) -> list[dt.date]:
+    first, last = span
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _series_list(con: duckdb.DuckDBPyConnection, src: str, spans: dict,
+                 segments: Sequence[str], hourly: bool = False) -> list[_Series]:
+    """Every series to scan: per transition, everyone and each known value of each segment;
+    daily, and hourly too when `hourly`."""
     out: list[_Series] = []
-    for f, t, first, last in ranges:
-        if last is None or last < first:
-            continue
-        spans[(f, t)] = (first, last)
-        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        groups: list[tuple[str | None, str | None]] = [(None, None)]
+    for (f, t), span in spans.items():
+        days = _day_list(span)
+        groups: list[Group] = [()]
         for col in segments:
             values = con.execute(
                 f"select distinct cast({ident(col)} as varchar) as v from {src} "
-                f"where cast(from_step as varchar) = ? and cast(to_step as varchar) = ? "
-                f"and v is not null and v <> ? order by v", [f, t, UNKNOWN]).fetchall()
-            groups += [(col, v) for (v,) in values]
-        for col, value in groups:
-            out.append(_daily(con, src, f, t, col, value, days))
-    return out, spans
+                f"where {_transition_sql(f, t)} and v is not null and v <> ? order by v",
+                [UNKNOWN]).fetchall()
+            groups += [((col, v),) for (v,) in values]
+        for group in groups:
+            out.append(_daily(con, src, f, t, group, days))
+            if hourly:
+                out.append(_hourly(con, src, f, t, group, days))
+    return out
 
 
-def _daily(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, column: str | None,
-           value: str | None, days: list[dt.date], extra: str = "true") -> _Series:
+def _daily(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, group: Group,
+           days: list[dt.date], where: str | None = None) -> _Series:
+    """The daily (n, x) series of the transition's attempts in `group` (or matching `where`)
+    over `days`, every day present."""
     rows = con.execute(f"""
         select day, count(*), count(*) filter (where success)
         from {src}
-        where cast(from_step as varchar) = ? and cast(to_step as varchar) = ?
-          and day between ? and ? and {_group_sql(column, value)} and {extra}
-        group by day""", [f, t, days[0], days[-1]]).fetchall()
+        where {_transition_sql(f, t)} and {_days_sql(days[0], days[-1])}
+          and {where or _group_sql(group)}
+        group by day""").fetchall()
     index = {d: i for i, d in enumerate(days)}
     n = np.zeros(len(days), dtype=np.int64)
     x = np.zeros(len(days), dtype=np.int64)
     for d, cnt, ok in rows:
         n[index[d]], x[index[d]] = cnt, ok
-    return _Series(f, t, column, value, days, n, x)
+    return _Series(f, t, group, days, n, x)
+
+
+def _hourly(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, group: Group,
+            days: list[dt.date]) -> _Series:
+    """The hourly (n, x) series (by `ts`) of the transition's attempts in `group` over
+    `days`, every hour present."""
+    rows = con.execute(f"""
+        select date_trunc('hour', ts), count(*), count(*) filter (where success)
+        from {src}
+        where {_transition_sql(f, t)} and {_days_sql(days[0], days[-1])}
+          and ts is not null and {_group_sql(group)}
+        group by 1""").fetchall()
+    t0 = dt.datetime.combine(days[0], dt.time())
+    bins = [t0 + dt.timedelta(hours=i) for i in range(24 * len(days))]
+    n = np.zeros(len(bins), dtype=np.int64)
+    x = np.zeros(len(bins), dtype=np.int64)
+    for h, cnt, ok in rows:
+        i = int((h - t0).total_seconds() // 3600)
+        if 0 <= i < len(bins):
+            n[i] += cnt
+            x[i] += ok
+    return _Series(f, t, group, bins, n, x, unit="hour")
+
+
+def _counts(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, inside: str,
+            baseline: str) -> tuple[int, int, int, int]:
+    """(n, successes) of the attempts matching `inside`, then of those matching `baseline`."""
+    nw, xw, no, xo = con.execute(f"""
+        select count(*) filter (where {inside}),
+               count(*) filter (where {inside} and success),
+               count(*) filter (where {baseline}),
+               count(*) filter (where {baseline} and success)
+        from {src} where {_transition_sql(f, t)}""").fetchone()
+    return int(nw), int(xw), int(no), int(xo)
+
+
+def _testable(nw: int, xw: int, no: int, xo: int, *, min_n: int, min_expected: float) -> bool:
+    """Both groups have at least `min_n` attempts and, under the pooled rate, at least
+    `min_expected` expected successes and failures."""
+    if min(nw, no) < min_n:
+        return False
+    pooled = (xw + xo) / (nw + no)
+    return min(nw, no) * min(pooled, 1 - pooled) >= min_expected
+
+
+# --------------------------------------------------------------------------- segment vs the rest
+
+
+def _segment_tests(con: duckdb.DuckDBPyConnection, src: str, spans: dict,
+                   columns: Sequence[Sequence[str]], *, only: dict | None = None,
+                   min_attempts: int, min_share: float, min_expected: float) -> list[_Test]:
+    """Each value (or pair of values) of `columns` (each item: one column, or two) against the
+    attempts with other known values of the same columns, per transition, over its span.
+    `only` (pairs): {(from_step, to_step): {(column, value), ...}}: a pair is tested only
+    when one of its two values is in the transition's set."""
+    out: list[_Test] = []
+    for (f, t), (first, last) in spans.items():
+        total = con.execute(f"select count(*) from {src} where {_transition_sql(f, t)} "
+                            f"and {_days_sql(first, last)}").fetchone()[0]
+        min_n = max(min_attempts, math.ceil(min_share * total))
+        for cols in columns:
+            if only is not None and not any(c == p[0] for p in only.get((f, t), ())
+                                            for c in cols):
+                continue
+            vals = ", ".join(f"cast({ident(c)} as varchar)" for c in cols)
+            rows = con.execute(f"""
+                select {vals}, count(*), count(*) filter (where success)
+                from {src}
+                where {_transition_sql(f, t)} and {_days_sql(first, last)}
+                  and {_known_sql(cols)}
+                group by all order by all""").fetchall()
+            n_all = sum(r[-2] for r in rows)
+            x_all = sum(r[-1] for r in rows)
+            for r in rows:
+                group = tuple(zip(cols, r[:-2], strict=True))
+                if only is not None and not any(g in only.get((f, t), ()) for g in group):
+                    continue
+                nw, xw = int(r[-2]), int(r[-1])
+                no, xo = n_all - nw, x_all - xw
+                if not _testable(nw, xw, no, xo, min_n=min_n, min_expected=min_expected):
+                    continue
+                p = _fisher(xw, nw, xo, no)
+                out.append(_Test(f, t, group, "segment", first, last, nw, xw, no, xo, p, p))
+    return out
 
 
 # --------------------------------------------------------------------------- explained findings
 
 
-def _explained(con: duckdb.DuckDBPyConnection, src: str, b: Finding, a: Finding,
-               days: list[dt.date], *, alpha: float, min_attempts: int,
-               min_expected: float) -> bool:
-    """True when the attempts in b's group but not in a's show no significant change over b's
-    window (module docstring, step 5)."""
-    not_a = f"not coalesce({_group_sql(a.segment_column, a.segment_value)}, false)"
-    rest = _daily(con, src, b.from_step, b.to_step, b.segment_column, b.segment_value, days,
-                  extra=not_a)
-    inside = np.array([b.start <= d <= b.end for d in days])
-    nw, xw = int(rest.n[inside].sum()), int(rest.x[inside].sum())
-    no, xo = int(rest.n[~inside].sum()), int(rest.x[~inside].sum())
-    if min(nw, no) < min_attempts:
+def _sets(f: Finding, span: tuple) -> tuple[str, str]:
+    """SQL predicates of a finding's attempts: (in the group and window, its baseline)."""
+    win = _days_sql(f.start, f.end)
+    if f.kind == "hours":
+        win = (f"ts >= timestamp {literal(f.start_ts.isoformat(sep=' '))} and "
+               f"ts < timestamp {literal(f.end_ts.isoformat(sep=' '))}")
+        grp = _group_sql(f.group)
+        return f"{grp} and {win}", f"{grp} and {_days_sql(*span)} and not coalesce({win}, false)"
+    if f.kind == "window":
+        grp = _group_sql(f.group)
+        return f"{grp} and {win}", f"{grp} and {_days_sql(*span)} and not ({win})"
+    cols = [c for c, _ in f.group]
+    return (f"{_group_sql(f.group)} and {win}",
+            f"{_known_sql(cols)} and not {_group_sql(f.group)} and {win}")
+
+
+def _explained(con: duckdb.DuckDBPyConnection, src: str, b: Finding, a: Finding, span: tuple,
+               *, alpha: float, min_attempts: int, min_expected: float) -> bool:
+    """True when b, recomputed without a's attempts (a's group in a's window), shows no
+    significant difference (module docstring, step 6)."""
+    b_in, b_base = _sets(b, span)
+    a_in, _ = _sets(a, span)
+    nw, xw, no, xo = _counts(con, src, b.from_step, b.to_step, f"{b_in} and not ({a_in})",
+                             f"{b_base} and not ({a_in})")
+    if not _testable(nw, xw, no, xo, min_n=min_attempts, min_expected=min_expected):
+        return nw < b.n / 2  # too little of b is left to test: explained if a took most of it
+    # a window was chosen as the best of many: the rest of b is held to the same bar, its
+    # p-value scaled by the correction b's own received for the scan
+    factor = b.p_scan / b.p_value if b.p_value > 0 else 1.0
+    return _fisher(xw, nw, xo, no) * max(1.0, factor) >= alpha
+
+
+def _stands_out(con: duckdb.DuckDBPyConnection, src: str, narrow: Finding, broad: Finding,
+                span: tuple, *, alpha: float, min_attempts: int, min_expected: float) -> bool:
+    """True when `narrow`'s attempts differ significantly from the rest of `broad`'s (its
+    group and window without `narrow`'s), or when that rest is too small to tell them apart."""
+    n_in, _ = _sets(narrow, span)
+    b_in, _ = _sets(broad, span)
+    nw, xw, no, xo = _counts(con, src, narrow.from_step, narrow.to_step, n_in,
+                             f"{b_in} and not ({n_in})")
+    if not _testable(nw, xw, no, xo, min_n=min_attempts, min_expected=min_expected):
         return True
-    pooled = (xw + xo) / (nw + no)
-    if min(nw, no) * min(pooled, 1 - pooled) < min_expected:
-        return True
-    return _fisher(xw, nw, xo, no) >= alpha
+    return _fisher(xw, nw, xo, no) < alpha
 
 
 def _drop_explained(con: duckdb.DuckDBPyConnection, src: str, findings: list[Finding],
                     spans: dict, **kw: float) -> list[Finding]:
-    dropped: set[int] = set()
-    for i, b in enumerate(findings):
-        first, last = spans[(b.from_step, b.to_step)]
-        days = [first + dt.timedelta(days=j) for j in range((last - first).days + 1)]
-        for j, a in enumerate(findings):
-            if (i == j or (a.from_step, a.to_step) != (b.from_step, b.to_step)
-                    or (a.segment_column, a.segment_value) == (b.segment_column,
-                                                               b.segment_value)
-                    or (a.lost > 0) != (b.lost > 0) or a.end < b.start or b.end < a.start):
+    """The findings, in rank order, without those another kept finding explains (module
+    docstring, step 6)."""
+    kept: list[Finding] = []
+    for b in findings:
+        span = spans[(b.from_step, b.to_step)]
+        keep = True
+        for a in list(kept):
+            if ((a.from_step, a.to_step) != (b.from_step, b.to_step)
+                    or (a.lost > 0) != (b.lost > 0) or a.end < b.start or b.end < a.start
+                    or not _explained(con, src, b, a, span, **kw)):
                 continue
-            if not _explained(con, src, b, a, days, **kw):
-                continue
-            if not _explained(con, src, a, b, days, **kw):
-                dropped.add(i)
+            if not _explained(con, src, a, b, span, **kw):
+                keep = False
                 break
-            # each explains the other: keep the smaller group (the more specific finding)
-            size_a, size_b = a.n + a.baseline_n, b.n + b.baseline_n
-            if size_b > size_a or (size_b == size_a and j < i):
-                dropped.add(i)
+            # each explains the other: the more specific one (fewer attempts) replaces the
+            # broader one when its rate differs from the rest of the broader one
+            if (b.n, b.kind == "segment") < (a.n, a.kind == "segment"):
+                if not _stands_out(con, src, b, a, span, **kw):
+                    keep = False
+                    break
+                kept.remove(a)
+            elif _stands_out(con, src, a, b, span, **kw):
+                keep = False
                 break
-    return [f for i, f in enumerate(findings) if i not in dropped]
+            else:
+                kept.remove(a)
+        if keep:
+            kept.append(b)
+    return sorted(kept, key=_rank_key)
 
 
 # --------------------------------------------------------------------------- the engine
@@ -403,6 +665,7 @@ def find_changes(
     attempts_table: str,
     *,
     segments: Sequence[str] = (),
+    compare: Sequence[str] | None = None,
     alpha: float = ALPHA,
     max_window_days: int = MAX_WINDOW_DAYS,
     min_attempts: int = MIN_ATTEMPTS,
@@ -411,62 +674,119 @@ def find_changes(
     max_windows: int = MAX_WINDOWS,
     explain: bool = True,
 ) -> list[Finding]:
-    """The findings over `attempts_table` (module docstring), overall and per value of each
-    column in `segments`, ranked: drops by customers lost (descending), then improvements by
-    customers gained."""
+    """The findings over `attempts_table` (module docstring): windows of change overall and per
+    value of each column in `segments`; segment values (and pairs) of the columns in `compare`
+    (default: `segments`) worse than the rest. Ranked: drops by customers lost (descending),
+    then improvements by customers gained."""
     from statsmodels.stats.multitest import multipletests
 
-    series, spans = _series_list(con, attempts_table, segments)
-    tested: list[_Tested] = []
-    for s in series:
+    src = ident(attempts_table)
+    spans = _spans(con, src)
+    compare = list(segments if compare is None else compare)
+    hourly = "ts" in [r[0] for r in con.execute(f"describe {src}").fetchall()]
+    tested: list[_Test] = []
+    for s in _series_list(con, src, spans, segments, hourly):
         tested += _scan_series(s, alpha=alpha, max_window_days=max_window_days,
                                min_attempts=min_attempts, min_share=min_share,
                                min_expected=min_expected, max_windows=max_windows)
+    limits = dict(min_attempts=min_attempts, min_share=min_share, min_expected=min_expected)
+    tested += _segment_tests(con, src, spans, [[c] for c in compare], **limits)
+    if len(compare) > 1 and tested:
+        # drill down: pairs of values under a value that is significantly worse on its own
+        _, p_adj, _, _ = multipletests([t.p_scan for t in tested], method="fdr_bh")
+        parents: dict[tuple[str, str], set] = {}
+        for t, pa in zip(tested, p_adj, strict=True):
+            if t.kind == "segment" and pa < alpha and t.xw / t.nw < t.xo / t.no:
+                parents.setdefault((t.from_step, t.to_step), set()).add(t.group[0])
+        if parents:
+            pairs = [[a, b] for i, a in enumerate(compare) for b in compare[i + 1:]]
+            tested += _segment_tests(con, src, spans, pairs, only=parents, **limits)
     if not tested:
         return []
-    reject, p_adj, _, _ = multipletests([t.p_scan for t in tested], alpha=alpha,
-                                        method="fdr_bh")
+    _, p_adj, _, _ = multipletests([t.p_scan for t in tested], method="fdr_bh")
     findings = []
-    for t, keep, pa in zip(tested, reject, p_adj, strict=True):
-        if not keep or pa >= alpha:
-            continue
+    for t, pa in zip(tested, p_adj, strict=True):
         rate, base = t.xw / t.nw, t.xo / t.no
+        # a segment better than the rest is the rest's loss, not a finding of its own; a
+        # segment's difference from the rest must be at least a small effect (on much data
+        # every segment differs a little)
+        if pa >= alpha or (t.kind == "segment" and (
+                rate >= base or abs(cohens_h(rate, base)) < MIN_SEGMENT_EFFECT)):
+            continue
+        hours = t.kind == "hours"
+        start = t.start.date() if hours else t.start
+        end = (t.end - dt.timedelta(microseconds=1)).date() if hours else t.end
         findings.append(Finding(
-            from_step=t.series.from_step, to_step=t.series.to_step,
-            segment_column=t.series.column, segment_value=t.series.value,
-            start=t.series.days[t.s], end=t.series.days[t.e], rate=rate, baseline_rate=base,
-            n=t.nw, successes=t.xw, baseline_n=t.no, lost=t.nw * (base - rate),
-            p_value=t.p_value, p_scan=t.p_scan, p_adjusted=float(pa)))
+            from_step=t.from_step, to_step=t.to_step, group=t.group, kind=t.kind,
+            start=start, end=end, rate=rate, baseline_rate=base, n=t.nw, successes=t.xw,
+            baseline_n=t.no, lost=t.nw * (base - rate), p_value=t.p_value, p_scan=t.p_scan,
+            p_adjusted=float(pa), start_ts=t.start if hours else None,
+            end_ts=t.end if hours else None))
     findings.sort(key=_rank_key)
     if explain:
-        findings = _drop_explained(con, ident(attempts_table), findings, spans, alpha=alpha,
+        findings = _drop_explained(con, src, findings, spans, alpha=alpha,
                                    min_attempts=min_attempts, min_expected=min_expected)
     return findings
 
 
+def cohens_h(p1: float, p2: float) -> float:
+    """Cohen's h, the effect size of two proportions: 2 asin(sqrt p1) - 2 asin(sqrt p2)
+    (0.2 small, 0.5 medium, 0.8 large)."""
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
 def _rank_key(f: Finding) -> tuple:
     return (0 if f.lost > 0 else 1, -abs(f.lost), f.p_adjusted, f.from_step, f.to_step,
-            f.segment_column or "", f.segment_value or "", f.start)
+            f.group, f.kind, f.start)
 
 
 FINDINGS_COLUMNS = (
     "rank INTEGER, from_step VARCHAR, to_step VARCHAR, segment_column VARCHAR, "
-    "segment_value VARCHAR, start_day DATE, end_day DATE, days INTEGER, rate DOUBLE, "
-    "baseline_rate DOUBLE, n BIGINT, successes BIGINT, baseline_n BIGINT, lost DOUBLE, "
-    "direction VARCHAR, p_value DOUBLE, p_scan DOUBLE, p_adjusted DOUBLE")
+    "segment_value VARCHAR, kind VARCHAR, start_day DATE, end_day DATE, days INTEGER, "
+    "rate DOUBLE, baseline_rate DOUBLE, baseline VARCHAR, n BIGINT, successes BIGINT, "
+    "baseline_n BIGINT, lost DOUBLE, direction VARCHAR, p_value DOUBLE, p_scan DOUBLE, "
+    "p_adjusted DOUBLE, start_ts TIMESTAMP, end_ts TIMESTAMP, sentence VARCHAR")
+FINDING_DAYS_COLUMNS = (
+    "rank INTEGER, series VARCHAR, day DATE, in_window BOOLEAN, n BIGINT, successes BIGINT, "
+    "rate DOUBLE")
 
 
 def findings_table(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
                    table: str = "findings") -> str:
     """(Re)create `table` (grain: one finding, in rank order, rank 1 first); returns its name."""
     con.execute(f"create or replace table {ident(table)} ({FINDINGS_COLUMNS})")
+    rows = [(rank, f.from_step, f.to_step, f.segment_column, f.segment_value, f.kind,
+             f.start, f.end, f.days, f.rate, f.baseline_rate, f.baseline, f.n, f.successes,
+             f.baseline_n, f.lost, "drop" if f.lost > 0 else "rise", f.p_value, f.p_scan,
+             f.p_adjusted, f.start_ts, f.end_ts, f.sentence())
+            for rank, f in enumerate(findings, start=1)]
+    if rows:
+        con.executemany(f"insert into {ident(table)} values ({', '.join(['?'] * 23)})", rows)
+    return table
+
+
+def finding_days_table(con: duckdb.DuckDBPyConnection, attempts_table: str,
+                       findings: Sequence[Finding], table: str = "finding_days") -> str:
+    """(Re)create `table` (grain: finding x series x day): the daily attempts, successes and
+    rate behind each finding, every day of its transition's tested span present. Series
+    'group': the finding's group (in_window marks the window); for a 'segment' finding also
+    series 'baseline': the attempts it is compared with."""
+    src = ident(attempts_table)
+    spans = _spans(con, src)
+    con.execute(f"create or replace table {ident(table)} ({FINDING_DAYS_COLUMNS})")
     rows = []
     for rank, f in enumerate(findings, start=1):
-        d = asdict(f)
-        rows.append((rank, d["from_step"], d["to_step"], d["segment_column"],
-                     d["segment_value"], f.start, f.end, f.days, f.rate, f.baseline_rate, f.n,
-                     f.successes, f.baseline_n, f.lost, "drop" if f.lost > 0 else "rise",
-                     f.p_value, f.p_scan, f.p_adjusted))
+        days = _day_list(spans[(f.from_step, f.to_step)])
+        series = [("group", _daily(con, src, f.from_step, f.to_step, f.group, days))]
+        if f.kind == "segment":
+            cols = [c for c, _ in f.group]
+            where = f"{_known_sql(cols)} and not {_group_sql(f.group)}"
+            series.append(("baseline", _daily(con, src, f.from_step, f.to_step, (), days,
+                                              where=where)))
+        for name, s in series:
+            for d, n, x in zip(s.days, s.n, s.x, strict=True):
+                rows.append((rank, name, d, f.start <= d <= f.end, int(n), int(x),
+                             float(x / n) if n else None))
     if rows:
-        con.executemany(f"insert into {ident(table)} values ({', '.join(['?'] * 18)})", rows)
+        con.executemany(f"insert into {ident(table)} values (?, ?, ?, ?, ?, ?, ?)", rows)
     return table

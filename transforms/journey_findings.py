@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from transforms.findings import find_changes, findings_table
+from transforms.findings import find_changes, finding_days_table, findings_table
 from transforms.journey_map import JourneyMap, rule_sql
 from transforms.sqlutil import Params, ident
 from transforms.stage_funnels import SIGNIFICANCE_LEVEL
@@ -26,12 +26,19 @@ PAYMENT_TRANSITION = ("payment attempt", "payment succeeded")
 
 def build_findings(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `findings` from `journeys`, `journey_stages` and `events`."""
-    segs = [s.name for s in jmap.segments if s.name in table_columns(con, "journeys")]
+    journey_cols = table_columns(con, "journeys")
+    segs = [s.name for s in jmap.segments if s.name in journey_cols]
+    # a derived segment (new vs returning) is settled by events up to the window's end, so
+    # its values partly record the outcome: scanned over time, never compared with the rest
+    compare = [s.name for s in jmap.segments if s.name in journey_cols and s.derived is None]
     conv = jmap.stage(jmap.conversion_stage).index
     p = Params()
     seg_select = "".join(f", cast(j.{ident(s)} as varchar) as {ident(s)}" for s in segs)
+    next_stage = "case f.stage_index " + " ".join(
+        f"when {s.index - 1} then {p.add(s.name)}" for s in jmap.stages[1:]) + " end"
     parts = [f"""
-        select f.stage as from_step, t.stage as to_step, cast(f.reached_ts as date) as day,
+        select f.stage as from_step, {next_stage} as to_step,
+               cast(f.reached_ts as date) as day, cast(f.reached_ts as timestamp) as ts,
                t.customer_id is not null as success, j.complete{seg_select}
         from journey_stages f
         join journeys j using (customer_id)
@@ -48,6 +55,7 @@ def build_findings(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
         extra = [s for s in ("platform", "method") if s in cols and s not in segs]
         parts.append(f"""
             select {p.add(PAYMENT_TRANSITION[0])}, {p.add(PAYMENT_TRANSITION[1])}, e.event_date,
+                   cast(e.event_ts as timestamp),
                    {rule_sql(ok, p, 'e')}, true{pay_segs}
                    {''.join(f', cast(e.{ident(s)} as varchar) as {ident(s)}' for s in extra)}
             from events e where {rule_sql(ok, p, 'e')} or {rule_sql(failed, p, 'e')}""")
@@ -56,10 +64,13 @@ def build_findings(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
                 f", cast(null as varchar) as {ident(s)}" for s in extra)
                 + " from journey_stages f", 1)
         segs += extra
+        compare += extra
     con.execute("create or replace temp table _attempts as " + " union all ".join(parts),
                 p.values)
     # the run's one significance level (run_settings.significance_level)
-    findings = find_changes(con, "_attempts", segments=segs, alpha=SIGNIFICANCE_LEVEL)
+    findings = find_changes(con, "_attempts", segments=segs, compare=compare,
+                            alpha=SIGNIFICANCE_LEVEL)
     findings_table(con, findings)
+    finding_days_table(con, "_attempts", findings)
     con.execute("drop table if exists _attempts")
     return count_rows(con, "findings")

@@ -134,8 +134,6 @@ class JourneyMap:
     repeat_horizons: tuple[int, ...]
     metric_events: dict[str, Rule] = field(default_factory=dict)
     session_gap_minutes: float = 30.0
-    anomaly_threshold: float = 3.5
-    anomaly_min_entered: int = 20
     metric_stages: dict[str, str] = field(default_factory=dict)  # group -> stage name
     low_rating_max: int | None = None  # ratings at or below it are low
     purchase: PurchaseRule | None = None
@@ -315,16 +313,10 @@ class _Validator:
         if not _is_number(gap) or gap <= 0:
             raise self.fail("session_gap_minutes", f"expected a positive number, got {gap!r}",
                             "set e.g. session_gap_minutes: 30")
-        anomaly = self.mapping(doc.get("anomaly", {}) or {}, "anomaly")
-        self.no_unknown(anomaly, ("threshold", "min_daily_entered"), "anomaly")
-        threshold = anomaly.get("threshold", 3.5)
-        if not _is_number(threshold) or threshold <= 0:
-            raise self.fail("anomaly.threshold", f"expected a positive number, got "
-                            f"{threshold!r}", "set e.g. threshold: 3.5")
-        min_entered = anomaly.get("min_daily_entered", 20)
-        if not isinstance(min_entered, int) or isinstance(min_entered, bool) or min_entered < 1:
-            raise self.fail("anomaly.min_daily_entered", f"expected a whole number >= 1, got "
-                            f"{min_entered!r}", "set e.g. min_daily_entered: 20")
+        if "anomaly" in doc:
+            raise self.fail("anomaly", "is no longer read: the odd days are the findings' "
+                            "windows (table findings), which need no threshold",
+                            "delete the anomaly: block")
         metric_stages = self.metric_stages(doc.get("metric_stages", {}), stages, conv)
         purchase = self.purchase(doc.get("purchase"), roles, stages)
         low = doc.get("low_rating_max")
@@ -335,8 +327,7 @@ class _Validator:
         return JourneyMap(
             path=self.path, stages=tuple(stages), window_seconds=window, conversion_stage=conv,
             segments=segments, repeat_horizons=horizons, metric_events=roles,
-            session_gap_minutes=float(gap), anomaly_threshold=float(threshold),
-            anomaly_min_entered=min_entered, metric_stages=metric_stages, low_rating_max=low,
+            session_gap_minutes=float(gap), metric_stages=metric_stages, low_rating_max=low,
             purchase=purchase,
         )
 

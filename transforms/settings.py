@@ -14,8 +14,6 @@ Settings:
 - `stages`: the stage names in journey order; `conversion_stage`: the stage whose reaching
   counts as converted; `conversion_window_seconds`.
 - `currency`: the currency of every amount (NULL when the project does not say).
-- `anomaly_threshold`, `anomaly_min_daily_entered`: the robust-z cut-off of an anomalous day
-  and the journeys (or payment attempts) a day needs to be scored.
 - `significance_level`, `min_group_outcomes`: the two-proportion z-test's p-value cut-off and
   the conversions and drop-offs both groups need (transforms/stage_funnels.py).
 - `low_rating_max`: the highest rating that counts as low (NULL when no definition names it).
@@ -41,8 +39,8 @@ from transforms.stage_funnels import MIN_GROUP_OUTCOMES, SIGNIFICANCE_LEVEL
 
 DEFAULT_PERIOD_DAYS = 7
 KEYS = (
-    "stages", "conversion_stage", "conversion_window_seconds", "currency", "anomaly_threshold",
-    "anomaly_min_daily_entered", "significance_level", "min_group_outcomes", "low_rating_max",
+    "stages", "conversion_stage", "conversion_window_seconds", "currency",
+    "significance_level", "min_group_outcomes", "low_rating_max",
     "repeat_horizons", "min_attempts_to_rank", "period_days", "data_start", "data_end",
     "new_customer_segment",
 )
@@ -59,8 +57,6 @@ def settings_from_journey_map(jmap: JourneyMap, *, currency: str | None,
         "conversion_stage": jmap.conversion_stage,
         "conversion_window_seconds": int(jmap.window_seconds),
         "currency": currency,
-        "anomaly_threshold": float(jmap.anomaly_threshold),
-        "anomaly_min_daily_entered": int(jmap.anomaly_min_entered),
         "significance_level": SIGNIFICANCE_LEVEL,
         "min_group_outcomes": MIN_GROUP_OUTCOMES,
         "low_rating_max": jmap.low_rating_max,

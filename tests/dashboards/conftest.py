@@ -6,7 +6,7 @@ customers into a `TinyProject`; `build_warehouse` runs ingest -> events -> journ
 assets run. A hostile value (`EVIL`) sits in every free-text field that reaches a page.
 
 The stories (2024, UTC; conversion window 14 days; data end Tue 30 Apr 12:00; the journey map
-is the sample's with `anomaly.min_daily_entered: 1` so single-journey days are scored):
+is the sample's):
 
 - c01 (android, city EVIL): clicks a paid_social campaign Mon 4 Mar, installs, views a service
   (screen EVIL), books b01 and pays (card); served 6 Mar, rates 5. Books and pays b02 on 10 Mar
@@ -59,7 +59,8 @@ EVIL = "<script>alert(1)</script>"
 # the build time the pages show
 NOW = dt.datetime(2024, 5, 1, 8, 0)
 # Figures per page with the full warehouse (each is a Plotly div the browser must render).
-EXPECTED_FIGURES = {"index": 3, "journey_map": 0, "bottlenecks": 8, "paths": 5, "repeat": 7,
+# Bottlenecks: 7, with no finding on the tiny data (test_site: a chart per finding).
+EXPECTED_FIGURES = {"index": 3, "journey_map": 0, "bottlenecks": 7, "paths": 5, "repeat": 7,
                     "quality": 2}
 
 
@@ -159,8 +160,6 @@ def _day(month: int, day: int) -> str:
 
 def write_exports(tiny: TinyProject) -> None:
     """The export files of the stories above, one file per source and UTC day."""
-    jmap = tiny.root / "journey_map.yaml"
-    jmap.write_text(jmap.read_text().replace("min_daily_entered: 20", "min_daily_entered: 1"))
     for n, (user, event, month, day, hour, minute, extra) in enumerate(CLICKS):
         tiny.clicks(_day(month, day), _click(n, user, event, month, day, hour, minute, **extra))
     tiny.clicks(_day(4, 30), _click(999, "c12", EVIL, 4, 30, 11))
@@ -196,6 +195,7 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, config: Path, *,
     bookings.build_booking_outcomes(con, jmap)
     bookings.build_booking_funnel(con, jmap)
     bookings.build_payment_failures(con, jmap)
+    build_findings(con, jmap)
     daily_rates.build_daily_stage_rates(con, jmap)
     repeat.build_repeat_purchase(con, jmap)
     repeat.build_retention(con, jmap)
@@ -207,7 +207,6 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, config: Path, *,
     periods.build_period_figures(con, settings)
     periods.build_period_funnel(con, settings)
     dashboard_tables.build_dashboard_tables(con, settings)
-    build_findings(con, jmap)
     if mining:
         build_mining_tables(con, jmap, config.parent / "output" / "models")
 

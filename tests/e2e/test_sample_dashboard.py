@@ -34,10 +34,14 @@ def test_android_card_payment_failures_are_named(run: SampleRun) -> None:
     assert 18 <= float(m.group(3)) <= 40  # planted 25%; 109 attempts on the sample
 
 
-def test_the_outage_day_is_flagged(run: SampleRun) -> None:
+def test_the_outage_hours_are_a_finding(run: SampleRun) -> None:
+    # the planted outage (2026-10-12 13:00-19:00 UTC), found by the hour: the day's first
+    # failed attempt falls in the hour before
     text = page_text(run, "bottlenecks.html")
-    day = run.ground_truth["parameters"]["outage"]["date"]  # 2026-10-12
-    assert "Mon 12 Oct 2026 Purchase payment_failure_rate high" in text and day == "2026-10-12"
+    day = run.ground_truth["parameters"]["outage"]["date"]
+    assert day == "2026-10-12"
+    assert re.search(r"payment attempt → payment succeeded: conversion fell to [\d.]+% on 12 Oct "
+                     r"2026 from 1[23]:00 to 19:00", text), text[:2000]
 
 
 def test_paid_social_loses_more_at_decision_significantly(run: SampleRun) -> None:

@@ -7,6 +7,9 @@ again and says why in its commit; tables added since are not compared. Recorded 
   of that day (before: the files of the 3-day chunk the day was loaded in); every count equal.
 - `purchases`: its `booking_id` column is `order_id` (the journey map's purchase key, any
   business's order); every row equal.
+- `daily_stage_rates` (issue 10): the robust-z columns (dropout_z, failure_z, anomaly,
+  anomaly_reason) are gone; dropout_finding and failure_finding point at the findings whose
+  window holds the day. Same rows; the counts and rates come from the same SQL, unchanged.
 """
 
 from __future__ import annotations

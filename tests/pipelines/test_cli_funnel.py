@@ -351,7 +351,7 @@ def test_find_changes_json_names_the_segment_and_window(capsys, tmp_path):
     assert len(found) == 1, found
     f = found[0]
     assert set(f) == {"from_step", "to_step", "segment", "start", "end", "rate",
-                      "baseline_rate", "n", "lost", "p_adjusted"}
+                      "baseline_rate", "n", "lost", "p_adjusted", "kind"}
     assert (f["from_step"], f["to_step"]) == ("cart", "pay")
     assert f["segment"] == {"column": "platform", "value": "android"}
     start, end = dt.date.fromisoformat(f["start"]), dt.date.fromisoformat(f["end"])

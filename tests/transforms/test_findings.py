@@ -51,6 +51,25 @@ def generate(seed: int, actors: int = 4000, *, days: int = DAYS, rate=None,
     return df[df.timestamp < end].reset_index(drop=True)
 
 
+def generate_methods(seed: int, actors: int = 4000, *, rate=None) -> pd.DataFrame:
+    """As `generate`, with a payment method per actor (card, paypal, wallet); `rate(platform,
+    method)` is the cart -> pay rate on every day."""
+    rng = np.random.default_rng(seed)
+    methods = np.array(["card", "paypal", "wallet"])[rng.integers(0, 3, actors)]
+    by_actor = dict(zip([f"a{i}" for i in range(actors)], methods, strict=True))
+    df = generate(seed, actors, rate=lambda day, platform: 0.6)
+    df["method"] = df.actor.map(by_actor)
+    # redraw cart -> pay with the (platform, method) rate: keep a pay row with that chance
+    carts = df[df.event == "cart"].set_index("actor")
+    keep = {a: rng.random() < rate(r.platform, r.method) for a, r in carts.iterrows()}
+    pays = df[df.event == "pay"]
+    df = df[(df.event != "pay") | pays.actor.map(keep).reindex(df.index, fill_value=True)]
+    missing = [a for a, k in keep.items() if k and a not in set(pays.actor)]
+    extra = carts.loc[missing].reset_index().assign(
+        event="pay", timestamp=lambda d: d.timestamp + pd.Timedelta(minutes=30))
+    return pd.concat([df, extra[df.columns]], ignore_index=True)
+
+
 def findings_of(df: pd.DataFrame, *, window: float = 86400, extra_segment: str | None = None,
                 **kw) -> list[Finding]:
     con = duckdb.connect()
@@ -120,6 +139,46 @@ def test_one_day_spike_of_failures():
     assert f.rate == 0.0 and f.n >= 20
 
 
+def test_a_pair_of_segment_values_worse_than_the_rest_on_every_day():
+    # android + card pay at 0.3 on every day, every other combination at 0.6: no window of
+    # change, one segment comparison; android alone and card alone are explained by the pair
+    df = generate_methods(8, rate=lambda platform, method:
+                          0.3 if (platform, method) == ("android", "card") else 0.6)
+    found = findings_of(df, extra_segment="method")
+    print(show(found))
+    assert len(found) == 1, show(found)
+    f = found[0]
+    assert (f.from_step, f.to_step, f.kind) == ("cart", "pay", "segment")
+    assert f.group == (("platform", "android"), ("method", "card"))
+    assert f.segment == {"column": "platform + method", "value": "android + card"}
+    assert 0.2 < f.rate < 0.4 and 0.55 < f.baseline_rate < 0.65
+    # compared over every tested day: the first to the last whose windows have closed
+    assert f.start == day(0) and day(DAYS - 3) <= f.end < day(DAYS)
+    # the same log without the pair's loss: nothing
+    assert findings_of(generate_methods(8, rate=lambda p, m: 0.6),
+                       extra_segment="method") == []
+
+
+def test_an_outage_of_hours_is_found_to_the_hour():
+    # 20,000 actors over 60 days (~10 cart -> pay attempts an hour): on day 30 every attempt
+    # from 09:00 to 14:00 fails; the day as a whole is only diluted
+    df = generate(9, 20000, days=60)
+    start = pd.Timestamp(day(30)) + pd.Timedelta(hours=9)
+    carts = df[(df.event == "cart") & (df.timestamp >= start)
+               & (df.timestamp < start + pd.Timedelta(hours=5))].actor
+    df = df[~((df.event == "pay") & df.actor.isin(carts))].reset_index(drop=True)
+    found = findings_of(df)
+    print(show(found))
+    assert len(found) == 1, show(found)
+    f = found[0]
+    assert f.kind == "hours" and f.segment is None and f.rate < 0.15
+    # to the hour, give or take one
+    hour = dt.timedelta(hours=1)
+    assert abs(f.start_ts - start.to_pydatetime()) <= hour
+    assert abs(f.end_ts - (start + pd.Timedelta(hours=5)).to_pydatetime()) <= hour
+    assert f.start == f.end == day(30) and f"{f.start_ts:%H}:00 to" in f.sentence()
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_clean_log_has_no_finding(seed):
     assert findings_of(generate(seed)) == []
@@ -172,7 +231,7 @@ def test_findings_table_and_json_shape():
     assert rows == [(1, "cart", "pay", None, found[0].start, found[0].end, found[0].n, "drop")]
     d = found[0].to_dict()
     assert set(d) == {"from_step", "to_step", "segment", "start", "end", "rate",
-                      "baseline_rate", "n", "lost", "p_adjusted"}
+                      "baseline_rate", "n", "lost", "p_adjusted", "kind"}
     assert d["segment"] is None and d["start"] == found[0].start.isoformat()
     findings_table(con, [])
     assert con.execute("select count(*) from findings").fetchone() == (0,)
@@ -185,7 +244,8 @@ def test_transition_attempts_columns():
     actors = funnel_actors(con, "events", STEPS, breakdown="platform")
     sql = transition_attempts(actors, STEPS, 2, breakdown_as="platform", day="entry")
     rel = con.sql(sql)
-    assert rel.columns == ["from_step", "to_step", "day", "success", "complete", "platform"]
+    assert rel.columns == ["from_step", "to_step", "day", "ts", "success", "complete",
+                           "platform"]
     [(n, ok)] = con.sql(
         f"select count(*), count(*) filter (where success) from ({sql})").fetchall()
     counts = {r[0]: r[1] for r in con.sql(

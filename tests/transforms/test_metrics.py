@@ -12,6 +12,7 @@ import pytest
 from tests.events import DAY, HOUR, T0, E, make_events_table
 from transforms.bookings import build_booking_funnel, build_booking_outcomes, build_payment_failures
 from transforms.daily_rates import build_daily_stage_rates
+from transforms.journey_findings import build_findings
 from transforms.journey_map_tables import (
     build_stage_metrics,
     build_stage_pains,
@@ -191,11 +192,11 @@ def test_lifecycle_classes(con, jmap):
                    ("2024-04-01", "dormant"): 2}
 
 
-def test_daily_anomaly_flags_outage_day(con, jmap):
-    # 10 days x 20 customers: open, book, pay. 2 payments fail per day, 12 on day 5 (outage).
+def test_daily_rates_mark_the_days_of_the_findings(con, jmap):
+    # 20 days x 20 customers: open, book, pay. 2 payments fail per day, 14 on day 10 (outage).
     rows = [E("x", "favourite_removed", T0 + 60 * DAY)]
-    for day in range(10):
-        fails = 12 if day == 5 else 2
+    for day in range(20):
+        fails = 14 if day == 10 else 2
         for i in range(20):
             c, t = f"d{day}c{i}", T0 + day * DAY + i * 60 * dt.timedelta(seconds=1)
             rows += [E(c, "app_opened", t),
@@ -207,17 +208,24 @@ def test_daily_anomaly_flags_outage_day(con, jmap):
     build_purchases(con, jmap)
     build_journeys(con, jmap)
     build_payment_failures(con, jmap)  # payment_attempts, which the failure rate reads
+    build_findings(con, jmap)
     build_daily_stage_rates(con, jmap)
-    flagged = con.execute("select event_date, stage, anomaly_reason, failure_z, dropout_z "
-                          "from daily_stage_rates where anomaly order by stage_index").fetchall()
-    # failure rate: 0.1 on nine days, 0.6 on day 5. median 0.1, MAD 0 -> scale = 1.253314 x
-    # mean absolute deviation (0.5 / 10 = 0.05): z = 0.5 / 0.0626657 = 7.98 > 3.5.
-    # Decision -> Purchase dropout is the same series (failed customers never pay).
-    day5 = (T0 + 5 * DAY).date()
-    assert [(r[0], r[1], r[2]) for r in flagged] == [
-        (day5, "Decision", "dropout_rate high"), (day5, "Purchase", "payment_failure_rate high")]
-    assert flagged[1][3] == pytest.approx(0.5 / (1.253314 * 0.05))
-    assert flagged[0][4] == pytest.approx(0.5 / (1.253314 * 0.05))
+    day10 = (T0 + 10 * DAY).date()
+    # day 10: 6 of 20 paid against 18 of 20 on each other day; Fisher's exact test of 6/20
+    # against 342/380 gives p ~ 1e-9, far below any scan correction: one finding of
+    # everyone on the payments, the day (or hours of it), and the day's rows point at it
+    found = con.execute("select rank, from_step, to_step, segment_column, start_day, end_day, "
+                        "n, successes from findings order by rank").fetchall()
+    pay = [r for r in found if r[1] == "payment attempt"]
+    assert [(r[3], r[4], r[5], r[6], r[7]) for r in pay] == [(None, day10, day10, 20, 6)]
+    flagged = con.execute("select event_date, stage, failure_finding from daily_stage_rates "
+                          "where failure_finding is not null").fetchall()
+    assert flagged == [(day10, "Purchase", pay[0][0])]
+    # Decision -> Purchase is the same story (failed customers never pay): its finding, if
+    # any, covers day 10 only
+    dropout = con.execute("select distinct event_date from daily_stage_rates "
+                          "where dropout_finding is not null").fetchall()
+    assert dropout in ([], [(day10,)])
 
 
 def _build_stage_metric_inputs(con, jmap):

@@ -22,7 +22,6 @@ def test_settings_from_the_sample_journey_map() -> None:
         "conversion_stage": "Purchase",
         "conversion_window_seconds": 14 * 86400,  # conversion_window: 14d
         "currency": "EUR",
-        "anomaly_threshold": 3.5, "anomaly_min_daily_entered": 20,
         "significance_level": 0.05, "min_group_outcomes": 5,  # transforms/stage_funnels.py
         "low_rating_max": 2,
         "repeat_horizons": [7, 14, 30],

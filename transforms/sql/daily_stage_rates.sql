@@ -1,13 +1,10 @@
 -- daily_stage_rates: one row per (day x stage) with journeys first reaching the stage that day
 -- (`journey_stages.reached_ts`), how many of them went on to the next stage, the day's payment
--- attempts and failure rate (from `payment_attempts`, on the conversion stage's row only) and a
--- robust-z anomaly flag.
---
--- Anomalies: robust z = (x - median) / (1.4826 * MAD) over the baseline days of the stage; when
--- MAD = 0 the scale is 1.2533 * mean absolute deviation. Baseline days: complete days with at
--- least $min_daily_entered journeys for the dropout rate, days with at least
--- $min_daily_entered payment attempts for the failure rate; only such days are scored.
--- |z| > $anomaly_threshold flags the day, and anomaly_reason says which rate, high or low.
+-- attempts and failure rate (from `payment_attempts`, on the conversion stage's row only), and
+-- which finding (transforms/findings.py: the `findings` table) covers the day: a view of the
+-- findings, not a rule of its own. dropout_finding: the best-ranked finding of everyone (no
+-- segment) on the transition from this stage whose window holds the day; failure_finding: the
+-- same for the payments (conversion stage's row only). NULL: no finding that day.
 -- The last stage ($last_stage_index) has no next stage: no converted count, no dropout.
 create or replace table daily_stage_rates as
 with reached as (
@@ -60,76 +57,24 @@ joined as (
     left join payments py using (event_date)
 ),
 
-baseline as (
-    select
-        stage_index,
-        median(dropout_rate) filter (where complete and entered >= $min_daily_entered)
-            as med_dropout_rate,
-        median(payment_failure_rate) filter (where payment_attempts >= $min_daily_entered)
-            as med_payment_failure_rate
-    from joined
-    group by all
-),
-
-spread as (
-    select
-        j.stage_index,
-        median(abs(j.dropout_rate - b.med_dropout_rate))
-            filter (where j.complete and j.entered >= $min_daily_entered) as mad_dropout_rate,
-        avg(abs(j.dropout_rate - b.med_dropout_rate))
-            filter (where j.complete and j.entered >= $min_daily_entered) as meanad_dropout_rate,
-        median(abs(j.payment_failure_rate - b.med_payment_failure_rate))
-            filter (where j.payment_attempts >= $min_daily_entered) as mad_payment_failure_rate,
-        avg(abs(j.payment_failure_rate - b.med_payment_failure_rate))
-            filter (where j.payment_attempts >= $min_daily_entered)
-            as meanad_payment_failure_rate
-    from joined j
-    join baseline b using (stage_index)
-    group by all
-),
-
-scored as (
-    select
-        j.*,
-        case when j.complete and j.entered >= $min_daily_entered then
-            case when mad_dropout_rate > 0
-                 then (dropout_rate - med_dropout_rate) / (1.4826 * mad_dropout_rate)
-                 when meanad_dropout_rate > 0
-                 then (dropout_rate - med_dropout_rate) / (1.253314 * meanad_dropout_rate)
-            end
-        end as dropout_z,
-        case when j.payment_attempts >= $min_daily_entered then
-            case when mad_payment_failure_rate > 0
-                 then (payment_failure_rate - med_payment_failure_rate)
-                      / (1.4826 * mad_payment_failure_rate)
-                 when meanad_payment_failure_rate > 0
-                 then (payment_failure_rate - med_payment_failure_rate)
-                      / (1.253314 * meanad_payment_failure_rate)
-            end
-        end as failure_z
-    from joined j
-    join baseline using (stage_index)
-    join spread using (stage_index)
+overall_findings as (
+    select rank, from_step, to_step, start_day, end_day
+    from findings
+    where segment_column is null and kind in ('window', 'hours')
 ),
 
 final as (
     select
-        -- keys
-        event_date, stage_index, stage,
-        -- rates
-        entered, converted, dropout_rate,
-        payment_attempts, payment_failures, payment_failure_rate, complete,
-        -- anomaly
-        dropout_z, failure_z,
-        coalesce(abs(dropout_z) > $anomaly_threshold, false)
-            or coalesce(abs(failure_z) > $anomaly_threshold, false) as anomaly,
-        nullif(concat_ws(', ',
-            case when abs(failure_z) > $anomaly_threshold then 'payment_failure_rate '
-                 || case when failure_z > 0 then 'high' else 'low' end end,
-            case when abs(dropout_z) > $anomaly_threshold then 'dropout_rate '
-                 || case when dropout_z > 0 then 'high' else 'low' end end), '')
-            as anomaly_reason
-    from scored
+        j.*,
+        (select min(f.rank) from overall_findings f
+         where f.from_step = j.stage and j.event_date between f.start_day and f.end_day
+           and f.to_step <> $payment_to_step)
+            as dropout_finding,
+        case when j.stage_index = $conversion_stage_index then
+            (select min(f.rank) from overall_findings f
+             where f.to_step = $payment_to_step and j.event_date between f.start_day and f.end_day)
+        end as failure_finding
+    from joined j
 )
 
 select * from final order by event_date, stage_index

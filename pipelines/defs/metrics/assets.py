@@ -60,33 +60,39 @@ def bookings(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
             "dagster/row_count": payments[key], **skipped.get(key, {})})
 
 
-@dg.asset(group_name=GROUP, kinds=KINDS,
-          deps=[dg.AssetKey("journeys"), dg.AssetKey("journey_stages"), dg.AssetKey("events")])
-def findings(project: ProjectResource) -> dg.MaterializeResult:
-    """One row per finding: a window of days where a stage transition's or the payments' rate
-    departed from its baseline, overall or for one segment value (transforms/findings.py)."""
+@dg.multi_asset(specs=[
+    spec("findings", "One row per finding: a window of days or hours where a stage "
+         "transition's or the payments' rate departed from its baseline, or a segment worse "
+         "than the rest (transforms/findings.py).", ["journeys", "journey_stages", "events"]),
+    spec("finding_days", "One row per (finding x series x day): the daily rate behind each "
+         "finding, for its chart.", ["journeys", "journey_stages", "events"]),
+])
+def findings(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
+    """What changed, where, since when: the findings engine over the warehouse's journeys."""
     with project.connect() as con:
         n = build_findings(con, project.journey_map)
-        top = con.execute("select from_step || ' -> ' || to_step || coalesce(' (' || "
-                          "segment_column || ' = ' || segment_value || ')', '') || ' ' || "
-                          "start_day || ' .. ' || end_day from findings order by rank limit 5"
-                          ).fetchall()
-    return dg.MaterializeResult(metadata={
+        top = con.execute("select sentence from findings order by rank limit 5").fetchall()
+        n_days = con.execute("select count(*) from finding_days").fetchone()[0]
+    yield dg.MaterializeResult(asset_key="findings", metadata={
         "dagster/row_count": n,
         "findings": dg.MetadataValue.md("\n".join(f"- {r[0]}" for r in top) or "none")})
+    yield dg.MaterializeResult(asset_key="finding_days", metadata={"dagster/row_count": n_days})
 
 
 @dg.asset(group_name=GROUP, kinds=KINDS,
-          deps=[dg.AssetKey("journey_stages"), dg.AssetKey("payment_attempts")])
+          deps=[dg.AssetKey("journey_stages"), dg.AssetKey("payment_attempts"),
+                dg.AssetKey("findings")])
 def daily_stage_rates(project: ProjectResource) -> dg.MaterializeResult:
-    """One row per (day x stage): entered, converted, dropout and a robust-z anomaly flag."""
+    """One row per (day x stage): entered, converted, dropout, payment failure rate, and the
+    finding whose window holds the day."""
     jmap = project.journey_map
     with project.connect() as con:
         n = build_daily_stage_rates(con, jmap)
         days = con.execute("select distinct cast(event_date as varchar) from daily_stage_rates "
-                           "where anomaly order by 1").fetchall()
+                           "where coalesce(dropout_finding, failure_finding) is not null "
+                           "order by 1").fetchall()
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": n, "anomaly_days": ", ".join(d[0] for d in days) or "-"})
+        "dagster/row_count": n, "finding_days": ", ".join(d[0] for d in days) or "-"})
 
 
 @dg.multi_asset(specs=[
