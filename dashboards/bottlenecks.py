@@ -12,6 +12,7 @@ from dashboards import fmt
 from dashboards.charts import (
     COLORWAY,
     GREY,
+    LIGHT_GREY,
     OKABE_ITO,
     cell_labels,
     figure,
@@ -25,6 +26,9 @@ SLUG = "bottlenecks"
 DIVERGING = [[0.0, OKABE_ITO["blue"]], [0.5, "#F7F7F7"], [1.0, OKABE_ITO["vermillion"]]]
 MAX_SEGMENT_ROWS = 30
 MAX_FINDING_CHARTS = 8
+# Light to dark vermillion: a high failure rate is the darkest cell; no grey middle that reads
+# as "no data".
+SEQUENTIAL_RATE = [[0.0, "#FFF5EB"], [0.5, "#F4A261"], [1.0, OKABE_ITO["vermillion"]]]
 
 
 def render(ctx: Context) -> Page:
@@ -97,7 +101,7 @@ def _finding_chart(r: object, days: pd.DataFrame) -> go.Figure:
         fig.add_vrect(x0=start, x1=end, fillcolor=OKABE_ITO["vermillion"], opacity=0.12,
                       line_width=0)
     fig.update_yaxes(tickformat=".0%", title_text="rate", rangemode="tozero")
-    fig.update_xaxes(tickformat="%d %b")
+    fig.update_xaxes(tickformat=fmt.AXIS_DAY)
     return fig
 
 
@@ -117,14 +121,20 @@ def _transitions(ctx: Context, page: Page) -> Safe:
         return section(title, paragraph("No complete journeys yet."))
     labels = _label(df)
 
-    by_drop = df.assign(label=labels).sort_values("dropout_rate", ascending=True)
-    fig = figure("Where is the bottleneck? Dropout rate per transition", height=360)
+    # Ranked steps only (up to the conversion stage), in journey order: after conversion,
+    # "dropout" is customers not (yet) buying again, the repeat page's story.
+    by_drop = df.assign(label=labels)
+    by_drop = by_drop[by_drop["rank_dropout"].notna()].sort_values("from_index")
+    conv = f" on the way to {ctx.conversion_stage}" if ctx.conversion_stage else ""
+    fig = figure(f"Where is the bottleneck? Dropout rate per step{conv}, in journey order",
+                 height=120 + 46 * max(len(by_drop), 1))
     fig.add_trace(go.Bar(
         x=by_drop["dropout_rate"], y=by_drop["label"], orientation="h",
         marker_color=[OKABE_ITO["vermillion"] if b else OKABE_ITO["blue"]
                       for b in by_drop["is_bottleneck"]],
-        text=[f"{fmt.pct(r)} · {fmt.count(n)} lost" for r, n in
-              zip(by_drop["dropout_rate"], by_drop["dropoff_count"], strict=True)],
+        text=[f"{fmt.pct(r)} · {fmt.count(n)} of {fmt.count(e)} lost" for r, n, e in
+              zip(by_drop["dropout_rate"], by_drop["dropoff_count"], by_drop["entered_from"],
+                  strict=True)],
         textposition="auto",
         customdata=list(zip(by_drop["entered_from"], by_drop["reached_to"],
                             by_drop["dropoff_count"], strict=True)),
@@ -133,18 +143,25 @@ def _transitions(ctx: Context, page: Page) -> Safe:
                       "%{customdata[2]:,d}<extra></extra>",
         showlegend=False))
     fig.update_xaxes(title_text="dropout rate (%)", tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(title_text="transition")
+    fig.update_yaxes(title_text="step", autorange="reversed")
     page.figures += 1
 
     timed = df.assign(label=labels)
     timed = timed[timed["median_seconds"].notna()].sort_values("median_seconds")
-    fig2 = figure("Which step takes longest? Median time between stages (log scale; ◆ = 90th "
-                  "percentile)", height=360)
+    fig2 = figure("Which step takes longest? Median (●) and 90th percentile (◆) time between "
+                  "stages, log scale", height=120 + 46 * max(len(timed), 1))
     minutes = 60.0
-    fig2.add_trace(go.Bar(
-        x=timed["median_seconds"].clip(lower=minutes) / 3600, y=timed["label"],
-        orientation="h", name="median", marker_color=OKABE_ITO["blue"],
-        text=[fmt.duration(v) for v in timed["median_seconds"]], textposition="auto",
+    med = timed["median_seconds"].clip(lower=minutes) / 3600
+    p90 = timed["p90_seconds"].clip(lower=minutes) / 3600
+    for label, a, b in zip(timed["label"], med, p90, strict=True):  # median-to-p90 whisker
+        if pd.notna(b):
+            fig2.add_trace(go.Scatter(x=[a, b], y=[label, label], mode="lines",
+                                      line=dict(color=LIGHT_GREY, width=4), hoverinfo="skip",
+                                      showlegend=False))
+    fig2.add_trace(go.Scatter(
+        x=med, y=timed["label"], mode="markers+text", name="median",
+        marker=dict(color=OKABE_ITO["blue"], size=11),
+        text=[fmt.duration(v) for v in timed["median_seconds"]], textposition="top center",
         customdata=list(zip([fmt.duration(v) for v in timed["median_seconds"]],
                             [fmt.duration(v) for v in timed["p75_seconds"]],
                             [fmt.duration(v) for v in timed["p90_seconds"]], timed["timed"],
@@ -153,15 +170,15 @@ def _transitions(ctx: Context, page: Page) -> Safe:
                       "90th pct %{customdata[2]}<br>journeys timed: %{customdata[3]:,d}"
                       "<extra></extra>"))
     fig2.add_trace(go.Scatter(
-        x=timed["p90_seconds"].clip(lower=minutes) / 3600, y=timed["label"], mode="markers",
-        name="90th percentile", marker=dict(symbol="diamond", size=10,
-                                            color=OKABE_ITO["orange"]),
-        hoverinfo="skip"))
+        x=p90, y=timed["label"], mode="markers", name="90th percentile",
+        marker=dict(symbol="diamond", size=10, color=OKABE_ITO["orange"]), hoverinfo="skip"))
     ticks = [1 / 60, 0.25, 1, 6, 24, 72, 168, 720]
     fig2.update_xaxes(type="log", title_text="time from one stage to the next (log scale)",
                       tickvals=ticks, ticktext=["1 min", "15 min", "1 h", "6 h", "1 d", "3 d",
                                                 "7 d", "30 d"])
-    fig2.update_yaxes(title_text="transition")
+    # room above the top row for its median label
+    fig2.update_yaxes(title_text="step", range=[-0.6, len(timed) - 0.15])
+    fig2.update_layout(legend=dict(y=1.0, yanchor="bottom"))
     page.figures += 1
 
     # Unranked transitions (after the conversion stage) go last, in journey order.
@@ -177,8 +194,8 @@ def _transitions(ctx: Context, page: Page) -> Safe:
     lead = _bottleneck_sentence(ctx, ranked) + " Complete journeys only."
     return section(
         title,
-        Safe('<div class="grid2">'), to_div(fig, ctx.div_id(SLUG, "dropout")),
-        to_div(fig2, ctx.div_id(SLUG, "time")), Safe("</div>"),
+        Safe('<div class="grid2">'), to_div(fig, ctx.div_id(SLUG, "dropout"), numbers=True),
+        to_div(fig2, ctx.div_id(SLUG, "time"), numbers=True), Safe("</div>"),
         table(["transition", "reached first", "went on", "lost", "dropout", "rank by dropout",
                "rank by lost", "median time", "90th pct time", "rank by time"], rows,
               numeric=range(1, 10),
@@ -271,11 +288,14 @@ def _segments(ctx: Context, page: Page) -> Safe:
     df["row"] = df["segment"].astype(str) + " = " + df["segment_value"].astype(str)
     transitions = list(dict.fromkeys(df.sort_values("from_index")["transition"]))
 
+    # '(unknown)' is no segment: left out of the heatmap and the ranking.
+    df = df[~df["segment_value"].astype(str).map(_unknown)]
     # Keep the rows with the largest differences so the heatmap stays readable.
     strength = df.groupby("row")["dropout_diff"].apply(lambda s: s.abs().max()).fillna(0)
     rows = list(strength.sort_values(ascending=False).index[:MAX_SEGMENT_ROWS])
     rows = sorted(rows, key=lambda r: (r.split(" = ")[0], r))
     grid = df[df["row"].isin(rows)]
+    small_n = ctx.setting("small_n")
     z, z_sig, text, hover = [], [], [], []
     for r in rows:
         zr, sr, tr, hr = [], [], [], []
@@ -288,10 +308,18 @@ def _segments(ctx: Context, page: Page) -> Safe:
                 hr.append("")
                 continue
             c = cell.iloc[0]
+            if small_n is not None and c["entered_from"] < small_n:  # too few to colour
+                zr.append(None)
+                sr.append(None)
+                tr.append(f"n={fmt.count(c['entered_from'])}")
+                hr.append(f"only {fmt.count(c['entered_from'])} reached the step: fewer than "
+                          f"{small_n}, too few for a rate")
+                continue
             zr.append(float(c["dropout_diff"]) * 100)
             sr.append(zr[-1] if bool(c["significant"]) else None)
             tr.append(fmt.pp(c["dropout_diff"]).replace(" pp", "") +
-                      ("*" if bool(c["significant"]) else ""))
+                      ("*" if bool(c["significant"]) else "") +
+                      f"<br>n={fmt.count(c['entered_from'])}")
             hr.append(f"dropout {fmt.pct(c['dropout_rate'])} vs rest "
                       f"{fmt.pct(c['rest_dropout_rate'])} (overall {fmt.pct(c['overall_rate'])})"
                       f"<br>reached: {fmt.count(c['entered_from'])}, p = "
@@ -301,14 +329,11 @@ def _segments(ctx: Context, page: Page) -> Safe:
         z_sig.append(sr)
         text.append(tr)
         hover.append(hr)
-    # Missing segment values ('(unknown)') are often extreme and say little about a segment;
-    # the colour range follows the known values (unknown cells saturate).
-    finite = [abs(v) for r, zr in zip(rows, z, strict=True) if not _unknown(r)
-              for v in zr if v is not None] or [abs(v) for zr in z for v in zr if v is not None]
+    finite = [abs(v) for zr in z for v in zr if v is not None]
     zmax = max(finite) if finite else 1.0
     fig = figure("Who drops out more? Dropout difference vs the rest of the segment, "
                  "percentage points (* and full colour = significant)",
-                 height=max(360, 90 + 26 * len(rows)))
+                 height=max(360, 110 + 36 * len(rows)))
     # Not significant: washed out; significant: full colour (drawn on top).
     common = dict(x=transitions, y=rows, customdata=hover, colorscale=DIVERGING, zmin=-zmax,
                   zmax=zmax, xgap=2, ygap=2,
@@ -329,16 +354,15 @@ def _segments(ctx: Context, page: Page) -> Safe:
     mirrored = (values.loc[sig.index] == 2) & (sig["dropout_diff"] < 0)
     sig = sig[~mirrored].copy()
     sig["abs_diff"] = sig["dropout_diff"].abs()
-    sig["unknown"] = [_unknown(str(v)) for v in sig["segment_value"]]
-    sig = sig.sort_values(["unknown", "abs_diff"], ascending=[True, False]).head(15)
+    sig = sig.sort_values("abs_diff", ascending=False).head(15)
     table_rows = [[r.segment, r.segment_value, r.transition, fmt.count(r.entered_from),
                    fmt.pct(r.dropout_rate), fmt.pct(r.rest_dropout_rate), fmt.pct(r.overall_rate),
                    fmt.pp(r.dropout_diff), fmt.number(r.z_score, 2), fmt.p_value(r.p_value)]
                   for r in sig.itertuples(index=False)]
-    parts: list[Safe] = [to_div(fig, ctx.div_id(SLUG, "segments"))]
+    parts: list[Safe] = [to_div(fig, ctx.div_id(SLUG, "segments"), numbers=True)]
     if table_rows:
-        parts.append(table(["segment", "value", "transition", "reached", "dropout", "rest",
-                            "overall", "difference vs rest", "z", "p"], table_rows,
+        parts.append(table(["segment", "value", "step", "reached", "dropout", "rest",
+                            "overall", "difference vs rest", "z (dropout)", "p"], table_rows,
                            numeric=range(3, 10)))
     else:
         parts.append(paragraph("No segment differs significantly from the rest."))
@@ -352,10 +376,13 @@ def _test_sentence(ctx: Context) -> str:
     if alpha is None or n is None:
         return (f"{test}; the significance level is not available (no run_settings). "
                 "Positive = drops out more.")
+    small = ctx.setting("small_n")
+    small_text = (f" Cells with fewer than {small} customers show only their n." if small
+                  else "")
     return (f"{test}; significant when p < {alpha} and both groups have at least {n} "
             f"conversions and {n} drop-offs. Not corrected for multiple comparisons: expect "
             f"about {fmt.pct(alpha, 0)} of cells to look significant by chance. Positive = drops "
-            "out more.")
+            f"out more.{small_text}")
 
 
 def _unknown(value: str) -> bool:
@@ -408,7 +435,7 @@ def _payments(ctx: Context, page: Page) -> Safe:
             fig.update_yaxes(title_text="bookings started, never paid (%)", tickformat=".0%",
                              rangemode="tozero")
             fig.update_xaxes(title_text="platform")
-            parts.append(to_div(fig, ctx.div_id(SLUG, "payment-platform")))
+            parts.append(to_div(fig, ctx.div_id(SLUG, "payment-platform"), numbers=True))
             page.figures += 1
     else:
         parts.append(not_available("The booking payment funnel", ctx.wh.missing("booking_funnel")))
@@ -448,7 +475,7 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
     fig = figure("Which platform and payment method fail? Failure rate of payment attempts",
                  height=340)
     fig.add_trace(go.Heatmap(
-        z=z, x=methods, y=platforms, customdata=custom, colorscale="Cividis", reversescale=True,
+        z=z, x=methods, y=platforms, customdata=custom, colorscale=SEQUENTIAL_RATE,
         xgap=2, ygap=2, zmin=0,
         colorbar=dict(title=dict(text="failure rate"), tickformat=".0%"),
         hovertemplate="<b>%{y} · %{x}</b><br>failure rate: %{z:.1%}<br>failed: "
@@ -491,7 +518,7 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
     return [
         *worst,
         Safe('<div class="grid2">'),
-        to_div(fig, ctx.div_id(SLUG, "failure-matrix")),
+        to_div(fig, ctx.div_id(SLUG, "failure-matrix"), numbers=True),
         to_div(fig2, ctx.div_id(SLUG, "failure-reasons")),
         Safe("</div>"),
         paragraph("Failure rate = failed / (succeeded + failed) payment attempts, all days.",

@@ -46,8 +46,8 @@ TEMPLATE = go.layout.Template(
     )
 )
 
-PLOT_CONFIG = {"displaylogo": False, "responsive": True,
-               "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# No modebar: a reader reads the chart, the numbers are on it; hover still works.
+PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False, "responsive": True}
 
 
 def title_layout(title: str) -> dict:
@@ -68,8 +68,11 @@ def figure(title: str, *, height: int = 420, **layout: object) -> go.Figure:
     return fig
 
 
-def to_div(fig: go.Figure, div_id: str) -> Safe:
+def to_div(fig: go.Figure, div_id: str, *, numbers: bool = False) -> Safe:
     """The figure as an HTML fragment that uses the page's shared plotly.min.js.
+
+    `numbers`: the design puts numbers on the chart itself (bar labels, cell labels), so it
+    reads without hovering; the browser test checks they are visible (`data-numbers`).
 
     Plotly's JSON encoder escapes '<', '>' and '&' as \\u003c etc., so data values inside the
     figure cannot close the script tag.
@@ -77,7 +80,8 @@ def to_div(fig: go.Figure, div_id: str) -> Safe:
     body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
                        config=PLOT_CONFIG, default_width="100%",
                        default_height=f"{fig.layout.height or 420}px", validate=False)
-    return Safe(f'<div class="figure">{body}</div>')
+    mark = ' data-numbers="1"' if numbers else ""
+    return Safe(f'<div class="figure"{mark}>{body}</div>')
 
 
 def cell_labels(fig: go.Figure, x: list, y: list, text: list[list[str]],

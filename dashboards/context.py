@@ -8,7 +8,7 @@ is None (or empty) and the page that needs it shows a "not available" note.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -80,8 +80,33 @@ class Context:
             return "not available (no period_figures table yet)"
         start, end = pd.Timestamp(row["current_start"]), pd.Timestamp(row["current_end"])
         q0, q1 = pd.Timestamp(row["previous_start"]), pd.Timestamp(row["previous_end"])
-        return (f"{start:%d %b %Y} – {end:%d %b %Y} ({self.period_days} days; previous period "
+        days = (end - start).days + 1
+        if not bool(row.get("previous_observed", True)):
+            return (f"{start:%d %b %Y} – {end:%d %b %Y} ({days} days; no previous period in "
+                    "the data to compare with)")
+        return (f"{start:%d %b %Y} – {end:%d %b %Y} ({days} days; previous period "
                 f"{q0:%d %b} – {q1:%d %b %Y})")
+
+    def period_choices(self) -> list[int]:
+        """The period lengths `period_figures` holds (the Overview's picker)."""
+        if not self.wh.has("period_figures"):
+            return []
+        return [int(r[0]) for r in self.wh.df(
+            "select distinct period_days from period_figures order by 1").itertuples(
+            index=False)]
+
+    def with_period(self, days: int) -> Context:
+        """The same context for another period length of `period_figures`."""
+        periods = (self.wh.df("select * from period_figures where period_days = ?", [days])
+                   if self.wh.has("period_figures") else pd.DataFrame())
+        return replace(self, period_days=days, periods=periods)
+
+    def period_name(self, days: int) -> str:
+        """'Last 7 days', or 'All data (30 days)' for the length that spans the data."""
+        if self.data_start is not None and self.data_end is not None and days == (
+                self.data_end - self.data_start).days + 1:
+            return f"All data ({days} days)"
+        return f"Last {days} days"
 
     def div_id(self, page: str, name: str) -> str:
         """A stable, unique id for a figure's div (stable so rebuilds give identical files)."""

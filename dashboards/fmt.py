@@ -86,6 +86,41 @@ def duration_unit(seconds: Any) -> tuple[str, float]:
     return "d", 86400.0
 
 
+# The site's one date format: '12 Oct 2026' (a day), '12 Oct 2026 13:05' (a moment, UTC);
+# Plotly axes and hovers use the same through D3 formats.
+DAY = "%d %b %Y"
+MOMENT = "%d %b %Y %H:%M"
+AXIS_DAY = "%d %b"
+HOVER_DAY = "%{x|%d %b %Y}"
+
+
+def day(d: Any) -> str:
+    """A day: 2026-10-12 -> '12 Oct 2026'."""
+    if d is None or (not isinstance(d, str) and _missing_time(d)):
+        return NO_VALUE
+    import pandas as pd
+
+    return f"{pd.Timestamp(d):{DAY}}"
+
+
+def moment(ts: Any) -> str:
+    """A moment in UTC: '12 Oct 2026 13:05'."""
+    if ts is None or (not isinstance(ts, str) and _missing_time(ts)):
+        return NO_VALUE
+    import pandas as pd
+
+    return f"{pd.Timestamp(ts):{MOMENT}}"
+
+
+def _missing_time(x: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
 def p_value(p: Any) -> str:
     """A p-value: '<0.001' for tiny ones, else three decimals."""
     if _missing(p):

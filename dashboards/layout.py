@@ -48,8 +48,9 @@ PAGES: tuple[PageSpec, ...] = (
         "run_settings", "period_figures", "period_funnel", "funnel_steps", "funnel_cohorts",
         "stage_transitions", "daily_stage_rates"), "dashboards.overview"),
     PageSpec("journey_map", "Journey map", (
-        "run_settings", "funnel_steps", "funnel_segments", "stage_metrics",
-        "stage_touchpoints", "stage_pains"), "dashboards.journey_map"),
+        "run_settings", "funnel_steps", "funnel_segments", "stage_exit_events",
+        "stage_pain_segments", "stage_touchpoint_segments", "stage_metric_segments"),
+             "dashboards.journey_map"),
     PageSpec("bottlenecks", "Bottlenecks", (
         "run_settings", "findings", "finding_days", "stage_transitions", "stage_time_distribution",
         "stage_transition_segments", "booking_funnel", "payment_failure_matrix",
@@ -59,7 +60,7 @@ PAGES: tuple[PageSpec, ...] = (
         "conformance_deviations", "dropoff_points"), "dashboards.paths"),
     PageSpec("repeat", "Repeat purchase", (
         "run_settings", "repeat_purchase", "repeat_so_far", "repeat_gaps", "purchase_frequency",
-        "retention_cohorts", "lifecycle"), "dashboards.repeat"),
+        "retention_cohorts", "lifecycle", "repeat_by_experience"), "dashboards.repeat"),
     PageSpec("quality", "Data quality", (
         "run_settings", "source_summary", "ingest_reconciliation", "quarantine"),
              "dashboards.quality"),
@@ -124,6 +125,7 @@ p.note { margin:.5rem 0; }
 .muted { color:var(--muted); }
 .figure { margin:.25rem 0 .75rem; }
 .grid2 { display:grid; grid-template-columns:repeat(auto-fit,minmax(520px,1fr)); gap:1rem; }
+.grid2 > * { min-width:0; }
 .sig { font-weight:600; }
 footer { color:var(--muted); font-size:.85rem; margin-top:2rem; }
 select { font-size:1rem; padding:.2rem .4rem; }
@@ -155,7 +157,12 @@ def document(page: Page, *, subtitle: str, footer: str) -> str:
         f"{nav(page.slug)}<main>"
         f'<header class="page"><h1>{esc(page.title)}</h1><p>{esc(subtitle)}</p></header>'
         f"{''.join(page.body)}"
-        f"<footer>{esc(footer)}</footer></main></body></html>\n"
+        f"<footer>{esc(footer)}</footer></main>"
+        # a figure drawn while the page was still arriving (e.g. the first of a two-column
+        # row, drawn before its neighbour existed) takes its final width once all is laid out
+        "<script>window.addEventListener('load', () => { for (const p of "
+        "document.querySelectorAll('.js-plotly-plot')) Plotly.Plots.resize(p); });</script>"
+        "</body></html>\n"
     )
 
 

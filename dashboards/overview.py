@@ -13,6 +13,7 @@ from dashboards.layout import (
     Safe,
     card,
     cards,
+    esc,
     not_available,
     note,
     paragraph,
@@ -23,10 +24,48 @@ from dashboards.layout import (
 SLUG = "index"
 
 
+PICKER_SCRIPT = """
+<script>
+(function () {
+  var select = document.getElementById('period');
+  function show() {
+    document.querySelectorAll('.period').forEach(function (el) {
+      el.hidden = el.getAttribute('data-period') !== select.value;
+      if (!el.hidden && window.Plotly) {
+        el.querySelectorAll('.js-plotly-plot').forEach(function (p) { Plotly.Plots.resize(p); });
+      }
+    });
+  }
+  select.addEventListener('change', show);
+  show();
+})();
+</script>
+"""
+
+
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Overview")
-    page.add(_headline(ctx))
-    page.add(_funnel(ctx, page))
+    choices = ctx.period_choices()
+    if len(choices) > 1 and ctx.period_days in choices:
+        # one block per period length (precomputed in period_figures / period_funnel); the
+        # picker shows one; the daily trends below cover every day
+        options = "".join(
+            f'<option value="d{d}"{" selected" if d == ctx.period_days else ""}>'
+            f"{esc(ctx.period_name(d))}</option>" for d in choices)
+        page.add(Safe('<p class="picker"><label for="period"><strong>Period: </strong>'
+                      f'</label><select id="period">{options}</select> '
+                      '<span class="muted">(the headline numbers and the funnel; the daily '
+                      "charts below show every day)</span></p>"))
+        for d in choices:
+            c = ctx.with_period(d)
+            page.add(Safe(f'<div class="period" data-period="d{d}">'))
+            page.add(_headline(c))
+            page.add(_funnel(c, page, suffix="" if d == ctx.period_days else f"-{d}"))
+            page.add(Safe("</div>"))
+        page.add(Safe(PICKER_SCRIPT))
+    else:
+        page.add(_headline(ctx))
+        page.add(_funnel(ctx, page))
     page.add(_trends(ctx, page))
     return page
 
@@ -63,10 +102,12 @@ def _headline(ctx: Context) -> Safe:
     if not ctx.wh.has(*needed):
         return section(title, not_available("The headline numbers", ctx.wh.missing(*needed)))
     if ctx.periods.empty:
+        computed = ", ".join(str(d) for d in ctx.period_choices()) or "no"
         return section(title, note(
             f"The headline numbers for {ctx.period_days}-day periods are not in period_figures: "
-            f"the run computed {ctx.setting('period_days')}-day periods (its period_days "
-            "setting). Rebuild the dashboard without --period-days, or run with that period."))
+            f"the run computed {computed}-day periods (its period_days setting, "
+            "7, 28 and 90 days where the data is longer, and all the data). Rebuild the "
+            "dashboard without --period-days, or with one of those."))
     if ctx.data_end is None:
         return section(title, paragraph("No events loaded yet."))
     new, purchases = ctx.figure("new_customers"), ctx.figure("purchases")
@@ -85,19 +126,23 @@ def _headline(ctx: Context) -> Safe:
     if conversion is not None and pd.notna(conversion["current_end"]):
         c0, c1 = pd.Timestamp(conversion["current_start"]), pd.Timestamp(conversion["current_end"])
         items.append(card(
-            "Overall conversion", fmt.pct(_value(conversion)), *_change(conversion),
-            detail=f"{fmt.count(_value(journeys))} journeys entering "
-                   f"{c0:%d %b} – {c1:%d %b %Y}, the latest whose conversion window is fully "
-                   "observed"))
+            f"Overall conversion · journeys entering {c0:%d %b} – {c1:%d %b}",
+            fmt.pct(_value(conversion)), *_change(conversion),
+            detail=f"n = {fmt.count(_value(journeys))} journeys, the latest "
+                   f"{ctx.period_days} entry days whose conversion window is fully observed"))
     else:
         items.append(card("Overall conversion", fmt.NO_VALUE,
                           detail="no journey has a fully observed conversion window yet"))
     repeat_rate = ctx.figure("repeat_rate")
+    days = ctx.setting("repeat_horizons")
+    horizons = f" for {', '.join(str(h) for h in days)} days" if days else ""
     items.append(card(
         "Repeat rate", fmt.pct(_value(repeat_rate)), *_change(repeat_rate),
-        detail=f"share of the period's {fmt.count(buyers_now)} buyers making their 2nd or "
-               "later purchase"))
-    return section(title, cards(items), lead=f"Period: {ctx.period_label()}.")
+        detail=f"of the period's {fmt.count(buyers_now)} buyers, the share whose purchase was "
+               f"their 2nd or later (the Repeat page follows first-time buyers{horizons} "
+               "instead)"))
+    return section(title, cards(items), lead=f"{ctx.period_name(ctx.period_days)}: "
+                                             f"{ctx.period_label()}.")
 
 
 # --- funnel ----------------------------------------------------------------------------------
@@ -121,7 +166,7 @@ def _funnel_rows(ctx: Context) -> tuple[pd.DataFrame, str]:
     return df, "all journeys whose conversion window is fully observed"
 
 
-def _funnel(ctx: Context, page: Page) -> Safe:
+def _funnel(ctx: Context, page: Page, suffix: str = "") -> Safe:
     title = "The stage funnel"
     if not ctx.wh.has("funnel_steps"):
         return section(title, not_available("The stage funnel", ctx.wh.missing("funnel_steps")))
@@ -165,7 +210,7 @@ def _funnel(ctx: Context, page: Page) -> Safe:
                  f"{df['stage'].shift(1).loc[worst]}).")
     return section(
         title,
-        to_div(fig, ctx.div_id(SLUG, "funnel")),
+        to_div(fig, ctx.div_id(SLUG, "funnel" + suffix), numbers=True),
         table(["stage", "customers", "of entry", "step conversion", "lost", "dropout rate"],
               rows, numeric=range(1, 6), flag_rows=[] if worst is None else [int(worst)]),
         lead=lead,
@@ -200,8 +245,9 @@ def _trends(ctx: Context, page: Page) -> Safe:
         parts.append(not_available(
             "The daily dropout per stage", ctx.wh.missing("daily_stage_rates")))
     return section(title, *parts,
-                   lead="Lighter, open markers: days whose conversion window is not fully "
-                        "observed yet; their rates will still change.")
+                   lead="Grey band, open grey markers: days whose conversion window is not "
+                        "fully observed yet; their rates will still change, so no line is drawn "
+                        "through them.")
 
 
 def _conversion_trend(ctx: Context, df: pd.DataFrame) -> Safe:
@@ -209,21 +255,28 @@ def _conversion_trend(ctx: Context, df: pd.DataFrame) -> Safe:
     fig = figure(f"Which entry days converted best? Share of journeys reaching {stage}",
                  height=360)
     for complete, name, color, symbol in ((True, "fully observed", OKABE_ITO["blue"], "circle"),
-                                          (False, "window still open (incomplete)", GREY,
+                                          (False, "window still open (not yet a rate)", GREY,
                                            "circle-open")):
         part = df[df["complete"] == complete]
         if part.empty:
             continue
+        if not complete:
+            fig.add_vrect(
+                x0=pd.Timestamp(part["cohort_date"].min()) - pd.Timedelta(hours=12),
+                x1=pd.Timestamp(part["cohort_date"].max()) + pd.Timedelta(hours=12),
+                fillcolor=GREY, opacity=0.12, line_width=0,
+                annotation_text="windows still open", annotation_position="top left")
         fig.add_trace(go.Scatter(
-            x=part["cohort_date"], y=part["overall_conversion"], mode="lines+markers",
+            x=part["cohort_date"], y=part["overall_conversion"],
+            mode="lines+markers" if complete else "markers",
             name=name, showlegend=True,
-            line=dict(color=color, dash="solid" if complete else "dot"),
+            line=dict(color=color),
             marker=dict(symbol=symbol, color=color),
             customdata=part["entered"],
             hovertemplate="%{x|%d %b %Y}<br>conversion: %{y:.1%}<br>journeys entering: "
                           "%{customdata:,d}<extra></extra>"))
     fig.update_yaxes(title_text=f"conversion to {stage} (%)", tickformat=".0%", rangemode="tozero")
-    fig.update_xaxes(title_text="journey entry day (UTC)")
+    fig.update_xaxes(title_text="journey entry day (UTC)", tickformat=fmt.AXIS_DAY)
     return to_div(fig, ctx.div_id(SLUG, "conversion-trend"))
 
 
@@ -231,20 +284,30 @@ def _dropout_trend(ctx: Context, df: pd.DataFrame) -> Safe:
     fig = figure("Which stage's dropout moved, and when? Daily dropout to the next stage",
                  height=420)
     stages = list(dict.fromkeys(df["stage"]))
+    open_days = df[~df["complete"].astype(bool)]
     for i, stage in enumerate(stages):
-        part = df[df["stage"] == stage]
+        # the line is drawn over fully observed days only; open-window days are grey markers
+        part = df[(df["stage"] == stage) & df["complete"].astype(bool)]
         color = COLORWAY[i % len(COLORWAY)]
         fig.add_trace(go.Scatter(
             x=part["event_date"], y=part["dropout_rate"], mode="lines+markers", name=str(stage),
-            line=dict(color=color, width=1.5),
-            marker=dict(size=5, color=color,
-                        symbol=["circle" if c else "circle-open" for c in part["complete"]]),
-            customdata=list(zip(part["entered"], part["converted"],
-                                ["" if c else " (incomplete)" for c in part["complete"]],
-                                strict=True)),
+            line=dict(color=color, width=1.5), marker=dict(size=5, color=color),
+            customdata=list(zip(part["entered"], part["converted"], strict=True)),
             hovertemplate="<b>%{fullData.name}</b> → next stage<br>%{x|%d %b %Y}"
-                          "%{customdata[2]}<br>dropout: %{y:.1%}<br>entered: %{customdata[0]:,d}"
+                          "<br>dropout: %{y:.1%}<br>entered: %{customdata[0]:,d}"
                           ", went on: %{customdata[1]:,d}<extra></extra>"))
+    if not open_days.empty:
+        fig.add_trace(go.Scatter(
+            x=open_days["event_date"], y=open_days["dropout_rate"], mode="markers",
+            name="window still open (not yet a rate)",
+            marker=dict(size=6, color=GREY, symbol="circle-open"),
+            customdata=list(zip(open_days["stage"], open_days["entered"], strict=True)),
+            hovertemplate="<b>%{customdata[0]}</b>, %{x|%d %b %Y}: window still open<br>"
+                          "dropout so far: %{y:.1%} of %{customdata[1]:,d}<extra></extra>"))
+        fig.add_vrect(x0=pd.Timestamp(open_days["event_date"].min()) - pd.Timedelta(hours=12),
+                      x1=pd.Timestamp(open_days["event_date"].max()) + pd.Timedelta(hours=12),
+                      fillcolor=GREY, opacity=0.12, line_width=0,
+                      annotation_text="windows still open", annotation_position="top left")
     fig.update_yaxes(title_text="dropout to next stage (%)", tickformat=".0%", range=[0, 1.02])
-    fig.update_xaxes(title_text="day the stage was reached (UTC)")
+    fig.update_xaxes(title_text="day the stage was reached (UTC)", tickformat=fmt.AXIS_DAY)
     return to_div(fig, ctx.div_id(SLUG, "dropout-trend"))

@@ -42,17 +42,17 @@ def _freshness(ctx: Context) -> Safe:
     for r in df.itertuples(index=False):
         rows.append([
             r.source, fmt.count(r.events),
-            f"{pd.Timestamp(r.latest_event_ts):%Y-%m-%d %H:%M}",
+            fmt.moment(r.latest_event_ts),
             fmt.duration(r.seconds_behind_data_end), _age(r.latest_event_ts, ctx.built_at),
             "" if r.latest_file is None or pd.isna(r.latest_file)
             else str(r.latest_file).rsplit("/", 1)[-1],
             fmt.NO_VALUE if r.last_loaded_at is None or pd.isna(r.last_loaded_at)
-            else f"{pd.Timestamp(r.last_loaded_at):%Y-%m-%d %H:%M}",
+            else fmt.moment(r.last_loaded_at),
         ])
     lagging = [r[0] for r in rows if r[3] not in (fmt.NO_VALUE, "0 s")]
     end = df["latest_event_ts"].max() if not df.empty else None
-    lead = (f"End of data: {pd.Timestamp(end):%Y-%m-%d %H:%M} UTC; page built "
-            f"{ctx.built_at:%Y-%m-%d %H:%M} UTC." if end is not None and pd.notna(end)
+    lead = (f"End of data: {fmt.moment(end)} UTC; page built "
+            f"{fmt.moment(ctx.built_at)} UTC." if end is not None and pd.notna(end)
             else "No events loaded.")
     if lagging:
         lead += f" Behind the end of data: {', '.join(lagging)}."

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import plotly.offline
 
+from dashboards import fmt
 from dashboards.context import Context
 from dashboards.data import Warehouse
 from dashboards.layout import CSS, PAGES, Page, PageSpec, document
@@ -62,11 +63,13 @@ def build_site(con: duckdb.DuckDBPyConnection, out_dir: str | Path, *,
         data_text = "no events loaded"
     else:
         data_text = "the run's settings (run_settings) are not in the warehouse yet"
-    footer = (f"Built {built_at:%Y-%m-%d %H:%M} UTC from the warehouse tables; {data_text}. "
+    footer = (f"Built {fmt.moment(built_at)} UTC from the warehouse tables; {data_text}. "
               "Rates leave out journeys whose conversion window is not yet fully observed.")
     for spec in PAGES:
         page = renderer(spec)(ctx)
-        subtitle = f"Selected period: {ctx.period_label()}"
+        # the period is the Overview's headline cards' only: other pages cover all the data
+        subtitle = (f"Headline period: {ctx.period_label()} (pick another below)"
+                    if spec.slug == "index" else f"All data: {data_text}")
         (out / f"{spec.slug}.html").write_text(document(page, subtitle=subtitle, footer=footer),
                                               encoding="utf-8")
     return out / "index.html"

@@ -48,7 +48,9 @@ TOP_KEYS = (
     "metric_events", "metric_stages", "low_rating_max", "session_gap_minutes", "anomaly",
     "purchase",
 )
-STAGE_KEYS = ("name", "description", "optional", "window", "rules", "touchpoints", "pains")
+STAGE_KEYS = ("name", "description", "optional", "window", "occurrence", "rules", "touchpoints",
+              "pains")
+OCCURRENCES = ("all", "first")
 RULE_KEYS = ("source", "event_name", "where", "properties")
 REPEAT_KEYS = ("repeat_of", "distinct_by", "min_occurrence", "cancelled_by")
 
@@ -114,6 +116,9 @@ class Stage:
     # `window:` seconds allowed from the previous required stage being reached (required stages
     # after the first only); None: only the conversion window from the entry applies
     window_seconds: int | None = None
+    # `occurrence: first`: in the stage paths (mining) only the customer's first visit of the
+    # stage is a step; later visits are returns (table stage_returns), not path steps
+    occurrence: str = "all"
 
 
 @dataclass(frozen=True)
@@ -396,6 +401,11 @@ class _Validator:
             raise self.fail(f"{key}.optional", f"expected true or false, got {optional!r}",
                             "write optional: true or leave it out")
         description = sdoc.get("description", "") or ""
+        occurrence = sdoc.get("occurrence", "all")
+        if occurrence not in OCCURRENCES:
+            raise self.fail(f"{key}.occurrence", f"expected first or all, got {occurrence!r}",
+                            "write occurrence: first (only the first visit is a path step) "
+                            "or leave it out")
         window = None
         if "window" in sdoc:
             if i == 0:
@@ -452,7 +462,7 @@ class _Validator:
             pains.append(Pain(pname, prule, reason))
         return Stage(name=name, index=i + 1, description=str(description), optional=optional,
                      rules=tuple(rules), repeat=repeat, touchpoints=touchpoints,
-                     pains=tuple(pains), window_seconds=window)
+                     pains=tuple(pains), window_seconds=window, occurrence=occurrence)
 
     def rule(self, rdoc: Any, key: str) -> Rule:
         rdoc = self.mapping(rdoc, key)

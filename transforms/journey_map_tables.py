@@ -29,24 +29,23 @@ import re
 import duckdb
 
 from transforms.journey_map import JourneyMap, rule_sql
-from transforms.sqlutil import Params, ident
-from transforms.tables import count_rows, low_rating_sql, role_sql, stage_list_sql, table_columns
+from transforms.sqlutil import Params, ident, sql_file
+from transforms.tables import (
+    count_rows,
+    data_end,
+    low_rating_sql,
+    role_sql,
+    stage_list_sql,
+    table_columns,
+)
 
 
 def build_stage_touchpoints(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `stage_touchpoints`: one row per (stage x dimension x value) over
-    `stage_events`, ranked by events within stage x dimension."""
+    `stage_events`, ranked by events within stage x dimension; then its per-persona table
+    `stage_touchpoint_segments`. Returns the rows of `stage_touchpoints`."""
     p = Params()
-    parts = [
-        f"select stage, stage_index, {p.add(dim)} as dimension, "
-        f"cast({ident(dim)} as varchar) as value, customer_id "
-        f"from stage_events where stage_index = {st.index} and {ident(dim)} is not null"
-        for st in jmap.stages for dim in st.touchpoints
-    ]
-    body = " union all ".join(parts) if parts else (
-        "select cast(null as varchar) as stage, 0 as stage_index, cast(null as varchar) as "
-        "dimension, cast(null as varchar) as value, cast(null as varchar) as customer_id "
-        "where false")
+    body = _touches_sql(jmap, p)
     con.execute(
         f"""
         create or replace table stage_touchpoints as
@@ -66,31 +65,201 @@ def build_stage_touchpoints(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
         """,
         p.values,
     )
+    build_stage_touchpoint_segments(con, jmap)
     return count_rows(con, "stage_touchpoints")
+
+
+def _touches_sql(jmap: JourneyMap, p: Params) -> str:
+    """(stage, stage_index, dimension, value, customer_id) per stage event and touchpoint
+    dimension: one definition for `stage_touchpoints` and `stage_touchpoint_segments`."""
+    parts = [
+        f"select stage, stage_index, {p.add(dim)} as dimension, "
+        f"cast({ident(dim)} as varchar) as value, customer_id "
+        f"from stage_events where stage_index = {st.index} and {ident(dim)} is not null"
+        for st in jmap.stages for dim in st.touchpoints
+    ]
+    return " union all ".join(parts) if parts else (
+        "select cast(null as varchar) as stage, 0 as stage_index, cast(null as varchar) as "
+        "dimension, cast(null as varchar) as value, cast(null as varchar) as customer_id "
+        "where false")
+
+
+def _persona_rows_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
+                      where: str = "true") -> str:
+    """(customer_id, segment, segment_value): one row per journey (meeting `where`) and
+    journey-map segment, the value as `funnel_segments` spells it ('(unknown)' when missing);
+    no rows without segments or `journeys`."""
+    if not jmap.segments or not table_columns(con, "journeys"):
+        return ("select cast(null as varchar) as customer_id, cast(null as varchar) as segment, "
+                "cast(null as varchar) as segment_value where false")
+    return " union all ".join(
+        f"select customer_id, {p.add(seg.name)} as segment, "
+        f"coalesce(cast({ident(seg.name)} as varchar), '(unknown)') as segment_value "
+        f"from journeys where {where}"
+        for seg in jmap.segments
+    )
+
+
+def _persona_values(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> list[tuple[str, str]]:
+    """Every (segment, value) of the journeys, by segment in map order, then value."""
+    p = Params()
+    order = {seg.name: i for i, seg in enumerate(jmap.segments)}
+    rows = con.execute("select distinct segment, segment_value from "
+                       f"({_persona_rows_sql(con, jmap, p)})", p.values).fetchall()
+    return sorted(((str(s), str(v)) for s, v in rows), key=lambda r: (order[r[0]], r[1]))
+
+
+def build_stage_touchpoint_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+    """(Re)build `stage_touchpoint_segments`: one row per (segment x segment value x stage x
+    dimension x value): the rows of `stage_touchpoints` under segment 'all' (the same counts),
+    then per persona = journey-map segment value, over the stage events of the customers whose
+    journey (complete or not) has that value. Needs `stage_events`, `journeys`."""
+    p = Params()
+    body = _touches_sql(jmap, p)
+    personas = _persona_rows_sql(con, jmap, p)
+    con.execute(
+        f"""
+        create or replace table stage_touchpoint_segments as
+        with base as ({body}),
+        personas as ({personas}),
+        touches as (
+            select 'all' as segment, 'all' as segment_value, * from base
+            union all
+            select ps.segment, ps.segment_value, b.*
+            from base b join personas ps using (customer_id)
+        ),
+        counted as (
+            select segment, segment_value, stage, stage_index, dimension, value,
+                   count(*) as events, count(distinct customer_id) as customers
+            from touches group by all
+        ),
+        final as (
+            select *, events / sum(events) over (partition by segment, segment_value,
+                                                 stage_index, dimension) as share,
+                   cast(row_number() over (partition by segment, segment_value, stage_index,
+                                                        dimension
+                                           order by events desc, value) as integer) as rank
+            from counted
+        )
+        select * from final
+        order by segment <> 'all', segment, segment_value, stage_index, dimension, rank
+        """,
+        p.values,
+    )
+    return count_rows(con, "stage_touchpoint_segments")
+
+
+def build_stage_pain_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+    """(Re)build `stage_pain_segments`: one row per (segment x segment value x stage x pain x
+    reason): the rows of `stage_pains` under segment 'all', then per persona = journey-map
+    segment value, over the customers whose journey (complete or not) has that value; share =
+    customers / the persona's journeys reaching the stage. Needs `journeys`,
+    `journey_stages`."""
+    p = Params()
+    parts = _pain_parts(jmap, p)
+    personas = _persona_rows_sql(con, jmap, p)
+    con.execute(
+        f"""
+        create or replace table stage_pain_segments as
+        with base as ({' union all '.join(parts)}),
+        personas as ({personas}),
+        pains as (
+            select 'all' as segment, 'all' as segment_value, * from base
+            union all
+            select ps.segment, ps.segment_value, b.*
+            from base b join personas ps using (customer_id)
+        ),
+        reached as (
+            select 'all' as segment, 'all' as segment_value, stage_index, count(*) as journeys
+            from journey_stages group by all
+            union all
+            select ps.segment, ps.segment_value, s.stage_index, count(*) as journeys
+            from journey_stages s join personas ps using (customer_id) group by all
+        ),
+        counted as (
+            select segment, segment_value, stage, stage_index, pain, reason,
+                   count(*) as events, count(distinct customer_id) as customers
+            from pains group by all
+        ),
+        final as (
+            select c.*, c.customers / nullif(r.journeys, 0) as share,
+                   cast(row_number() over (partition by c.segment, c.segment_value,
+                                                        c.stage_index
+                                           order by c.events desc, c.pain, c.reason)
+                        as integer) as rank
+            from counted c
+            left join reached r using (segment, segment_value, stage_index)
+        )
+        select * from final
+        order by segment <> 'all', segment, segment_value, stage_index, rank
+        """,
+        p.values,
+    )
+    return count_rows(con, "stage_pain_segments")
+
+
+def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+    """(Re)build `stage_exit_events`: one row per (segment x segment value x stage x dimension
+    x value): what the journeys that ended at a stage did last. A leaver is a complete journey
+    that did not reach the last stage, at its furthest stage (the journeys `funnel_steps`
+    counts as lost before the next stage); its last event is the customer's latest event in
+    `events` within the journey (entry_ts to window_end_ts, ties by event_id): dimension
+    `event_name` is that event's name, dimension `screen` (when `events` has one) the screen
+    of the latest event with a screen. Segment 'all' = every leaver; then per persona =
+    journey-map segment value (transforms/sql/stage_exit_events.sql). Needs `journeys`,
+    `events`."""
+    p = Params()
+    has_screen = "screen" in table_columns(con, "events")
+    leavers = "complete and not reached_last_stage"
+    dims = [("event_name", "e.event_name is not null")]
+    if has_screen:
+        dims.append(("screen", "e.screen is not null"))
+    last = " union all ".join(
+        f"""select l.customer_id, '{dim}' as dimension,
+                   arg_max(cast(e.{ident(dim)} as varchar), (e.event_ts, e.event_id)) as value
+            from leavers l join events e
+              on e.customer_id = l.customer_id
+             and e.event_ts between l.entry_ts and l.window_end_ts
+            where {cond} group by all"""
+        for dim, cond in dims)
+    dim_list = ", ".join(f"('{d}')" for d, _ in dims)
+    con.execute(
+        f"""
+        create or replace temp table _exit_last as
+        with leavers as (
+            select customer_id, entry_ts, window_end_ts, furthest_stage as stage,
+                   furthest_stage_index as stage_index
+            from journeys where {leavers}
+        ),
+        personas as (
+            select customer_id, 'all' as segment, 'all' as segment_value
+            from journeys where {leavers}
+            union all {_persona_rows_sql(con, jmap, p, leavers)}
+        ),
+        last as ({last})
+        -- every leaver once per dimension (value NULL: no such event), so the shares are
+        -- over all of them
+        select ps.segment, ps.segment_value, l.stage, l.stage_index, d.dimension, x.value,
+               l.customer_id
+        from leavers l join personas ps using (customer_id)
+        cross join (values {dim_list}) d(dimension)
+        left join last x on x.customer_id = l.customer_id and x.dimension = d.dimension
+        """,
+        p.values,
+    )
+    con.execute(sql_file("stage_exit_events"))
+    con.execute("drop table if exists _exit_last")
+    return count_rows(con, "stage_exit_events")
 
 
 def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `stage_pains`: one row per (stage x pain x reason): the configured pains
-    (events of journey customers) plus `dropped_out` = complete journeys ending at the stage.
-    Needs `journeys`, `journey_stages`."""
+    (events of journey customers) plus `dropped_out` = complete journeys ending at the stage;
+    then `stage_pain_segments` (per persona) and `stage_exit_events` (what the journeys ending
+    at a stage did last). Needs `journeys`, `journey_stages`, `events`. Returns the rows of
+    `stage_pains`."""
     p = Params()
-    parts = []
-    for st in jmap.stages:
-        for pain in st.pains:
-            reason = (f"coalesce(cast(e.{ident(pain.reason_column)} as varchar), '(unknown)')"
-                      if pain.reason_column else "'(none)'")
-            parts.append(
-                f"select {p.add(st.name)} as stage, {st.index} as stage_index, "
-                f"{p.add(pain.name)} as pain, {reason} as reason, e.customer_id "
-                f"from events e where e.customer_id is not null "
-                f"and {rule_sql(pain.rule, p, 'e')}"
-            )
-    parts.append(
-        "select furthest_stage as stage, furthest_stage_index as stage_index, "
-        "'dropped_out' as pain, 'stopped after this stage' as reason, customer_id "
-        "from journeys "
-        "where complete and not reached_last_stage"
-    )
+    parts = _pain_parts(jmap, p)
     con.execute(
         f"""
         create or replace table stage_pains as
@@ -114,14 +283,69 @@ def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
         """,
         p.values,
     )
+    build_stage_pain_segments(con, jmap)
+    build_stage_exit_events(con, jmap)
     return count_rows(con, "stage_pains")
+
+
+def _pain_parts(jmap: JourneyMap, p: Params) -> list[str]:
+    """The SELECTs of (stage, stage_index, pain, reason, customer_id): the configured pains
+    and `dropped_out`, one definition for `stage_pains` and `stage_pain_segments`."""
+    parts = []
+    for st in jmap.stages:
+        for pain in st.pains:
+            reason = (f"coalesce(cast(e.{ident(pain.reason_column)} as varchar), '(unknown)')"
+                      if pain.reason_column else "'(none)'")
+            parts.append(
+                f"select {p.add(st.name)} as stage, {st.index} as stage_index, "
+                f"{p.add(pain.name)} as pain, {reason} as reason, e.customer_id "
+                f"from events e where e.customer_id is not null "
+                f"and {rule_sql(pain.rule, p, 'e')}"
+            )
+    parts.append(
+        "select furthest_stage as stage, furthest_stage_index as stage_index, "
+        "'dropped_out' as pain, 'stopped after this stage' as reason, customer_id "
+        "from journeys "
+        "where complete and not reached_last_stage"
+    )
+    return parts
 
 
 def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
                         currency: str | None = None) -> int:
     """(Re)build `stage_metrics`: one row per (stage x metric x segment x value), long format.
     Needs `journeys`, `journey_stages`, `funnel_steps`, `booking_outcomes`, `payment_attempts`,
-    `payment_failures`, `repeat_purchase`, `purchases`, `stage_events`."""
+    `payment_failures`, `repeat_purchase`, `purchases`, `stage_events`; then its per-persona
+    table `stage_metric_segments`. Returns the rows of `stage_metrics`."""
+    sql, values = _stage_metrics_sql(con, jmap, currency)
+    con.execute(f"""
+        create or replace table stage_metrics as
+        {sql}
+        select * from final order by stage_index, metric, segment <> 'all', segment,
+                                  segment_value
+    """, values)
+    build_stage_metric_segments(con, jmap, currency)
+    return count_rows(con, "stage_metrics")
+
+
+# the tables a persona's metrics read from its own customers' rows (p_<table>)
+PERSONA_TABLES = ("journeys", "events", "journey_stages", "booking_outcomes", "purchases",
+                  "funnel_steps", "payment_attempts", "repeat_purchase")
+_FROM_TABLE = re.compile(rf"\b(from|join)\s+({'|'.join(PERSONA_TABLES)})\b")
+
+
+def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                       currency: str | None, persona: tuple[str, str] | None = None,
+                       segments: bool = False) -> tuple[str, dict[str, object]]:
+    """The WITH clause (ending in CTE `final`) of the stage metrics and its parameters.
+
+    persona None: every customer (`stage_metrics`). persona (segment, value): the same metric
+    rows over the customers whose journey has that segment value — every table read is cut to
+    their rows (p_<table> CTEs; funnel from `funnel_segments`, payment attempts and repeat
+    rates counted from their events and purchases as transforms/bookings.py and repeat.py count
+    them). segments (`stage_metric_segments`, always with a persona): plus the all-customer
+    value of the by-channel campaign metrics and a `row_order` column (the metric's position in
+    the definitions)."""
     # which stage each metric group sits on: named in the map's metric_stages
     idx = {st.name: st.index for st in jmap.stages}
     at = jmap.metric_stages
@@ -145,7 +369,7 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
                    None)
     is_new = f"{new_seg} = 'new'" if new_seg else "false"
     rows = _stage_metric_rows(stage_params, money, low, horizons, has_impressions, conv_idx,
-                              dec_idx, is_new)
+                              dec_idx, is_new, totals=segments)
 
     # each CTE with what it reads: a CTE (or a metric row) is kept only when all it reads is
     # in the warehouse, so a project without bookings, payments or campaigns gets the rest
@@ -208,55 +432,155 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     have = {t for t in tables if table_columns(con, t)}
     have |= {f"events.{c}" for c in table_columns(con, "events")}
     have |= {f"journeys.{c}" for c in table_columns(con, "journeys")}
+    if persona is not None and not table_columns(con, "funnel_segments"):
+        have.discard("funnel_steps")
     for name, (_, reads) in ctes.items():  # in order: a CTE reads only earlier ones
         if all(r in have for r in reads):
             have.add(name)
     names = set(ctes) | tables
     kept, used = [], set()
-    for group, sql in rows:
+    for order, (group, sql) in enumerate(rows):
         reads = {w for w in re.findall(r"\b[a-z_]+\b", sql) if w in names}
         if group in at and reads <= have:
-            kept.append(sql)
+            kept.append(f"select *, {order} from ({sql})" if segments else sql)
             used |= reads
     # the CTEs the kept rows read, and the ones those read
     for name in reversed(list(ctes)):
         if name in used:
             used |= {r for r in ctes[name][1] if r in ctes}
     if not kept:
-        kept = ["select cast(null as varchar), '', '', '', 0.0, '' where false"]
-    with_sql = ",\n".join(f"{n} as ({sql})" for n, (sql, _) in ctes.items() if n in used)
+        kept = ["select cast(null as varchar), '', '', '', 0.0, ''"
+                + (", 0" if segments else "") + " where false"]
+    with_parts = [(n, sql) for n, (sql, _) in ctes.items() if n in used]
+    columns = "stage, metric, segment, segment_value, value, unit"
+    if segments:
+        columns += ", row_order"
+    if persona is not None:
+        own = _persona_ctes(con, jmap, p, persona, used | {r for _, (_, rs) in ctes.items()
+                                                            for r in rs if r in tables})
+        with_parts = own + [(n, _FROM_TABLE.sub(r"\1 p_\2", sql)) for n, sql in with_parts]
+        kept = [_FROM_TABLE.sub(r"\1 p_\2", sql) for sql in kept]
+    with_sql = ",\n".join(f"{n} as ({sql})" for n, sql in with_parts)
     metrics_sql = f"""
-        create or replace table stage_metrics as
         with {with_sql + "," if with_sql else ""}
         rows as (
             select * from ({' union all '.join(kept)})
-                as r(stage, metric, segment, segment_value, value, unit)
+                as r({columns})
         ),
         final as (
             select r.stage, sl.stage_index, r.metric, r.segment, r.segment_value,
-                   cast(r.value as double) as value, r.unit
+                   cast(r.value as double) as value, r.unit{", r.row_order" if segments else ""}
             from rows r join (select * from {stage_list_sql(jmap, p)}) sl using (stage)
         )
-        select * from final order by stage_index, metric, segment <> 'all', segment,
-                                  segment_value
     """
     # only the parameters the kept parts use
     values = {k: v for k, v in p.values.items() if re.search(rf"\${k}\b", metrics_sql)}
-    con.execute(metrics_sql, values)
-    return count_rows(con, "stage_metrics")
+    return metrics_sql, values
+
+
+def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
+                  persona: tuple[str, str], reads: set[str]) -> list[tuple[str, str]]:
+    """The p_<table> CTEs: each table the metrics read, cut to the persona's customers."""
+    segment, value = persona
+    col = f"coalesce(cast({ident(segment)} as varchar), '(unknown)')"
+    mine = "customer_id in (select customer_id from p_journeys)"
+    succeeded = role_sql(jmap, "payment_succeeded", p)
+    failed = role_sql(jmap, "payment_failed", p)
+    horizons = ", ".join(f"({int(h)})" for h in jmap.repeat_horizons) or "(0)"
+    end = p.add(data_end(con))
+    ctes = {
+        "journeys": f"select * from journeys where {col} = {p.add(value)}",
+        "events": f"select * from events where {mine}",
+        "journey_stages": f"select * from journey_stages where {mine}",
+        "booking_outcomes": f"select * from booking_outcomes where {mine}",
+        "purchases": f"select * from purchases where {mine}",
+        "funnel_steps": f"select * exclude (segment, segment_value) from funnel_segments "
+                        f"where segment = {p.add(segment)} and segment_value = {p.add(value)}",
+        # as payment_attempts counts them (transforms/bookings.py), over the persona's events
+        "payment_attempts": f"""
+            select coalesce(platform, '(unknown)') as platform,
+                   coalesce(method, '(unknown)') as method, count(*) as attempts,
+                   count(*) filter (where {failed}) as failures
+            from p_events e where {succeeded} or {failed} group by all""",
+        # the 'all' rows of repeat_purchase (transforms/repeat.py), over the persona's purchases
+        "repeat_purchase": f"""
+            with per_customer as (
+                select customer_id, min(purchase_ts) as first_ts,
+                       min(purchase_ts) filter (where purchase_number = 2) as second_ts
+                from p_purchases group by all
+            )
+            select 'all' as group_name, 'all' as group_value, h.horizon_days,
+                   repeat_rate(
+                       count(*) filter (where c.first_ts + to_days(h.horizon_days) <= {end}
+                                        and c.second_ts
+                                            <= c.first_ts + to_days(h.horizon_days)),
+                       count(*) filter (where c.first_ts + to_days(h.horizon_days) <= {end}))
+                       as repeat_rate
+            from per_customer c cross join (values {horizons}) h(horizon_days)
+            group by all""",
+    }
+    needs = {"events": {"journeys"}, "journey_stages": {"journeys"},
+             "booking_outcomes": {"journeys"}, "purchases": {"journeys"},
+             "payment_attempts": {"events"}, "repeat_purchase": {"purchases"}}
+    want = {t for t in PERSONA_TABLES if t in reads}
+    for t in list(want):
+        want |= needs.get(t, set())
+    for t in list(want):
+        want |= needs.get(t, set())
+    return [(f"p_{t}", ctes[t]) for t in PERSONA_TABLES if t in want]
+
+
+def build_stage_metric_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                                currency: str | None = None) -> int:
+    """(Re)build `stage_metric_segments`: one row per (segment x segment value x stage x
+    metric): the all-customer value of every metric (segment 'all': the `stage_metrics` rows of
+    segment 'all', plus the by-channel campaign metrics over all channels), then the same
+    metrics per persona = journey-map segment value (every journey, complete or not, with that
+    value, and their events, bookings, payments and purchases), with `metric_order`: the
+    metric's position in the definitions (repeat horizons ascending). Needs what
+    `stage_metrics` needs, plus `funnel_segments`."""
+    personas = [("all", "all")] + _persona_values(con, jmap)
+    con.execute("""create or replace temp table _metric_segments (
+        segment varchar, segment_value varchar, stage varchar, stage_index integer,
+        metric varchar, value double, unit varchar, row_order integer)""")
+    for segment, value in personas:
+        persona = None if segment == "all" else (segment, value)
+        sql, values = _stage_metrics_sql(con, jmap, currency, persona, segments=True)
+        con.execute(f"""
+            insert into _metric_segments
+            {sql}
+            select $seg, $val, stage, stage_index, metric, value, unit, row_order from final
+            where segment = 'all'
+        """, {**values, "seg": segment, "val": value})
+    con.execute(f"""
+        create or replace table stage_metric_segments as
+        select segment, segment_value, stage, stage_index, metric, value, unit,
+               cast(dense_rank() over (order by row_order, {_HORIZON}) as integer)
+                   as metric_order
+        from _metric_segments
+        order by segment <> 'all', segment, segment_value, stage_index, metric_order
+    """)
+    con.execute("drop table if exists _metric_segments")
+    return count_rows(con, "stage_metric_segments")
+
+
+# the horizon of a `repeat_rate_<h>d` metric as a number (0 for the others): 7d before 14d
+_HORIZON = "coalesce(try_cast(regexp_extract(metric, '_([0-9]+)d$', 1) as integer), 0)"
 
 
 def _stage_metric_rows(at: dict[str, str], money: str, low: str, horizons: list[int],
-                       has_impressions: bool, conv_idx: int, dec_idx: int, is_new: str
-                       ) -> list[tuple[str, str]]:
+                       has_impressions: bool, conv_idx: int, dec_idx: int, is_new: str,
+                       totals: bool = False) -> list[tuple[str, str]]:
     """The rows of `stage_metrics` as (metric group, SELECT of stage, metric, segment,
     segment_value, value, unit) over the CTEs of build_stage_metrics; `at[group]` is the
-    parameter holding the stage of a metric group."""
+    parameter holding the stage of a metric group. `totals`: plus, after each metric that
+    `stage_metrics` has by channel only, its value over all channels (for
+    `stage_metric_segments`)."""
     d, c, de = at.get("discovery"), at.get("consideration"), at.get("decision")
     pu, sv, rp = at.get("purchase"), at.get("service"), at.get("repeat")
     ctr = "true" if has_impressions else "false"
     hz = ", ".join(str(int(h)) for h in horizons)
-    return [
+    rows = [
         ("discovery", f"select {d}, 'new_customers', 'channel', channel, "
                       "cast(new_customers as double), 'customers' from new_by_channel"),
         ("discovery", f"select {d}, 'new_customers', 'all', 'all', "
@@ -336,3 +660,25 @@ def _stage_metric_rows(at: dict[str, str], money: str, low: str, horizons: list[
                    "count(*) / nullif(count(distinct customer_id), 0), 'per_customer' "
                    "from purchases"),
     ]
+    if not totals:
+        return rows
+    over_channels = {
+        "campaign_clicks": f"select {d}, 'campaign_clicks', 'all', 'all', sum(clicks), "
+                           "'events' from by_channel having sum(clicks) > 0",
+        "campaign_ctr": f"select {d}, 'campaign_ctr', 'all', 'all', "
+                        f"sum(clicks) / nullif(sum(impressions), 0), 'rate' from by_channel "
+                        f"having {ctr}",
+        # distinct clickers: a customer clicking in two channels counts once
+        "campaign_click_to_decision": (
+            f"select {d}, 'campaign_click_to_decision', 'all', 'all', step_conversion("
+            f"count(*) filter (where j.furthest_stage_index >= {dec_idx}), count(*)), 'rate' "
+            "from (select distinct customer_id from clickers) c left join j using (customer_id) "
+            "having count(*) > 0"),
+    }
+    out = []
+    for group, sql in rows:
+        out.append((group, sql))
+        for metric, total in over_channels.items():
+            if f"'{metric}', 'channel'" in sql:
+                out.append((group, total))
+    return out

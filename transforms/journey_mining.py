@@ -21,6 +21,12 @@ reported by the funnel, not a deviation). Grains:
   segment, segment value); deviations are skipped / repeated / out_of_order (transforms.mining).
 - `stage_event_variants`: one row per (stage, sequence of event names inside one visit of that
   stage), the top paths within each stage (e.g. what people did inside Consideration).
+- `stage_returns`: one row per stage: customers coming back to it after reaching a later
+  stage, and after how long (transforms/sql/stage_returns.sql).
+
+A stage with `occurrence: first` in the journey map is a path step on the customer's first
+event of it only (an app open in every session would otherwise read as "back to Discovery");
+its later visits are measured in `stage_returns` instead.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import duckdb
 
 from transforms import mining
 from transforms.journey_map import JourneyMap
-from transforms.sqlutil import ident
+from transforms.sqlutil import ident, sql_file
 
 TOP_STAGE_EVENT_VARIANTS = 15
 
@@ -51,14 +57,23 @@ class MiningStats:
 def build_mining_log(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `mining_log` from `stage_events` and `journeys` (see the module doc)."""
     last_stage = jmap.stages[-1].name
+    firsts = [s.name for s in jmap.stages if s.occurrence == "first"]
     con.execute("""
         create or replace table mining_log as
-        with ordered as (
+        with all_events as (
+            select customer_id, stage, stage_index, event_ts, event_id,
+                   row_number() over (partition by customer_id, stage
+                                      order by event_ts, event_id) as nth_of_stage
+            from stage_events
+            where customer_id is not null
+        ),
+        ordered as (
+            -- a stage with occurrence: first is a path step on its first event only
             select customer_id, stage, stage_index, event_ts, event_id,
                    row_number() over (partition by customer_id
                                       order by event_ts, stage_index, event_id) as seq
-            from stage_events
-            where customer_id is not null
+            from all_events
+            where nth_of_stage = 1 or not list_contains($first_stages, stage)
         ),
         first_repeat as (
             select customer_id, min(seq) as seq
@@ -81,8 +96,15 @@ def build_mining_log(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
             where previous_stage is null or previous_stage <> stage
         )
         select * from final order by "case", event_index
-    """, {"last_stage": last_stage})
+    """, {"last_stage": last_stage, "first_stages": firsts})
     return con.execute("select count(*) from mining_log").fetchone()[0]
+
+
+def build_stage_returns(con: duckdb.DuckDBPyConnection) -> int:
+    """(Re)build `stage_returns` (one row per stage) from `stage_events`
+    (transforms/sql/stage_returns.sql)."""
+    con.execute(sql_file("stage_returns"))
+    return con.execute("select count(*) from stage_returns").fetchone()[0]
 
 
 def build_mining_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
@@ -106,6 +128,7 @@ def build_mining_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     _dropoff_table(con)
     _conformance_tables(con, jmap, result)
     _stage_event_variants(con)
+    build_stage_returns(con)
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     model = mining.discover_model(counts)

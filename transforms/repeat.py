@@ -8,7 +8,9 @@ rules:
 - **Repeat rate at horizon h**: among purchasers whose first purchase is at least h days before
   the data end, the share with a second purchase within h days (inclusive) of the first
   (`repeat_rate` of transforms/sql/definitions.sql), overall and per group of the first
-  purchase (its rating group, platform, service category).
+  purchase (its rating group, platform, service category). The purchasers (`PER_CUSTOMER_SQL`)
+  and the two predicates (`eligible_sql`, `repeated_within_sql`) are defined once here; the
+  repeat by first-journey experience (transforms/repeat_experience.py) reads the same.
 - **Retention**: cohort = calendar week (ISO, Monday) or month of the first purchase; cell
   (c, p) counts cohort members purchasing in period p ("on") or in p or any later period
   ("on or after"); a period not ended by the data end is incomplete
@@ -37,6 +39,29 @@ from transforms.tables import (
     skipped_without,
     table_columns,
 )
+
+# One row per purchaser (from `purchases`): the first and second purchase times, the number of
+# purchases and the first purchase's order. Every repeat table reads its customers from here.
+PER_CUSTOMER_SQL = """
+            select customer_id,
+                   min(purchase_ts) as first_ts,
+                   min(purchase_ts) filter (where purchase_number = 2) as second_ts,
+                   count(*) as purchases,
+                   arg_min(order_id, purchase_number) as first_booking
+            from purchases group by all"""
+
+
+def eligible_sql(alias: str, horizon: str) -> str:
+    """The purchaser (a `PER_CUSTOMER_SQL` row as `alias`) is observed for the whole horizon
+    (`horizon`: an SQL expression in days) after the first purchase: first purchase + horizon
+    <= the data end (bound as `$data_end`)."""
+    return f"{alias}.first_ts + to_days({horizon}) <= $data_end"
+
+
+def repeated_within_sql(alias: str, horizon: str) -> str:
+    """Eligible, and the second purchase came within the horizon (inclusive)."""
+    return (f"{eligible_sql(alias, horizon)} "
+            f"and {alias}.second_ts <= {alias}.first_ts + to_days({horizon})")
 
 
 def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> dict[str, int]:
@@ -67,13 +92,7 @@ def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> d
     con.execute(
         f"""
         create or replace table repeat_purchase as
-        with per_customer as (
-            select customer_id,
-                   min(purchase_ts) as first_ts,
-                   min(purchase_ts) filter (where purchase_number = 2) as second_ts,
-                   count(*) as purchases,
-                   arg_min(order_id, purchase_number) as first_booking
-            from purchases group by all
+        with per_customer as ({PER_CUSTOMER_SQL}
         ),
         described as ({described}
         ),
@@ -85,10 +104,8 @@ def build_repeat_purchase(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> d
             select g.group_name, g.group_value, h.horizon_days,
                    count(*) as purchasers,
                    count(*) filter (where g.purchases >= 2) as repeat_purchasers,
-                   count(*) filter (where g.first_ts + to_days(h.horizon_days) <= $data_end)
-                       as eligible,
-                   count(*) filter (where g.first_ts + to_days(h.horizon_days) <= $data_end
-                                    and g.second_ts <= g.first_ts + to_days(h.horizon_days))
+                   count(*) filter (where {eligible_sql("g", "h.horizon_days")}) as eligible,
+                   count(*) filter (where {repeated_within_sql("g", "h.horizon_days")})
                        as repeated_within,
                    quantile_cont(g.days_to_second, 0.5) as median_days_to_second,
                    quantile_cont(g.days_to_second, 0.75) as p75_days_to_second,

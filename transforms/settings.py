@@ -16,6 +16,7 @@ Settings:
 - `currency`: the currency of every amount (NULL when the project does not say).
 - `significance_level`, `min_group_outcomes`: the two-proportion z-test's p-value cut-off and
   the conversions and drop-offs both groups need (transforms/stage_funnels.py).
+- `small_n`: a rate over fewer actors is shown as small n (greyed, not ranked) on the pages.
 - `low_rating_max`: the highest rating that counts as low (NULL when no definition names it).
 - `repeat_horizons`: the repeat-rate horizons in days.
 - `min_attempts_to_rank`: payment attempts a platform x method cell needs to be named the
@@ -35,12 +36,12 @@ import duckdb
 
 from transforms.dashboard_tables import MIN_ATTEMPTS_TO_RANK
 from transforms.journey_map import JourneyMap
-from transforms.stage_funnels import MIN_GROUP_OUTCOMES, SIGNIFICANCE_LEVEL
+from transforms.stage_funnels import MIN_GROUP_OUTCOMES, SIGNIFICANCE_LEVEL, SMALL_N
 
 DEFAULT_PERIOD_DAYS = 7
 KEYS = (
     "stages", "conversion_stage", "conversion_window_seconds", "currency",
-    "significance_level", "min_group_outcomes", "low_rating_max",
+    "significance_level", "small_n", "min_group_outcomes", "low_rating_max",
     "repeat_horizons", "min_attempts_to_rank", "period_days", "data_start", "data_end",
     "new_customer_segment",
 )
@@ -59,6 +60,7 @@ def settings_from_journey_map(jmap: JourneyMap, *, currency: str | None,
         "currency": currency,
         "significance_level": SIGNIFICANCE_LEVEL,
         "min_group_outcomes": MIN_GROUP_OUTCOMES,
+        "small_n": SMALL_N,
         "low_rating_max": jmap.low_rating_max,
         "repeat_horizons": [int(h) for h in jmap.repeat_horizons],
         "min_attempts_to_rank": MIN_ATTEMPTS_TO_RANK,

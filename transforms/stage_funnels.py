@@ -33,6 +33,9 @@ from transforms.tables import count_rows, data_end, segment_rows_sql, stage_list
 
 SIGNIFICANCE_LEVEL = 0.05
 MIN_GROUP_OUTCOMES = 5
+# A rate over fewer actors than this is shown as "small n" (greyed, not ranked) on the pages:
+# its 95 % interval is wider than about +-18 points.
+SMALL_N = 30
 
 
 def _funnel_sql(table: str, groups: list[str], grouped_sql: str, stage_list: str,

@@ -33,6 +33,7 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.conftest import TinyProject
 from transforms import (
@@ -53,14 +54,17 @@ from transforms.events import build_events
 from transforms.journey_findings import build_findings
 from transforms.journey_mining import build_mining_tables
 from transforms.project import load_project
+from transforms.repeat_experience import build_repeat_by_experience
 from transforms.settings import build_run_settings, read_settings, settings_from_journey_map
 
 EVIL = "<script>alert(1)</script>"
 # the build time the pages show
 NOW = dt.datetime(2024, 5, 1, 8, 0)
 # Figures per page with the full warehouse (each is a Plotly div the browser must render).
-# Bottlenecks: 7, with no finding on the tiny data (test_site: a chart per finding).
-EXPECTED_FIGURES = {"index": 3, "journey_map": 0, "bottlenecks": 7, "paths": 5, "repeat": 7,
+# Bottlenecks: 7, with no finding on the tiny data (test_site: a chart per finding). Index:
+# a funnel per period length of the picker (7, 28 and all 58 days) and two daily charts.
+# Paths: the process map is an SVG drawn by Graphviz, not a Plotly figure.
+EXPECTED_FIGURES = {"index": 5, "journey_map": 0, "bottlenecks": 7, "paths": 4, "repeat": 7,
                     "quality": 2}
 
 
@@ -199,6 +203,7 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, config: Path, *,
     daily_rates.build_daily_stage_rates(con, jmap)
     repeat.build_repeat_purchase(con, jmap)
     repeat.build_retention(con, jmap)
+    build_repeat_by_experience(con, jmap)
     journey_map_tables.build_stage_touchpoints(con, jmap)
     journey_map_tables.build_stage_pains(con, jmap)
     journey_map_tables.build_stage_metrics(con, jmap, currency=cfg.currency)
@@ -221,3 +226,10 @@ def tiny_warehouse(root: Path, *, mining: bool = True,
     build_warehouse(con, tiny.config, mining=mining)
     return con
 
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    """The tiny warehouse, built once per test module."""
+    con = tiny_warehouse(tmp_path_factory.mktemp("project"))
+    yield con
+    con.close()

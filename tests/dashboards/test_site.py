@@ -23,13 +23,6 @@ from transforms.errors import UserError
 EVIL_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    con = tiny_warehouse(tmp_path_factory.mktemp("project"))
-    yield con
-    con.close()
-
-
-@pytest.fixture(scope="module")
 def site(warehouse: duckdb.DuckDBPyConnection, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_site(warehouse, tmp_path_factory.mktemp("site"), now=NOW)
 
@@ -86,8 +79,8 @@ def test_event_values_are_escaped_never_raw(site: Path) -> None:
 def test_headline_numbers_worked_out_by_hand(site: Path) -> None:
     text = _text(_pages(site)["index"])
     # Period 24–30 Apr vs 17–23 Apr (7 days, the run's setting; data end 30 Apr).
-    assert "Period: 24 Apr 2024 – 30 Apr 2024 (7 days; previous period 17 Apr – 23 Apr 2024)" \
-        in text
+    assert ("Last 7 days: 24 Apr 2024 – 30 Apr 2024 (7 days; previous period 17 Apr – 23 Apr "
+            "2024)") in text
     # New customers (installed): c11 vs c13, c14 (c12 only opens the app: returning).
     assert "New customers 1 -50.0% vs previous period (2)" in text
     # Purchases: b03 (c01's 3rd), b12 (c11) vs b13 (c05's 2nd), b14, b15 (b16 refunded).
@@ -96,8 +89,8 @@ def test_headline_numbers_worked_out_by_hand(site: Path) -> None:
     assert "Revenue 80.00 EUR -33.3% vs previous period (120)" in text
     # Complete cohorts: entry day + 1 day + 14 days <= 30 Apr 12:00, so the latest is 15 Apr
     # (c06). 9–15 Apr: c07 converts, c06 does not, 1 / 2; 2–8 Apr: c10 of c08, c09, c10, 1 / 3.
-    assert ("Overall conversion 50.0% +16.7 pp vs previous period (33.3%) 2 journeys "
-            "entering 09 Apr – 15 Apr 2024") in text
+    assert ("Overall conversion · journeys entering 09 Apr – 15 Apr 50.0% +16.7 pp vs "
+            "previous period (33.3%) n = 2 journeys") in text
     # The funnel of those cohorts: Decision 2 -> Purchase 1 is the largest dropout up to
     # Purchase (Purchase -> Service's 100.0% comes after conversion).
     assert ("The largest dropout before Purchase is into Purchase (50.0% of those who reached "
@@ -187,9 +180,11 @@ def test_story_cues_are_on_the_pages(site: Path) -> None:
     # and c03 (4) after 19 have
     assert ("Within 30 days, 0.0% of customers who rated their first visit low bought again, "
             "against 100.0% of those who rated it high.") in pages["repeat"]
-    # 14 journeys; c01, c03, c05, c14 book again and c08 comes back to Discovery before the
-    # first Repeat: 9 of 14 replay without a deviation
-    assert "Fitting journeys 64.3% of 14 journeys replay without a deviation" in pages["paths"]
+    # 14 journeys; c01, c03, c05, c14 book again (Decision and Purchase repeated before the
+    # first Repeat); c08 comes back to Discovery, which is no path step since Discovery counts
+    # its first occurrence only: 10 of 14 follow the map in order
+    assert ("Journeys in the expected order 71.4% of 14 journeys follow the journey map in "
+            "order, with no stage skipped, repeated or out of order") in pages["paths"]
 
 
 def test_missing_mining_tables_say_how_to_get_them(tmp_path: Path) -> None:
@@ -198,7 +193,7 @@ def test_missing_mining_tables_say_how_to_get_them(tmp_path: Path) -> None:
     paths = (index.parent / "paths.html").read_text(encoding="utf-8")
     assert "Not available:" in paths and "journeys mine" in paths
     assert 'data-figures="0"' in paths
-    assert 'data-figures="3"' in index.read_text(encoding="utf-8")
+    assert f'data-figures="{EXPECTED_FIGURES["index"]}"' in index.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("keep", [[], ["events"]])
@@ -276,13 +271,23 @@ def test_cli_rebuilds_the_site_from_the_warehouse(tmp_path: Path,
     index = config.parent / "output" / "dashboard" / "index.html"
     assert capsys.readouterr().out.splitlines()[0] == str(index.resolve())
     assert index.exists() and (index.parent / PLOTLY_JS).exists()
-    assert "Period: 24 Apr 2024 – 30 Apr 2024" in index.read_text(encoding="utf-8")
-    # --period-days picks a period length of period_figures; the run computed 7-day periods
-    assert main(["dashboard", "--config", str(config), "--out", str(tmp_path / "elsewhere"),
+    page = index.read_text(encoding="utf-8")
+    assert "Last 7 days: 24 Apr 2024 – 30 Apr 2024" in page
+    # the picker: the run's 7 days (selected), 28 days, and all 58 days of data (4 Mar - 30 Apr)
+    assert ('<option value="d7" selected>Last 7 days</option><option value="d28">Last 28 '
+            'days</option><option value="d58">All data (58 days)</option>') in page
+    assert "Last 28 days: 03 Apr 2024 – 30 Apr 2024 (28 days; previous period" in page
+    assert "All data (58 days): 04 Mar 2024 – 30 Apr 2024 (58 days; no previous period" in page
+    # --period-days picks the selected one; a length the run did not compute says so
+    assert main(["dashboard", "--config", str(config), "--out", str(tmp_path / "d28"),
                  "--period-days", "28"]) == 0
+    assert '<option value="d28" selected>' in (tmp_path / "d28" / "index.html").read_text(
+        encoding="utf-8")
+    assert main(["dashboard", "--config", str(config), "--out", str(tmp_path / "elsewhere"),
+                 "--period-days", "14"]) == 0
     text = _text((tmp_path / "elsewhere" / "index.html").read_text(encoding="utf-8"))
-    assert ("The headline numbers for 28-day periods are not in period_figures: the run "
-            "computed 7-day periods") in text
+    assert ("The headline numbers for 14-day periods are not in period_figures: the run "
+            "computed 7, 28, 58-day periods") in text
 
 
 def test_cli_without_a_warehouse_says_to_run_first(tmp_path: Path,

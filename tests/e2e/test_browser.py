@@ -1,5 +1,8 @@
-"""Open every dashboard page in headless Chromium: every figure renders, no JavaScript error,
-no request leaves the machine, and a screenshot of each page is saved.
+"""Open every dashboard page in headless Chromium at 1024, 1440 and 1920 px: every figure
+renders, no JavaScript error, no request leaves the machine, no element is wider than its
+container, no axis title or tick label is clipped, every figure the design marks as numbered
+(`data-numbers`) shows numbers without hovering, and a screenshot of each page at each width
+is saved.
 
 Chromium is driven over the Chrome DevTools Protocol with the `websockets` package (no driver
 binary, nothing downloaded). The site is served from a local http.server on 127.0.0.1.
@@ -194,40 +197,103 @@ def _wait_rendered(tools: DevTools, expected: int) -> dict[str, int]:
         tools.pump(0.25)
 
 
-def _screenshot(tools: DevTools, path: Path) -> None:
-    height = tools.evaluate("Math.min(document.documentElement.scrollHeight, 6000)")
+WIDTHS = (1024, 1440, 1920)
+# Layout faults, as the page's own geometry says: an element sticking out of its parent (not
+# inside a horizontal scroller), the page scrolling sideways, an axis title or tick label
+# outside its figure, and a numbered figure without a number outside its axes.
+LAYOUT_PROBE = r"""(() => {
+  const tol = 2, bad = [];
+  const main = document.querySelector('main') || document.body;
+  const scrolls = el => { for (let p = el.parentElement; p && p !== main;
+                                 p = p.parentElement) {
+      const s = getComputedStyle(p).overflowX; if (s === 'auto' || s === 'scroll') return true; }
+    return false; };
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '');
+  if (document.documentElement.scrollWidth > window.innerWidth + tol)
+    bad.push('page scrolls sideways: ' + document.documentElement.scrollWidth);
+  for (const el of main.querySelectorAll(
+      'section, section > *, .card, .cards, .figure, .plotly-graph-div, table, img, ' +
+      '.grid2 > *, svg:not(.main-svg):not(.js-plotly-plot svg)')) {
+    if (el.closest('.js-plotly-plot') && !el.classList.contains('plotly-graph-div')) continue;
+    const r = el.getBoundingClientRect(), p = el.parentElement.getBoundingClientRect();
+    if (!r.width || scrolls(el)) continue;
+    if (r.right > p.right + tol || r.left < p.left - tol)
+      bad.push(name(el) + ' wider than its container: ' + Math.round(r.width) + ' in ' +
+               Math.round(p.width));
+  }
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const box = plot.getBoundingClientRect();
+    for (const t of plot.querySelectorAll('.g-xtitle text, .g-ytitle text, .xtick text, ' +
+                                          '.ytick text, .gtitle')) {
+      const r = t.getBoundingClientRect();
+      if (!r.width || !t.textContent.trim()) continue;
+      if (r.left < box.left - tol || r.right > box.right + tol || r.top < box.top - tol ||
+          r.bottom > box.bottom + tol)
+        bad.push((plot.id || 'figure') + ': clipped "' + t.textContent.slice(0, 40) + '"');
+    }
+    const fig = plot.closest('.figure');
+    if (fig && fig.dataset.numbers) {
+      const shown = [...plot.querySelectorAll('text')].some(t =>
+        /\d/.test(t.textContent) && !t.closest(
+          '.xaxislayer-above, .yaxislayer-above, .colorbar, .cbaxis, .legend, .g-gtitle'));
+      if (!shown) bad.push((plot.id || 'figure') + ': no number on the chart');
+    }
+  }
+  return bad;
+})()"""
+
+
+def _set_width(tools: DevTools, width: int, height: int = 1000) -> None:
     tools.send("Emulation.setDeviceMetricsOverride",
-               {"width": 1400, "height": int(height), "deviceScaleFactor": 1, "mobile": False})
+               {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+
+def _screenshot(tools: DevTools, path: Path, width: int = 1400) -> None:
+    height = tools.evaluate("Math.min(document.documentElement.scrollHeight, 8000)")
+    _set_width(tools, width, int(height))
     tools.pump(0.5)  # let responsive figures re-layout to the new size
     shot = tools.send("Page.captureScreenshot", {"format": "png"}, timeout=60)
     path.write_bytes(base64.b64decode(shot["data"]))
-    tools.send("Emulation.clearDeviceMetricsOverride")
+    _set_width(tools, width)
 
 
-def test_every_page_renders_in_chromium(site: tuple[Path, bool], tmp_path: Path) -> None:
+def _open(tools: DevTools, url: str) -> int:
+    """Navigate and wait for the page; returns the figures it declares."""
+    tools.events.clear()
+    tools.send("Page.navigate", {"url": url})
+    declared = None
+    deadline = time.monotonic() + RENDER_TIMEOUT_S
+    while declared is None and time.monotonic() < deadline:
+        tools.pump(0.2)
+        declared = tools.evaluate(
+            "document.readyState === 'complete' && document.body "
+            "? Number(document.body.dataset.figures) : null")
+    assert declared is not None, f"{url}: page did not load"
+    return declared
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_renders_in_chromium(site: tuple[Path, bool], tmp_path: Path,
+                                        width: int) -> None:
     folder, is_fixture = site
-    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / str(width)
     shots.mkdir(parents=True, exist_ok=True)
+    all_faults: list[tuple[str, str]] = []
     with serve(folder) as base, chromium() as tools:
+        _set_width(tools, width)
         for spec in PAGES:
-            tools.events.clear()
-            tools.send("Page.navigate", {"url": f"{base}/{spec.slug}.html"})
-            declared = None
-            deadline = time.monotonic() + RENDER_TIMEOUT_S
-            while declared is None and time.monotonic() < deadline:
-                tools.pump(0.2)
-                declared = tools.evaluate(
-                    "document.readyState === 'complete' && document.body "
-                    "? Number(document.body.dataset.figures) : null")
-            assert declared is not None, f"{spec.slug}: page did not load"
+            declared = _open(tools, f"{base}/{spec.slug}.html")
             if is_fixture:
                 assert declared == EXPECTED_FIGURES[spec.slug], spec.slug
             state = _wait_rendered(tools, declared)
             assert state["divs"] == declared, (spec.slug, state)
             assert state["plots"] == declared, (spec.slug, state)
             assert state["svgs"] >= declared, (spec.slug, state)
-            tools.pump(0.3)
-            _screenshot(tools, shots / f"{spec.slug}.png")
+            tools.pump(0.5)  # responsive figures settle to the width
+            faults = tools.evaluate(LAYOUT_PROBE)
+            _screenshot(tools, shots / f"{spec.slug}.png", width)
+            all_faults.extend((spec.slug, f) for f in faults)
             assert not _errors(tools.events), (spec.slug, _errors(tools.events))
             requested = [e["params"]["request"]["url"] for e in tools.events
                          if e["method"] == "Network.requestWillBeSent"]
@@ -243,9 +309,10 @@ def test_every_page_renders_in_chromium(site: tuple[Path, bool], tmp_path: Path)
                     " return [...document.querySelectorAll('.persona')]"
                     ".filter(e => !e.hidden).map(e => e.dataset.persona); })()")
                 assert len(visible) == 1 and visible[0] != "p0", visible
+    assert not all_faults, (width, all_faults)
     assert sorted(p.name for p in shots.glob("*.png")) == sorted(
         f"{p.slug}.png" for p in PAGES)
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1" and width == 1440:
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shots / "index.png", SCREENSHOT)
 

@@ -10,6 +10,12 @@ again and says why in its commit; tables added since are not compared. Recorded 
 - `daily_stage_rates` (issue 10): the robust-z columns (dropout_z, failure_z, anomaly,
   anomaly_reason) are gone; dropout_finding and failure_finding point at the findings whose
   window holds the day. Same rows; the counts and rates come from the same SQL, unchanged.
+- `stage_transition_segments` (issue 11): `z_score` is the z-test on dropout, so its sign is
+  `dropout_diff`'s; every other value equal (checked row by row), p-values unchanged.
+- the mining tables (`mining_log`, `variants`, `journey_variants`, `dfg_edges`,
+  `dfg_endpoints`, `dropoff_points`, `conformance_overall`, `conformance_deviations`; issue 11):
+  the sample's Discovery has `occurrence: first`, so an app open in a later session is a
+  return (`stage_returns`), not a step back to Discovery: 81 paths become 15.
 """
 
 from __future__ import annotations

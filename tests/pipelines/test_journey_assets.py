@@ -12,13 +12,15 @@ from tests.conftest import TinyProject
 from tests.events import DAY, HOUR, T0, E, make_events_table
 
 ASSETS = [A.stage_events, A.purchases, A.journey_tables, A.funnels, A.transitions, M.bookings,
-          M.daily_stage_rates, M.repeat_and_retention, M.journey_map_tables]
+          M.daily_stage_rates, M.repeat_and_retention, M.repeat_by_experience,
+          M.journey_map_tables]
 CHECKS = [A.funnel_non_increasing, A.mapping_accounts_for_all_events]
 TABLES = ["stage_events", "stage_mapping_summary", "purchases", "journeys", "journey_stages",
           "funnel_steps", "funnel_cohorts", "funnel_segments", "stage_transitions",
           "stage_transition_segments", "booking_outcomes", "booking_funnel", "payment_attempts",
           "payment_failures", "daily_stage_rates", "repeat_purchase", "purchase_frequency",
-          "retention_cohorts", "lifecycle", "stage_touchpoints", "stage_pains", "stage_metrics"]
+          "retention_cohorts", "lifecycle", "repeat_by_experience", "stage_touchpoints",
+          "stage_pains", "stage_metrics"]
 
 
 def _events(db: str) -> None:

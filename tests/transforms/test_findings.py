@@ -266,7 +266,10 @@ PLANTED = generate(1, rate=lambda d, p: 0.2 if p == "android" and 40 <= d <= 69 
 PLANTED_FINDINGS = windows(findings_of(PLANTED))
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the same examples on every run (an unrelated column is, by chance, worse than
+# the rest in about alpha of random draws, so random examples would make the test flaky)
+@settings(max_examples=3, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1))
 def test_shuffling_rows_or_adding_an_unrelated_segment_changes_nothing(seed):
     rng = np.random.default_rng(seed)

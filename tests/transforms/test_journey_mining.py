@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from tests.conftest import SAMPLE_CONFIG
+from transforms.definitions import create_macros
 from transforms.journey_map import load_journey_map
 from transforms.journey_mining import build_mining_log, build_mining_tables
 
@@ -57,6 +58,7 @@ PLATFORM = {"c1": "ios", "c2": "android", "c3": "android", "c4": "web", "c5": "i
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    create_macros(con)  # the rates' definitions, as on every warehouse connection
     con.execute("""create table stage_events (event_id varchar, customer_id varchar,
                    stage varchar, stage_index integer, event_name varchar, event_ts timestamp)""")
     rows = []
@@ -152,3 +154,51 @@ def test_event_level_variants_inside_a_stage(con, jmap, tmp_path: Path) -> None:
     # visits: c1 [service_viewed, salon_viewed]; c3 [service_viewed]; c4 [service_viewed],
     # and c4's browse after the Repeat (stage events are not cut here: every visit counts)
     assert rows == [("service_viewed", 3), ("service_viewed → salon_viewed", 1)]
+
+
+def _with_returns(con: duckdb.DuckDBPyConnection) -> None:
+    """c6 opens the app three times around browsing and booking: Discovery at 0, 30 and 90
+    minutes, Consideration at 10 and 40, Decision at 60."""
+    rows = [("e90", "c6", "Discovery", 1, "app_opened", minutes(0)),
+            ("e91", "c6", "Consideration", 2, "service_viewed", minutes(10)),
+            ("e92", "c6", "Discovery", 1, "app_opened", minutes(30)),
+            ("e93", "c6", "Consideration", 2, "service_viewed", minutes(40)),
+            ("e94", "c6", "Decision", 3, "slot_selected", minutes(60)),
+            ("e95", "c6", "Discovery", 1, "app_opened", minutes(90))]
+    con.executemany("insert into stage_events values (?, ?, ?, ?, ?, ?)", rows)
+    con.execute("insert into journeys values ('c6', false, 'ios', 'organic')")
+
+
+def test_occurrence_first_keeps_returns_out_of_the_paths(con, tmp_path: Path) -> None:
+    _with_returns(con)
+    text = (SAMPLE_CONFIG.parent / "journey_map.yaml").read_text()
+    assert "occurrence: first" in text  # the sample's Discovery
+    every = tmp_path / "every.yaml"
+    every.write_text(text.replace("occurrence: first", "occurrence: all"))
+    build_mining_log(con, load_journey_map(every))
+    # every visit a step: back to Discovery twice
+    assert paths(con)["c6"] == ["Discovery", "Consideration", "Discovery", "Consideration",
+                                "Decision", "Discovery"]
+    build_mining_log(con, load_journey_map(SAMPLE_CONFIG.parent / "journey_map.yaml"))
+    # Discovery on its first event only: the two Consideration visits become one
+    assert paths(con)["c6"] == ["Discovery", "Consideration", "Decision"]
+    assert paths(con)["c4"][:2] == ["Discovery", "Consideration"]  # others unchanged
+
+
+def test_stage_returns_count_the_visits_back(con, jmap, tmp_path: Path) -> None:
+    _with_returns(con)
+    build_mining_tables(con, jmap, tmp_path / "models")
+    got = {r[0]: r[1:] for r in con.execute(
+        "select stage, customers_reached_later, customers_returning, return_rate, "
+        "return_visits, median_seconds_to_return from stage_returns").fetchall()}
+    # Discovery: customers with a later stage: c1 c2 c3 c4 c6 (c5 has Discovery only); back
+    # to Discovery after their first later event: c6 only, twice (30 and 90 min), first 20
+    # minutes after its first Consideration (10 min)
+    assert got["Discovery"] == (5, 1, pytest.approx(1 / 5), 2, 20 * 60)
+    # Consideration: later stages reached by c1 c2 c3 c4 c6; back to it afterwards: c3
+    # (Purchase at 3, Consideration at 6: 3 min) and c4 (Decision at 3 ... Consideration at
+    # 200: 197 min); c6's second Consideration (40) is before its Decision (60): not a return
+    assert got["Consideration"] == (5, 2, pytest.approx(2 / 5), 2,
+                                    pytest.approx((3 * 60 + 197 * 60) / 2))
+    # the last stage has nothing after it
+    assert got["Repeat"] == (0, 0, None, 0, None)

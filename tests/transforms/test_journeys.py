@@ -191,11 +191,12 @@ def test_transition_segment_z_test(con, jmap):
     z, p, sig, rest = con.execute(
         "select z_score, p_value, significant, rest_dropout_rate from stage_transition_segments"
         " where segment = 'platform' and segment_value = 'ios' and from_index = 1").fetchone()
-    # p1 = 20/25 = 0.8, p2 = 10/25 = 0.4, pooled 30/50 = 0.6
-    # z = 0.4 / sqrt(0.6 * 0.4 * (1/25 + 1/25)) = 0.4 / sqrt(0.0192) = 2.88675
+    # dropout d1 = 5/25 = 0.2, d2 = 15/25 = 0.6, pooled conversion 30/50 = 0.6
+    # z = (0.2 - 0.6) / sqrt(0.6 * 0.4 * (1/25 + 1/25)) = -0.4 / sqrt(0.0192) = -2.88675:
+    # iOS drops out less, so z < 0 like its dropout difference
     import math
-    assert z == pytest.approx(0.4 / math.sqrt(0.0192))
-    assert p == pytest.approx(math.erfc(z / math.sqrt(2)), abs=1e-6)  # ~0.0039
+    assert z == pytest.approx(-0.4 / math.sqrt(0.0192))
+    assert p == pytest.approx(math.erfc(abs(z) / math.sqrt(2)), abs=1e-6)  # ~0.0039
     assert sig is True and rest == pytest.approx(0.6)
 
 

@@ -75,7 +75,11 @@ def _figures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
 
 def test_period_figures_worked_by_hand(con: duckdb.DuckDBPyConnection) -> None:
     _fill(con)
-    assert build_period_figures(con, SETTINGS) == 9  # one row per figure
+    # one row per figure (9) for each length of the picker: the run's 3 days, 7 days (shorter
+    # than the data) and all 10 days of data
+    assert build_period_figures(con, SETTINGS) == 27
+    assert con.execute("select distinct period_days from period_figures order by 1"
+                       ).fetchall() == [(3,), (7,), (10,)]
     f = _figures(con)
     data_days = (D(2024, 1, 8), D(2024, 1, 10), D(2024, 1, 5), D(2024, 1, 7))
     # new customers: n1, n2 vs n3
@@ -96,17 +100,35 @@ def test_period_figures_worked_by_hand(con: duckdb.DuckDBPyConnection) -> None:
                                    pytest.approx(8 / 30 - 0.3), None)  # rates: no relative
 
 
+def test_the_whole_data_is_one_period(con: duckdb.DuckDBPyConnection) -> None:
+    _fill(con)
+    build_period_figures(con, SETTINGS)
+    rows = dict(con.execute(
+        "select figure, (current_value, previous_value, current_start, current_end) "
+        "from period_figures where period_days = 10").fetchall())
+    # every purchase of the data (b1..b6), nothing before it to compare with; the days are
+    # the data's, 1-10 Jan
+    assert rows["purchases"] == (6, None, D(2024, 1, 1), D(2024, 1, 10))
+    # conversion: the 10 entry days up to the latest complete cohort (6 Jan), clipped to the
+    # data's first day: the four complete cohorts, (4 + 2 + 5 + 3) / 50
+    cur, prev, start, end = rows["conversion"]
+    assert cur == pytest.approx(14 / 50) and prev is None
+    assert (start, end) == (D(2024, 1, 1), D(2024, 1, 6))
+
+
 def test_previous_period_before_the_data_is_not_compared(con: duckdb.DuckDBPyConnection) -> None:
     _fill(con)
     # 6-day periods: current 5–10 Jan, previous 30 Dec – 4 Jan starts before the data (1 Jan)
     build_period_figures(con, {**SETTINGS, "period_days": 6})
     row = con.execute("select current_value, previous_value, change, previous_observed "
-                      "from period_figures where figure = 'new_customers'").fetchone()
+                      "from period_figures where figure = 'new_customers' "
+                      "and period_days = 6").fetchone()
     assert row == (3, None, None, False)  # n1 n2 n3 now; n4 before is not a comparison
     # conversion: 1–6 Jan all four complete cohorts, (4+2+5+3) / 50; before them 26–31 Dec:
     # no complete cohort, nothing to compare
     row = con.execute("select current_value, previous_value, previous_observed "
-                      "from period_figures where figure = 'conversion'").fetchone()
+                      "from period_figures where figure = 'conversion' "
+                      "and period_days = 6").fetchone()
     assert row[0] == pytest.approx(14 / 50) and row[1:] == (None, False)
 
 
@@ -114,7 +136,7 @@ def test_without_a_complete_cohort_there_is_no_conversion(con: duckdb.DuckDBPyCo
     _cohort(con, D(2024, 1, 9), [5, 4, 3, 2], complete=False)
     build_period_figures(con, SETTINGS)
     row = con.execute("select current_start, current_end, current_value from period_figures "
-                      "where figure = 'conversion'").fetchone()
+                      "where figure = 'conversion' and period_days = 3").fetchone()
     assert row == (None, None, None)
     assert build_period_funnel(con, SETTINGS) == 0
 
@@ -123,11 +145,11 @@ def test_period_funnel_adds_up_the_cohorts_and_flags_the_largest_dropout(
         con: duckdb.DuckDBPyConnection) -> None:
     _fill(con)
     build_period_figures(con, SETTINGS)
-    assert build_period_funnel(con, SETTINGS) == 4
+    assert build_period_funnel(con, SETTINGS) == 12  # 4 stages x 3 period lengths
     rows = con.execute(
         "select stage, entered, overall_conversion, step_conversion, dropoff_count, "
         "dropout_rate, largest_dropout, first_cohort, last_cohort from period_funnel "
-        "order by stage_index").fetchall()
+        "where period_days = 3 order by stage_index").fetchall()
     # cohorts 4 and 6 Jan: Entry 30, Middle 20, Buy 8, After 8. Dropout into Middle 1/3, into
     # Buy 12/20 = 0.6 (the largest up to Buy), into After 0 (after conversion: never flagged)
     span = (D(2024, 1, 4), D(2024, 1, 6))

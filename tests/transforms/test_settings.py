@@ -23,6 +23,7 @@ def test_settings_from_the_sample_journey_map() -> None:
         "conversion_window_seconds": 14 * 86400,  # conversion_window: 14d
         "currency": "EUR",
         "significance_level": 0.05, "min_group_outcomes": 5,  # transforms/stage_funnels.py
+        "small_n": 30,
         "low_rating_max": 2,
         "repeat_horizons": [7, 14, 30],
         "min_attempts_to_rank": 20,

@@ -23,3 +23,7 @@ create or replace temp macro failure_rate(failures, attempts) as
 -- share of purchasers who purchased again
 create or replace temp macro repeat_rate(repeaters, purchasers) as
     repeaters / nullif(purchasers, 0);
+
+-- share of the customers who reached a later stage who came back to this one afterwards
+create or replace temp macro return_rate(came_back, reached_later) as
+    came_back / nullif(reached_later, 0);

@@ -119,7 +119,10 @@ observed as (
 ),
 paired as (
     select s.period_days, cur.figure, cur.kind, cur.basis,
-           pc.start_date as current_start, pc.end_date as current_end,
+           -- a period longer than the data covers the data's days only
+           case when pc.start_date is not null
+                then greatest(pc.start_date, s.data_start) end as current_start,
+           pc.end_date as current_end,
            pp.start_date as previous_start, pp.end_date as previous_end,
            o.previous_observed,
            cur.value as current_value,

@@ -32,7 +32,8 @@ z as (
         *,
         dropout_rate - rest_dropout_rate as dropout_diff,
         case when pooled > 0 and pooled < 1 and entered_from > 0 and rest_entered_from > 0
-             then (reached_to / entered_from - rest_reached_to / rest_entered_from)
+             -- on dropout, so its sign is dropout_diff's (positive = drops out more)
+             then (rest_reached_to / rest_entered_from - reached_to / entered_from)
                   / sqrt(pooled * (1 - pooled) * (1.0 / entered_from + 1.0 / rest_entered_from))
         end as z_score
     from tested

@@ -20,6 +20,7 @@ from transforms.journey_map_tables import (
     build_stage_touchpoints,
 )
 from transforms.repeat import build_repeat_purchase, build_retention
+from transforms.repeat_experience import build_repeat_by_experience
 from transforms.tables import fetch_row, skipped_reasons, table_columns
 
 GROUP = "metrics"
@@ -120,6 +121,23 @@ def repeat_and_retention(project: ProjectResource) -> Iterator[dg.MaterializeRes
         yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": counts[key]})
 
 
+@dg.asset(group_name=GROUP, kinds=KINDS,
+          deps=[dg.AssetKey(k) for k in ("purchases", "journeys", "stage_events", "events",
+                                         "booking_outcomes")])
+def repeat_by_experience(project: ProjectResource) -> dg.MaterializeResult:
+    """One row per (experience x value x horizon): repeat rate of the customers whose first
+    journey had that experience (failed payment, skipped stage, rating, path, segment value),
+    tested against the rest."""
+    with project.connect() as con:
+        n = build_repeat_by_experience(con, project.journey_map)
+        skipped = skipped_reasons(con).get("repeat_by_experience", {})
+        significant = fetch_row(
+            con, "select count(*) filter (where significant) from repeat_by_experience"
+        )[0] if not skipped else 0
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n, "significant_rows": int(significant), **skipped})
+
+
 @dg.multi_asset(specs=[
     spec("stage_touchpoints", "One row per (stage x dimension x value): where customers met "
           "each stage.", ["stage_events"]),
@@ -128,6 +146,16 @@ def repeat_and_retention(project: ProjectResource) -> Iterator[dg.MaterializeRes
     spec("stage_metrics", "One row per (stage x metric x segment x value): the measured "
           "journey map.", ["journeys", "journey_stages", "funnel_steps", "booking_outcomes",
                            "payment_failures", "repeat_purchase", "purchases"]),
+    spec("stage_touchpoint_segments", "One row per (segment x value x stage x dimension x "
+          "value): touchpoints per persona, 'all' included.", ["stage_events", "journeys"]),
+    spec("stage_pain_segments", "One row per (segment x value x stage x pain x reason): pains "
+          "per persona, 'all' included.", ["journeys", "journey_stages"]),
+    spec("stage_metric_segments", "One row per (segment x value x stage x metric): stage "
+          "metrics per persona, 'all' included, in definition order.",
+          ["journeys", "journey_stages", "funnel_segments", "booking_outcomes",
+           "payment_attempts", "repeat_purchase", "purchases"]),
+    spec("stage_exit_events", "One row per (segment x value x stage x dimension x value): the "
+          "last event and screen of journeys that ended at the stage.", ["journeys", "events"]),
 ])
 def journey_map_tables(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
     """Fill the journey map page: touchpoints, pains and metrics per stage."""
@@ -137,5 +165,9 @@ def journey_map_tables(project: ProjectResource) -> Iterator[dg.MaterializeResul
                   "stage_pains": build_stage_pains(con, jmap),
                   "stage_metrics": build_stage_metrics(
                       con, jmap, currency=project.config.currency)}
+        # built with the three above: their per-persona tables and the leavers' last events
+        for key in ("stage_touchpoint_segments", "stage_pain_segments",
+                    "stage_metric_segments", "stage_exit_events"):
+            counts[key] = int(fetch_row(con, f"select count(*) from {key}")[0])
     for key, n in counts.items():
         yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": n})

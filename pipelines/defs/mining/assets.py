@@ -24,6 +24,8 @@ TABLES = {
                               "that skipped, repeated or reordered the stage.",
     "stage_event_variants": "One row per (stage, event sequence inside one visit): the top "
                             "paths within each stage.",
+    "stage_returns": "One row per stage: customers coming back to it after reaching a later "
+                     "stage, and after how long.",
 }
 
 
