@@ -6,6 +6,8 @@ figure, which would dominate the site's size.
 
 from __future__ import annotations
 
+import re
+
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -68,6 +70,37 @@ def figure(title: str, *, height: int = 420, **layout: object) -> go.Figure:
     return fig
 
 
+# Plotly renders a subset of HTML in every label, hover and annotation (<a href>, <span style>,
+# ...). The pages' own markup uses only these tags; any other '<' in a figure's text is data and
+# is shown as the character, never as a tag (an <a href="https://..."> in a failure reason must
+# not become a live link).
+_OWN_TAGS = re.compile(r"<(?!(?:br|/?b|/?i|/?sup|/?sub|/?extra)\s*/?>)", re.IGNORECASE)
+_TEXT_KEYS = ("x", "y", "z", "text", "hovertext", "customdata", "labels", "ids", "ticktext",
+              "label", "values", "name", "title", "parents")
+
+
+def _escape_text(value: object) -> object:
+    if isinstance(value, str):
+        return _OWN_TAGS.sub("&lt;", value)
+    if isinstance(value, (list, tuple)):
+        return [_escape_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: (_escape_text(v) if k in _TEXT_KEYS or isinstance(v, (dict, list))
+                    else v) for k, v in value.items()}
+    return value
+
+
+def escape_figure_text(fig: go.Figure) -> go.Figure:
+    """A copy of `fig` whose text can hold no tag but the pages' own (`_OWN_TAGS`): every
+    trace's labels, hover texts, custom data and category values, the axis tick texts, titles
+    and annotations. Templates (the `%{...}` hovertemplate) are the pages' and stay."""
+    spec = fig.to_plotly_json()
+    data = [_escape_text(trace) for trace in spec.get("data", [])]
+    layout = {k: (_escape_text(v) if k != "template" else v)
+              for k, v in spec.get("layout", {}).items()}
+    return go.Figure(data=data, layout=layout, skip_invalid=True)
+
+
 def to_div(fig: go.Figure, div_id: str, *, numbers: bool = False) -> Safe:
     """The figure as an HTML fragment that uses the page's shared plotly.min.js.
 
@@ -75,8 +108,10 @@ def to_div(fig: go.Figure, div_id: str, *, numbers: bool = False) -> Safe:
     reads without hovering; the browser test checks they are visible (`data-numbers`).
 
     Plotly's JSON encoder escapes '<', '>' and '&' as \\u003c etc., so data values inside the
-    figure cannot close the script tag.
+    figure cannot close the script tag; `escape_figure_text` keeps them from being read as
+    Plotly's HTML-like label markup.
     """
+    fig = escape_figure_text(fig)
     body = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
                        config=PLOT_CONFIG, default_width="100%",
                        default_height=f"{fig.layout.height or 420}px", validate=False)
