@@ -251,8 +251,8 @@ def _map(ctx: Context, data: _Tables, segment: str, value: str) -> Safe:
     funnel = _funnel(ctx, segment, value)
     by_stage = {str(r.stage): r for r in funnel.itertuples(index=False)}
     exits = data.exits.get((segment, value), pd.DataFrame())
-    rank = ({str(r.stage): int(r.stage_rank) for r in exits.itertuples(index=False)}
-            if not exits.empty else {})
+    rank = ({str(r.stage): int(r.stage_rank) for r in exits.itertuples(index=False)
+             if pd.notna(r.stage_rank)} if not exits.empty else {})
     worst = {s for s, k in rank.items() if k <= WORST_STAGES}
 
     def next_row(i: int) -> object | None:

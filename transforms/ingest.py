@@ -46,13 +46,18 @@ REJECTED_FILES_TABLE = "rejected_files"
 SQL_TYPES = {
     "string": "VARCHAR",
     "integer": "BIGINT",
-    "decimal": "DECIMAL(18,2)",
+    "decimal": "DECIMAL(18,2)",  # the same in `events` (transforms.events.EVENT_SQL_TYPES)
     "timestamp": "TIMESTAMP",
     "json": "JSON",
 }
+# the largest magnitude DECIMAL(18,2) holds is just under 10^16; a larger amount is
+# quarantined as out of range (never NULL, never a crash of a later step)
+DECIMAL_LIMIT = 10 ** 16
 # bound the memory a load needs: a range is processed this many partition days at a time
 CHUNK_DAYS = 3
 OFFSET_RE = r"(Z|z|[+-][0-9]{2}:?[0-9]{2})$"
+# the hours and minutes of a numeric UTC offset after an ISO 8601 time (+02, +0200, -05:30)
+TZ_OFFSET_RE = r"[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?\s*[+-]([0-9]{2}):?([0-9]{2})?\s*$"
 
 
 @dataclass
@@ -153,20 +158,41 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     if not files:
         _empty_stage(con, source)
         return
-    plain = [p for p in files if not _compressed(p)]
-    packed = [p for p in files if _compressed(p)]
-    # compressed files are read line by line in Python (read_text does not decompress)
-    lines: dict[str, list] = {"source_file": [], "source_line": [], "raw_record": []}
+    utf8 = source.encoding.replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+    plain = [p for p in files if utf8 and not _compressed(p)]
+    try:
+        _stage_jsonl_lines(con, source, plain, [p for p in files if p not in plain])
+    except duckdb.InvalidInputException as exc:
+        if "UTF-8" not in str(exc):
+            raise
+        # read_text refuses a file that is not UTF-8: such files are read in Python, where
+        # their lines with undecodable bytes are quarantined and the others load
+        plain = [p for p in plain if _is_utf8(p)]
+        _stage_jsonl_lines(con, source, plain, [p for p in files if p not in plain])
+
+
+def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: list[Path],
+                       packed: list[Path]) -> None:
+    utf8 = source.encoding.replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+    # compressed files, files in another encoding and files with bytes that are not UTF-8 are
+    # read line by line in Python (read_text neither decompresses nor decodes); lines end at
+    # LF, CRLF or a lone CR; a line with undecodable bytes is quarantined
+    enc = "utf-8-sig" if utf8 else source.encoding
+    lines: dict[str, list] = {"source_file": [], "source_line": [], "raw_record": [],
+                              "undecodable": []}
     for path in packed:
-        with open_binary(path) as fh:
-            for n, raw in enumerate(fh, start=1):
+        with open_binary(path) as raw, io.TextIOWrapper(raw, encoding=enc, errors="replace",
+                                                         newline=None) as fh:
+            for n, text in enumerate(fh, start=1):
                 lines["source_file"].append(str(path))
                 lines["source_line"].append(n)
-                lines["raw_record"].append(raw.decode("utf-8", errors="replace"))
+                lines["raw_record"].append(text)
+                lines["undecodable"].append("\ufffd" in text)
     con.register("_packed_lines", pa.table({
         "source_file": pa.array(lines["source_file"], pa.string()),
         "source_line": pa.array(lines["source_line"], pa.int64()),
-        "raw_record": pa.array(lines["raw_record"], pa.string())}))
+        "raw_record": pa.array(lines["raw_record"], pa.string()),
+        "undecodable": pa.array(lines["undecodable"], pa.bool_())}))
     # every field is pulled out of one parse of the line: a list of JSON paths at once
     text_cols = [c for c in source.columns if source.type_of(c) != "json"]
     json_cols = [c for c in source.columns if source.type_of(c) == "json"]
@@ -175,26 +201,45 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
         return "$." + ".".join('"' + part.replace('"', '\\"') + '"'
                                for part in field.split("."))
 
+    undecodable = f"undecodable bytes: the file is not {source.encoding}"
+    # an id (the record's identity, its customer, its anonymous id) is a JSON string or
+    # number; true, an object or an array would become a customer named 'true' or '{"id":1}'
+    id_checks = []
+    for col, what in _id_columns(source).items():
+        if col in text_cols:
+            i = text_cols.index(col) + 1
+            id_checks.append(
+                f"when ok and jtypes[{i}] not in ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', "
+                f"'NULL') then {literal(f'{what} is not text or a number in {col}: ')} "
+                f"|| left(vals[{i}], 60)")
     fields = [f"vals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(text_cols)]
     fields += [f"jvals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(json_cols)]
     params: list[object] = [
         [str(p) for p in plain] or [""],
         [json_path(source.columns[c]) for c in text_cols] or ["$"],
         [json_path(source.columns[c]) for c in json_cols] or ["$"],
+        [json_path(source.columns[c]) for c in text_cols] or ["$"],
     ]
-    con.execute(f"""
+    try:
+        con.execute(f"""
         create or replace temp table _stage as
         with texts as (
-            select filename as source_file, string_split(content, chr(10)) as lines
+            -- a line ends at LF, CRLF or a lone CR (old Mac exports)
+            select filename as source_file,
+                   string_split(case when contains(content, chr(13))
+                                     then replace(replace(content, chr(13) || chr(10), chr(10)),
+                                                  chr(13), chr(10))
+                                     else content end, chr(10)) as lines
             from read_text(?) where filename <> ''
         ), numbered as (
             select t.source_file, generate_subscripts(t.lines, 1) as source_line,
-                   unnest(t.lines) as raw_record, len(t.lines) as n_lines
+                   unnest(t.lines) as raw_record, len(t.lines) as n_lines, false as undecodable
             from texts t
             union all
-            select source_file, source_line, rtrim(raw_record, chr(10)), 0 from _packed_lines
+            select source_file, source_line, rtrim(raw_record, chr(10)), 0, undecodable
+            from _packed_lines
         ), stripped as (
-            select n.source_file, f.file_date, n.source_line,
+            select n.source_file, f.file_date, n.source_line, n.undecodable,
                    -- a byte-order mark opens the file, it is not part of its first record
                    case when n.source_line = 1 then ltrim(rtrim(n.raw_record, chr(13)),
                                                           chr(65279))
@@ -210,15 +255,40 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
         ), extracted as (
             select *,
                    case when ok then json_extract_string(raw_record, ?::VARCHAR[]) end as vals,
-                   case when ok then json_extract(raw_record, ?::VARCHAR[]) end as jvals
+                   case when ok then json_extract(raw_record, ?::VARCHAR[]) end as jvals,
+                   case when ok then json_type(raw_record, ?::VARCHAR[]) end as jtypes
             from lines
         )
         select source_file, file_date, source_line, raw_record,
-               case when not ok then 'malformed JSON line' end as malformed,
+               case when undecodable then {literal(undecodable)}
+                    when not ok then 'malformed JSON line' {' '.join(id_checks)}
+               end as malformed,
                {', '.join(fields)}
         from extracted
     """, params)
-    con.unregister("_packed_lines")
+    finally:
+        con.unregister("_packed_lines")
+
+
+def _id_columns(source: Source) -> dict[str, str]:
+    """The mapped columns holding an id, and what id: the customer (and anonymous) id of the
+    source's events, and its id_columns."""
+    out = {c: "id" for c in source.id_columns}
+    if source.event is not None:
+        for ref, what in ((source.event.anonymous_id, "anonymous id"),
+                          (source.event.customer, "customer id")):
+            for c in ref.columns if ref is not None else ():
+                if c in source.columns and source.type_of(c) == "string":
+                    out[c] = what
+    return out
+
+
+def _is_utf8(path: Path) -> bool:
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _text_lines(path: Path, encoding: str) -> Iterator[str]:
@@ -230,33 +300,106 @@ def _text_lines(path: Path, encoding: str) -> Iterator[str]:
         yield from fh
 
 
-def _csv_records(path: Path, source: Source) -> Iterator[tuple[int, list[str], str]]:
-    """(first physical line number, fields, raw text) per CSV record, header included."""
+class _RecordTooLong(Exception):
+    """A quoted field has run over MAX_RECORD_LINES physical lines."""
+
+
+# a quoted field may hold line breaks, but a record longer than this many physical lines is an
+# unterminated quote (this also bounds the work of re-reading after one)
+MAX_RECORD_LINES = 100
+UNTERMINATED = "unterminated quote"
+
+
+def _csv_records(path: Path, source: Source
+                 ) -> Iterator[tuple[int, list[str], str, str | None]]:
+    """(first physical line number, fields, raw text, problem) per CSV record, header included.
+
+    A record is one physical line, or several when a quoted field holds line breaks. A quoted
+    field that runs to the end of the file, over more than MAX_RECORD_LINES lines, or into a
+    record of the wrong width (or that the csv module cannot parse) is an unterminated quote:
+    its first line alone is the record (problem "unterminated quote: ..."), and reading resumes
+    at the next physical line, so every later line is read as if the quote had been closed."""
     if source.delimiter == "whitespace":
         for n, line in enumerate(_text_lines(path, source.encoding), start=1):
             raw = line.rstrip("\r\n")
-            yield n, raw.split(), raw
+            yield n, raw.split(), raw, None
         return
-    buffer: list[str] = []
+    src = _text_lines(path, source.encoding)
+    pending: list[str] = []  # lines to read again (after an unterminated quote), reversed
+    buffer: list[str] = []  # the physical lines of the record being read
+    state = {"eof": False}
 
     def lines() -> Iterator[str]:
-        for line in _text_lines(path, source.encoding):
+        while True:
+            if pending:
+                line = pending.pop()
+            else:
+                line = next(src, None)
+                if line is None:
+                    state["eof"] = True
+                    return
             buffer.append(line)
+            if len(buffer) > MAX_RECORD_LINES:
+                raise _RecordTooLong
             yield line
 
-    reader = csv.reader(lines(), delimiter=source.delimiter, quotechar=source.quote)
+    def new_reader() -> Iterator[list[str]]:
+        return csv.reader(lines(), delimiter=source.delimiter, quotechar=source.quote)
+
+    reader = new_reader()
     line_no = 1
+    width: int | None = None  # the header's (or first record's) number of fields
     while True:
+        problem = None
         try:
-            row = next(reader)
+            row: list[str] | None = next(reader)
         except StopIteration:
             return
+        except _RecordTooLong:
+            row, problem = None, f"runs over more than {MAX_RECORD_LINES} lines"
         except csv.Error:
-            row = None  # e.g. a NUL byte or an unterminated quote: quarantined as malformed
+            row = None  # e.g. a NUL byte: quarantined as malformed
+        if row is not None and state["eof"]:
+            problem = "runs to the end of the file"
+        elif len(buffer) > 1 and problem is None and (
+                row is None or (width is not None and len(row) != width)):
+            problem = f"runs over {len(buffer)} lines into a record of the wrong width"
+        elif len(buffer) > 1 and problem is None and _whole_record(buffer[1], width, source):
+            problem = "swallows the next line, which is a whole record by itself"
+        if problem is not None and len(buffer) > 1:
+            # the record is the quote's first line; the lines after it are read again
+            first, rest = buffer[0], buffer[1:]
+            buffer.clear()
+            pending.extend(reversed(rest))
+            state["eof"] = False
+            reader = new_reader()
+            yield line_no, [], first.rstrip("\r\n"), f"{UNTERMINATED}: the quoted field " \
+                f"opened on this line {problem}"
+            line_no += 1
+            continue
         raw = "".join(buffer)
+        n_lines = len(buffer)
         buffer.clear()
-        yield line_no, row if row is not None else [], raw.rstrip("\r\n")
-        line_no = reader.line_num + 1
+        if problem is not None:  # a one-line record with an open quote at the end of the file
+            problem = f"{UNTERMINATED}: the quoted field opened on this line {problem}"
+        if width is None and row:
+            width = len(row)
+        yield line_no, row if row is not None else [], raw.rstrip("\r\n"), problem
+        line_no += n_lines
+
+
+def _whole_record(line: str, width: int | None, source: Source) -> bool:
+    """Whether `line` alone is a complete record of `width` fields (no quote left open): the
+    line after a line break inside a quoted field is then a record of its own, and the quote
+    was never closed. (Text continued in a quoted field ends it, with a quote and few fields.)"""
+    if width is None or width < 2:
+        return False
+    try:
+        rows = list(csv.reader([line], delimiter=source.delimiter, quotechar=source.quote,
+                               strict=True))
+    except csv.Error:
+        return False
+    return len(rows) == 1 and len(rows[0]) == width
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
@@ -276,7 +419,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
             positions = {c: int(f[len("column"):]) for c, f in source.columns.items()
                          if f.startswith("column") and f[len("column"):].isdigit()}
             header_missing = [f for c, f in source.columns.items() if c not in positions]
-        for line_no, row, raw in records:
+        for line_no, row, raw, problem in records:
             if line_no == 1 and source.header:
                 header = [h.strip().lstrip("\ufeff") for h in row]
                 n_header = len(header)
@@ -291,6 +434,8 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
             if header_missing:
                 what = "file header lacks" if source.header else "no such position for"
                 malformed = f"{what} column(s): {', '.join(header_missing)}"
+            elif problem is not None:
+                malformed = problem
             elif "\ufffd" in raw:
                 malformed = f"undecodable bytes: the file is not {source.encoding}"
             elif len(row) != n_header:
@@ -403,9 +548,11 @@ def _typed_expr(source: Source, col: str, p: Params) -> str:
     if kind == "timestamp":  # ISO 8601, a strftime pattern or epoch numbers (readers.py)
         return timestamp_sql(s, source.time_format(col), source.timezone, p)
     if kind == "decimal":
-        return f"try_cast({s} as DECIMAL(18,2))"
-    if kind == "integer":
-        return f"try_cast(try_cast({s} as DOUBLE) as BIGINT)"
+        return f"try_cast({s} as {SQL_TYPES['decimal']})"
+    if kind == "integer":  # a whole number only (5.0 and 1e3 are; 5.4 is not, never rounded)
+        d = f"try_cast({s} as DOUBLE)"
+        return (f"case when isfinite({d}) and {d} = trunc({d}) "
+                f"then coalesce(try_cast({s} as BIGINT), try_cast({d} as BIGINT)) end")
     if kind == "json":
         return f"{s}::JSON"
     return f"nullif({s}, '')"
@@ -435,6 +582,25 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     for col in source.columns:
         kind = source.type_of(col)
         s = ident("s_" + col)
+        d = f"try_cast({s} as DOUBLE)"
+        if kind == "integer":
+            checks.append(f"when isfinite({d}) and {d} <> trunc({d}) "
+                          f"then {p.add(f'not a whole number in {col}: ')} || left({s}, 60)")
+        if kind == "decimal":
+            checks.append(
+                f"when {ident(col)} is null and isfinite({d}) and abs({d}) >= "
+                f"{p.add(float(DECIMAL_LIMIT))} then "
+                f"{p.add(f'{col} out of range of {SQL_TYPES[kind]} (below 10^16 in size): ')}"
+                f" || left({s}, 60)")
+        if kind == "timestamp" and source.time_format(col) == "iso":
+            # an offset lies within ±18:00 (ISO 8601; real zones span -12:00..+14:00) and its
+            # minutes below 60; DuckDB would read +25:00 as an instant a day away
+            off = f"regexp_extract({s}, {literal(TZ_OFFSET_RE)}, ['h', 'm'])"
+            h = f"try_cast({off}.h as INTEGER)"
+            m = f"coalesce(try_cast({off}.m as INTEGER), 0)"
+            checks.append(f"when {h} * 60 + {m} > 18 * 60 or {m} > 59 "
+                          f"then {p.add(f'timestamp offset out of range in {col}: ')} "
+                          f"|| left({s}, 60) || ' (offsets lie within ±18:00)'")
         if kind in ("timestamp", "decimal", "integer"):
             what = {"timestamp": "bad timestamp", "decimal": "not a number",
                     "integer": "not an integer"}[kind]
@@ -511,7 +677,7 @@ def check_fields(source: Source, config_path: Path | str) -> None:
         fields: list[str] | None = None
         if source.format in ("csv", "tsv") and source.header and \
                 source.delimiter != "whitespace":
-            for _, row, _ in _csv_records(path, source):
+            for _, row, _, _ in _csv_records(path, source):
                 fields = [h.strip().lstrip("\ufeff") for h in row]
                 break
         elif source.format == "parquet":

@@ -208,6 +208,12 @@ def load_journey_map(path: str | Path, vocabulary: Vocabulary | None = None) -> 
     except FileNotFoundError:
         raise ConfigError(path, "(file)", "the journey map file does not exist",
                           "create it (copy data/sample/journey_map.yaml) or fix the path") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "(file)", "is a folder, not a journey map file",
+                          "set journey_map in sources.yaml to the YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "(file)", f"is not UTF-8 text (byte 0x{exc.object[exc.start]:02x}"
+                          f" at offset {exc.start})", "save the journey map as UTF-8") from None
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -312,6 +318,15 @@ class _Validator:
             raise self.fail("conversion_stage", f"unknown stage '{conv}'",
                             f"use one of the stage names: {', '.join(names)}")
         segments = self.segments(doc.get("segments", {}))
+        # journeys_wide is journeys plus one column per stage: a stage must not take the name
+        # of a journeys column (DuckDB compares names ignoring case and would rename it)
+        taken = {c.lower(): c for c in (*RESERVED_JOURNEY_COLUMNS, *(s.name for s in segments))}
+        for i, st in enumerate(stages):
+            if st.name.lower() in taken:
+                raise self.fail(f"stages[{i}].name", f"stage name '{st.name}' is also the name "
+                                f"of the journeys column '{taken[st.name.lower()]}' (names are "
+                                "compared ignoring case), so its journeys_wide column would be "
+                                "renamed", "rename the stage, e.g. add a word to it")
         horizons = self.horizons(doc.get("repeat_horizons", [30, 60, 90]))
         roles = self.metric_events(doc.get("metric_events", {}))
         gap = doc.get("session_gap_minutes", 30)
@@ -392,6 +407,11 @@ class _Validator:
                 or len(name) > 63:
             raise self.fail(f"{key}.name", f"expected a stage name (text, 1-63 characters, no "
                             f"surrounding spaces), got {name!r}", "give the stage a name")
+        if "'" in name:
+            raise self.fail(f"{key}.name", f"stage name {name!r} contains a single quote ('), "
+                            "which the process model written by mining cannot hold",
+                            "rename the stage without it, e.g. write ’ (a typographic "
+                            "apostrophe) instead")
         if name.lower() in seen:
             raise self.fail(f"{key}.name", f"duplicate stage '{name}' (also stages"
                             f"[{seen[name.lower()][0]}]; names are compared ignoring case)",

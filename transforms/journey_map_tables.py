@@ -247,7 +247,8 @@ def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
         """,
         p.values,
     )
-    con.execute(sql_file("stage_exit_events"))
+    con.execute(sql_file("stage_exit_events"),
+                {"conversion_stage_index": jmap.stage(jmap.conversion_stage).index})
     con.execute("drop table if exists _exit_last")
     return count_rows(con, "stage_exit_events")
 

@@ -11,6 +11,7 @@ stops with a `ConfigError` naming the file, the key and the fix.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -199,8 +200,22 @@ def load_config(config_path: str | Path) -> ProjectConfig:
     if not path.exists():
         raise _fail(path, "(file)", "the config file does not exist",
                     "pass --config with the path of your sources.yaml")
+    if path.is_dir():
+        hint = (f"pass --config {path / 'sources.yaml'}" if (path / "sources.yaml").is_file()
+                else "pass --config with the path of your sources.yaml file")
+        raise _fail(path, "(file)", "is a folder, not a config file", hint)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise _fail(path, "(file)", f"is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                    f"line {line})", "save sources.yaml as UTF-8, or pass --config with the "
+                    "path of your sources.yaml") from None
+    except OSError as exc:
+        raise _fail(path, "(file)", f"cannot be read ({exc.strerror or exc})",
+                    "check the file's permissions, or pass another --config") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -268,17 +283,50 @@ def load_config(config_path: str | Path) -> ProjectConfig:
             if col == "customer_id" and other.event.customer is None:
                 raise _fail(path, f"{key}.columns", f"source {lk.source!r} has no customer",
                             f"set sources.{lk.source}.event.customer")
+    warehouse = rel("warehouse", "warehouse/journeys.duckdb")
+    _check_warehouse(path, warehouse)
+    journey_map = rel("journey_map", "journey_map.yaml")
+    if journey_map.is_dir():
+        raise _fail(path, "journey_map", f"{journey_map} is a folder, not a journey map file",
+                    "name the YAML file, e.g. `journey_map: journey_map.yaml`")
+    output_dir = rel("output_dir", "output")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise _fail(path, "output_dir", f"{output_dir} is a file, not a folder",
+                    "name a folder (it is created if missing), e.g. `output_dir: output`")
     return ProjectConfig(
         path=path,
-        warehouse=rel("warehouse", "warehouse/journeys.duckdb"),
-        journey_map=rel("journey_map", "journey_map.yaml"),
-        output_dir=rel("output_dir", "output"),
+        warehouse=warehouse,
+        journey_map=journey_map,
+        output_dir=output_dir,
         sources=sources,
         schedule_hour_utc=hour,
         start_date=start_date,
         events=events,
         currency=currency.strip() if currency else None,
     )
+
+
+# a DuckDB database file has this magic at bytes 8..11 (its first block header)
+DUCKDB_MAGIC = b"DUCK"
+
+
+def _check_warehouse(path: Path, warehouse: Path) -> None:
+    """The warehouse is a DuckDB file or not there yet (it is created then)."""
+    if warehouse.is_dir():
+        raise _fail(path, "warehouse", f"{warehouse} is a folder, not a DuckDB file",
+                    "name the database file, e.g. `warehouse: warehouse/journeys.duckdb`")
+    if not warehouse.exists():
+        return
+    try:
+        with warehouse.open("rb") as fh:
+            head = fh.read(12)
+    except OSError as exc:
+        raise _fail(path, "warehouse", f"{warehouse} cannot be read ({exc.strerror or exc})",
+                    "check the file's permissions") from None
+    if head[8:12] != DUCKDB_MAGIC:
+        raise _fail(path, "warehouse", f"{warehouse} exists but is not a DuckDB database",
+                    "point warehouse at a new file name (it is created) or at the project's "
+                    "existing .duckdb file; move the other file away")
 
 
 def _load_events_schema(raw: Any, path: Path) -> EventsSchema:
@@ -304,6 +352,13 @@ def _load_events_schema(raw: Any, path: Path) -> EventsSchema:
             raise _fail(path, "events.carry_forward", f"{col!r} is not an events column",
                         "list columns declared under events.columns")
     return EventsSchema(dict(cols), carry)
+
+
+def _check_json_path(field: str, path: Path, key: str) -> None:
+    """A dotted JSON path has no backslash (DuckDB's JSON paths read it as an escape)."""
+    if "\\" in field:
+        raise _fail(path, key, f"the JSON path {field!r} contains a backslash, which JSON paths "
+                    "read as an escape", "remove the backslash (keys with one cannot be read)")
 
 
 def _column_ref(raw: Any, path: Path, key: str, columns: dict[str, str],
@@ -332,6 +387,8 @@ def _column_ref(raw: Any, path: Path, key: str, columns: dict[str, str],
         if rest and types.get(head) != "json":
             raise _fail(path, key, f"{ref!r} reads a key inside {head!r}, which is not a json "
                         "column", f"declare {head}: json under types, or name the column alone")
+        if rest:
+            _check_json_path(rest, path, key)
     if not refs and default is None:
         raise _fail(path, key, "names no column", "name a mapped column")
     return ColumnRef(tuple(refs), None if default is None else str(default))
@@ -420,6 +477,8 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
         if not isinstance(fld, str) or not fld:
             raise _fail(path, f"{k}.columns.{col}", "expected the field name in the export",
                         f"write e.g. `{col}: {col}`")
+        if fmt == "jsonl":
+            _check_json_path(fld, path, f"{k}.columns.{col}")
     types = _mapping(raw.get("types", {}), path, f"{k}.types")
     for col, typ in types.items():
         if col not in columns:
@@ -448,9 +507,16 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
             raise _fail(path, f"{k}.ranges.{col}", "ranges apply to integer/decimal columns",
                         f"declare {col} as integer or decimal under types")
         for b, v in bounds.items():
-            if b not in ("min", "max") or not isinstance(v, int | float):
+            if b not in ("min", "max") or not isinstance(v, int | float) \
+                    or isinstance(v, bool):
                 raise _fail(path, f"{k}.ranges.{col}.{b}", "expected min/max numbers",
                             "write e.g. {min: 0, max: 5}")
+            if not math.isfinite(v):
+                raise _fail(path, f"{k}.ranges.{col}.{b}", f"{v!r} is not a finite number",
+                            f"write a number, or leave {b} out for no bound")
+        if bounds.get("min", -math.inf) > bounds.get("max", math.inf):
+            raise _fail(path, f"{k}.ranges.{col}", f"min {bounds['min']} is above max "
+                        f"{bounds['max']}", "swap them, or fix the one that is wrong")
         ranges[col] = dict(bounds)
     event_time = raw.get("event_time")
     if event_time not in columns or types.get(event_time) != "timestamp":

@@ -47,6 +47,9 @@ def handle(args: argparse.Namespace) -> int:
     if period < 1:
         raise UserError(f"--period-days must be 1 or more, not {period}")
     out = Path(args.out).expanduser() if args.out else default_out
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder: pass a folder for the site "
+                        "(it is created if missing)")
     with connect(database, read_only=True) as con:
         index = build_site(con, out, period_days=period)
     print(index.resolve())

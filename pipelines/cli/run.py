@@ -53,6 +53,9 @@ def choose_range(cfg: object, start: dt.date | None,
     last = end or data[1]
     if first > last:
         raise UserError(f"--start {first} is after --end {last}")
+    if data is not None and (last < data[0] or first > data[1]):
+        raise UserError(f"no data in {first} … {last}: the exports cover {data[0]} … {data[1]}; "
+                        "pass --start and --end within that range (or leave them out)")
     if first < cfg.first_partition():
         raise UserError(f"--start {first} is before the first partition "
                         f"{cfg.first_partition()}; set start_date in {cfg.path} to load "
@@ -119,9 +122,9 @@ _STOP = re.compile(r"^\s*(Stack Trace|Traceback)\b", re.IGNORECASE)
 
 
 def plain_message(cls_name: str, message: str | None) -> str:
-    """An exception's message as one plain line: no `module.Class:` prefix; for anything but
-    a UserError (whose message is written for people and kept whole) the first two lines of
-    the message, without DuckDB's `LINE n:` excerpt and caret lines, at most MAX_MESSAGE
+    """An exception's message as one plain line: no `module.Class:` prefix, never DuckDB's
+    `LINE n:` excerpt or caret lines; for anything but a UserError (whose message is written
+    for people and kept whole) the first two lines of the message, at most MAX_MESSAGE
     characters."""
     text = (message or "").strip()
     user_error = cls_name in ("UserError", "ConfigError") or text.startswith("transforms.errors.")
@@ -129,7 +132,9 @@ def plain_message(cls_name: str, message: str | None) -> str:
     # "KeyError: 'x'" keep their name, which is part of what they say
     text = re.sub(rf"^(?:[A-Za-z_]\w*\.)+{re.escape(cls_name)}:\s*", "", text)
     if user_error:
-        return " ".join(line.strip() for line in text.splitlines() if line.strip())
+        # kept whole, but a DuckDB error quoted in it loses its `LINE n:` excerpt and caret
+        return " ".join(line.strip() for line in text.splitlines() if line.strip()
+                        and not _CARET.match(line) and not _EXCERPT.match(line)) or cls_name
     kept: list[str] = []
     for line in text.splitlines():
         if _STOP.match(line):

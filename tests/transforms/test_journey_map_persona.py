@@ -178,8 +178,8 @@ def test_exit_events_say_what_the_lost_did_last(built):
         ("Purchase", "payment_succeeded", 1, 1, 1.0),  # c1
         ("Service", "booking_completed", 1, 1, 1.0),  # c2
     ]
-    # one leaver each: ranked by stage order
-    assert [r[5] for r in rows] == [1, 2, 3, 4, 5]
+    # one leaver each: ranked by stage order, up to the conversion stage (Purchase) only
+    assert [r[5] for r in rows] == [1, 2, 3, None, None]
     screens = con.execute(
         "select stage, value from stage_exit_events where segment = 'platform' "
         "and segment_value = 'ios' and dimension = 'screen' order by stage_index").fetchall()

@@ -6,8 +6,8 @@
 -- journeys = leavers whose last value it is; leavers = every leaver of the persona at the stage
 -- (= the drop-off into the next stage of `funnel_steps` / `funnel_segments`); share =
 -- journeys / leavers; rank 1 = the most common last value within segment x value x stage x
--- dimension; stage_rank 1 = the stage losing the most journeys of the persona (ties: the
--- earlier stage first).
+-- dimension; stage_rank 1 = the stage before the conversion stage losing the most journeys
+-- of the persona (ties: the earlier stage first); NULL from the conversion stage on.
 create or replace table stage_exit_events as
 with leavers as (
     select segment, segment_value, stage_index, dimension,
@@ -33,10 +33,13 @@ final as (
             partition by c.segment, c.segment_value, c.stage_index, c.dimension
             order by c.journeys desc, c.value
         ) as integer) as rank,
-        cast(dense_rank() over (
-            partition by c.segment, c.segment_value, c.dimension
+        -- ranked up to the conversion stage only (as the bottleneck of stage_transitions):
+        -- after it, "leaving" is not buying again, the repeat page's story
+        case when c.stage_index < $conversion_stage_index then cast(dense_rank() over (
+            partition by c.segment, c.segment_value, c.dimension,
+                         c.stage_index < $conversion_stage_index
             order by l.leavers desc, c.stage_index
-        ) as integer) as stage_rank
+        ) as integer) end as stage_rank
     from counted c
     inner join leavers l using (segment, segment_value, stage_index, dimension)
 )
