@@ -12,8 +12,12 @@ Which partition a row belongs to (each row read belongs to exactly one):
 So partition D reads the files exported on days D - max_days_after_export … D + late_days and
 keeps the rows assigned to D. Re-running a partition replaces its rows (one transaction).
 
-Duplicates: among the valid rows of a partition, the first row of each identity (`id_columns`,
-in file and line order) is loaded; later ones are kept in `quarantine` with kind 'duplicate'.
+Duplicates: across days and runs, the first row of each identity (`id_columns`, in export day,
+file and line order) is loaded; later ones are kept in `quarantine` with kind 'duplicate' in
+their own partition, as `duplicate of <file>:<line>` (an exact copy) or `conflicting duplicate
+of <file>:<line>: differs in <columns>`. A load compares its rows with the rows already loaded
+into other partitions (one anti-join on the ids); when it loads an earlier copy of a row loaded
+before (days run out of order), that row moves to `quarantine` and its day's counts follow.
 
 Clock skew: when a source declares `clock_skew`, an event whose client time differs from its
 received-at time by more than `max_seconds` takes the received-at time as its event time (the row
@@ -749,6 +753,115 @@ def load_range(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date, l
     return stats
 
 
+def _rank_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
+                 last: dt.date) -> None:
+    """`_ranked`: the classified rows of partitions first..last; a valid one with `_copy` (1:
+    the first copy of its identity, which is loaded) and, for a later copy, `_dup_reason`.
+
+    Copies are found across days and runs: the candidates of an identity are the valid rows
+    read by this load (of any partition) and the rows already loaded into other partitions;
+    the first in (export day, file, line) order is the original. A later copy whose content
+    (any mapped column) differs from the original's is a conflicting duplicate. Also `_copies`,
+    which `_demote_later_copies` reads: the rank of every candidate."""
+    table = ident(raw_table(source))
+    ids = list(source.identity)
+    id_cols = ", ".join(ident(c) for c in ids)
+    data = [c for c in source.columns if c not in ids]
+    cols = ", ".join(ident(c) for c in source.columns)
+    r_cols = ", ".join(f"r.{ident(c)}" for c in source.columns)
+    con.execute("create or replace temp table _all_files (source_file VARCHAR, file_date DATE)")
+    known = {str(p): file_date(p) for p in source.files()}
+    if known:
+        con.executemany("insert into _all_files values (?, ?)", [[k, v] for k, v in known.items()])
+    same_id = " and ".join(f"k.{ident(c)} is not distinct from r.{ident(c)}" for c in ids)
+    # without id_columns a record is its file and line: it has no copies elsewhere
+    loaded = "true" if source.id_columns else "false"
+    con.execute(f"""
+        create or replace temp table _cands as
+        with staged as (
+            select source_file, file_date, source_line, partition_date, {cols},
+                   partition_date between $first and $last as _in_chunk, true as _staged
+            from _classified where reason is null
+        ), keys as (
+            select distinct {id_cols} from staged where _in_chunk
+        )
+        select * from staged
+        union all by name
+        select r.source_file, af.file_date, r.source_line, r.partition_date, {r_cols},
+               false as _in_chunk, false as _staged
+        from {table} r left join _all_files af using (source_file)
+        where {loaded} and r.partition_date not between $first and $last
+          and exists (select 1 from keys k where {same_id})
+          and not exists (select 1 from staged s where s.source_file = r.source_file
+                                                   and s.source_line = r.source_line)
+    """, {"first": first, "last": last})
+    differs = ", ".join(
+        f"case when cast({ident(c)} as VARCHAR) is distinct from "
+        f"first_value(cast({ident(c)} as VARCHAR)) over w then {literal(c)} end"
+        for c in data)
+    differs_sql = f"concat_ws(', ', {differs})" if data else "''"
+    con.execute(f"""
+        create or replace temp table _copies as
+        with ranked as (
+            select source_file, source_line, partition_date, _in_chunk, _staged,
+                   row_number() over w as _copy,
+                   first_value(source_file || ':' || source_line) over w as _original,
+                   first_value(_in_chunk) over w as _first_in_chunk,
+                   {differs_sql} as _differs
+            from _cands
+            window w as (partition by {id_cols} order by file_date, source_file, source_line)
+        )
+        select *, case when _copy > 1 and _differs = '' then 'duplicate of ' || _original
+                       when _copy > 1 then 'conflicting duplicate of ' || _original
+                                           || ': differs in ' || _differs end as _dup_reason
+        from ranked
+    """)
+    con.execute("""
+        create or replace temp table _ranked as
+        select c.*, case when c.reason is null then d._copy end as _copy,
+               case when c.reason is null then d._dup_reason end as _dup_reason
+        from _classified c
+        left join _copies d on d._staged and d.source_file = c.source_file
+                           and d.source_line = c.source_line
+        where c.partition_date between ? and ?
+    """, [first, last])
+
+
+def _demote_later_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
+                         last: dt.date) -> None:
+    """Rows loaded into other partitions that are later copies of a row this load loads (a
+    partition re-run after a later day was loaded) move from `raw_<source>` to `quarantine` as
+    duplicates, and their days' reconciliation counts follow (part of the load's transaction)."""
+    table = ident(raw_table(source))
+    record = "to_json({" + ", ".join(f"{literal(c)}: r.{ident(c)}" for c in source.columns) \
+        + "})::VARCHAR"
+    con.execute(f"""
+        create or replace temp table _demoted as
+        select r.partition_date, r.source_file, r.source_line,
+               coalesce(c.raw_record, {record}) as raw_record, d._dup_reason
+        from {table} r
+        join _copies d on d.source_file = r.source_file and d.source_line = r.source_line
+        left join _classified c on c.source_file = r.source_file
+                               and c.source_line = r.source_line
+        where r.partition_date not between ? and ?
+          and d._copy > 1 and d._first_in_chunk and not d._in_chunk
+    """, [first, last])
+    con.execute(f"""
+        delete from {table} r where exists (
+            select 1 from _demoted d where d.source_file = r.source_file
+              and d.source_line = r.source_line and d.partition_date = r.partition_date)""")
+    con.execute(f"""
+        insert into {QUARANTINE_TABLE}
+        select ?, partition_date, source_file, source_line, raw_record, _dup_reason,
+               'duplicate', now()::TIMESTAMP
+        from _demoted""", [source.name])
+    con.execute(f"""
+        update {RECON_TABLE} r set rows_loaded = r.rows_loaded - m.n,
+                                   rows_duplicate = r.rows_duplicate + m.n
+        from (select partition_date, count(*) as n from _demoted group by all) m
+        where r.source = ? and r.partition_date = m.partition_date""", [source.name])
+
+
 def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
                 last: dt.date) -> list[PartitionStats]:
     files = _files_for(source, first, last)
@@ -757,19 +870,8 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         source.format, _stage_csv)
     stage(con, source, files)
     _classify(con, source)
-    id_cols = ", ".join(ident(c) for c in source.identity)
-    con.execute(f"""
-        create or replace temp table _ranked as
-        select *, case when reason is null then row_number() over (
-                    partition by partition_date, {id_cols}
-                    order by file_date, source_file, source_line) end as _copy,
-               case when reason is null then first_value(source_file || ':' || source_line)
-                    over (partition by partition_date, {id_cols}
-                          order by file_date, source_file, source_line) end as _original
-        from _classified
-        where partition_date between ? and ?
-    """, [first, last])
     table = ident(raw_table(source))
+    _rank_copies(con, source, first, last)
     cols = ", ".join(ident(c) for c in source.columns)
     con.execute("begin transaction")
     try:
@@ -798,10 +900,11 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         con.execute(f"""
             insert into {QUARANTINE_TABLE}
             select ?, partition_date, source_file, source_line, raw_record,
-                   coalesce(reason, 'duplicate of ' || _original),
+                   coalesce(reason, _dup_reason),
                    case when reason is null then 'duplicate' else 'rejected' end,
                    now()::TIMESTAMP
             from _ranked where reason is not null or _copy > 1""", [source.name])
+        _demote_later_copies(con, source, first, last)
         con.execute(f"""
             insert into {RECON_TABLE}
             with days as (
