@@ -19,6 +19,15 @@ of <file>:<line>: differs in <columns>`. A load compares its rows with the rows 
 into other partitions (one anti-join on the ids); when it loads an earlier copy of a row loaded
 before (days run out of order), that row moves to `quarantine` and its day's counts follow.
 
+Plausibility against the clock (`transforms.sources.now_utc`: JOURNEYS_NOW, else the system
+clock) and the data's own range: a file named with a day later than today in every time zone is
+rejected as a whole (`rejected_files`: `file dated in the future: <day> (today <day>)`) and adds
+no partition; a row timed after now (plus `clock_skew.max_seconds` when declared) is quarantined
+as `implausible timestamp: ... is in the future`; in a file without a date, rows before a gap of
+more than `plausible.max_days_before_data` days (walking back from the file's latest day, with
+fewer rows before the gap than after it) are quarantined as `implausible timestamp: <ts> is <n>
+days before the rest of its file` and do not widen the run's days.
+
 Clock skew: when a source declares `clock_skew`, an event whose client time differs from its
 received-at time by more than `max_seconds` takes the received-at time as its event time (the row
 is loaded, flagged `clock_skew_corrected`).
@@ -41,7 +50,7 @@ import pyarrow as pa
 
 from transforms.errors import UserError
 from transforms.readers import open_binary, timestamp_sql
-from transforms.sources import Source, file_date
+from transforms.sources import Source, file_date, future_file_day, now_utc
 from transforms.sqlutil import Params, ident, literal
 
 RECON_TABLE = "ingest_reconciliation"
@@ -137,9 +146,13 @@ def _files_for(source: Source, first: dt.date, last: dt.date) -> list[Path]:
     lo = first - dt.timedelta(days=source.max_days_after_export)
     hi = last + dt.timedelta(days=source.late_days)
     chosen = []
+    now = now_utc()
     for path in source.files():
         day = file_date(path)
-        # a file without an export day in its name may hold rows of any day
+        # a file without an export day in its name may hold rows of any day; one dated in the
+        # future is rejected as a whole (`_reject_future_files`)
+        if future_file_day(path, now) is not None:
+            continue
         if day is None or lo <= day <= hi:
             chosen.append(path)
     return chosen
@@ -621,9 +634,11 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                 checks.append(f"when {ident(col)} {op} {p.add(float(bounds[bound]))} "
                               f"then {label} || {ident(col)}")
     # a dated file holds timestamps up to max_days_after_export after its export day; the
-    # clock bounds every timestamp (later than a day from now is in the future)
+    # clock bounds every timestamp (later than now is in the future; with clock_skew, later
+    # than now + max_seconds)
     lead = p.add(source.max_days_after_export + 1)
-    future = p.add(dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1))
+    allowance = dt.timedelta(seconds=source.clock_skew_max_seconds or 0)
+    future = p.add(now_utc() + allowance)
     plausible = [f"_event_ts >= file_date + {lead}", f"_event_ts > {future}"]
     if source.earliest is not None:
         earliest = p.add(dt.datetime.combine(source.earliest, dt.time()))
@@ -634,6 +649,7 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
         f"|| ' UTC ' || case when file_date is not null and _event_ts >= file_date + {lead} "
         "then 'in a file exported on ' || file_date::VARCHAR else 'is in the future' end"
     )
+    gap_max = p.add(source.max_days_before_data)
     late = p.add(source.late_days)
     checks.append(
         f"when file_date - cast(_event_ts as DATE) > {late} "
@@ -656,10 +672,42 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                            {' '.join(checks)}
                       end as reason
             from timed
-        ), anchored as (
-            select *, min(cast(_event_ts as DATE)) filter (where reason is null)
-                          over (partition by source_file) as _file_first_day
+        ), gapped as (
+            -- a file without a date: days between a valid row and the next later valid row,
+            -- the row's place in time order and the file's count of valid rows
+            select *, case when reason is null and file_date is null then
+                       cast(lead(_event_ts) over w as DATE) - cast(_event_ts as DATE) end
+                      as _gap,
+                   row_number() over w as _rn,
+                   count(*) over (partition by source_file, reason is null) as _valid_rows
             from checked
+            window w as (partition by source_file, reason is null
+                         order by _event_ts, source_line)
+        ), cut as (
+            -- walking back from the file's latest day, the first gap of more than
+            -- max_days_before_data days with fewer rows before it than after it: every row
+            -- before it is implausibly far before the rest (a file of two distant halves is
+            -- a history, not an outlier)
+            select * exclude (_rn, _valid_rows),
+                   coalesce(_rn <= max(case when _gap > {gap_max} and 2 * _rn < _valid_rows
+                                            then _rn end)
+                                   over (partition by source_file, reason is null), false)
+                      as _cut
+            from gapped
+        ), cut_reason as (
+            select * replace (case when _cut then 'implausible timestamp: '
+                        || strftime(_event_ts, '%Y-%m-%d %H:%M:%S') || ' UTC is '
+                        || (min(cast(_event_ts as DATE)) filter (where reason is null
+                               and not _cut) over (partition by source_file)
+                            - cast(_event_ts as DATE))::VARCHAR
+                        || ' days before the rest of its file'
+                        else reason end as reason)
+            from cut
+        ), anchored as (
+            select * exclude (_gap, _cut),
+                   min(cast(_event_ts as DATE)) filter (where reason is null)
+                       over (partition by source_file) as _file_first_day
+            from cut_reason
         )
         select * exclude (_file_first_day),
                case when reason is null then cast(_event_ts as DATE)
@@ -713,8 +761,10 @@ def undated_day_range(source: Source) -> tuple[dt.date, dt.date] | None:
     undated = [p for p in source.files() if file_date(p) is None]
     if not undated:
         return None
-    key = (repr(source), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns)
-                               for p in undated))
+    # rows after now are in the future: the answer holds for the clock's hour
+    hour = now_utc().replace(minute=0, second=0, microsecond=0)
+    key = (repr(source), hour, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                                     for p in undated))
     if key not in _RANGE_CACHE:
         con = duckdb.connect()
         try:
@@ -862,8 +912,27 @@ def _demote_later_copies(con: duckdb.DuckDBPyConnection, source: Source, first: 
         where r.source = ? and r.partition_date = m.partition_date""", [source.name])
 
 
+def _future_files(con: duckdb.DuckDBPyConnection, source: Source) -> list[list]:
+    """The source's files named with a day later than today in every time zone (see
+    `future_file_day`), as `rejected_files` rows: [file, rows read, reason]. They are never
+    loaded and add no partition."""
+    now = now_utc()
+    future = [(p, d) for p in source.files() if (d := future_file_day(p, now)) is not None]
+    if not future:
+        return []
+    _register_files(con, [p for p, _ in future])
+    stage = {"jsonl": _stage_jsonl, "parquet": _stage_parquet, "xes": _stage_xes}.get(
+        source.format, _stage_csv)
+    stage(con, source, [p for p, _ in future])
+    counts = dict(con.execute("select source_file, count(*) from _stage group by all").fetchall())
+    return [[str(p), counts.get(str(p), 0),
+             f"file dated in the future: {d.isoformat()} (today {now.date().isoformat()})"]
+            for p, d in future]
+
+
 def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
                 last: dt.date) -> list[PartitionStats]:
+    future = _future_files(con, source)
     files = _files_for(source, first, last)
     _register_files(con, files)
     stage = {"jsonl": _stage_jsonl, "parquet": _stage_parquet, "xes": _stage_xes}.get(
@@ -881,9 +950,15 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         con.execute(f"delete from {RECON_TABLE} where source = ? "
                     "and partition_date between ? and ?", [source.name, first, last])
         # a file without a date and without one valid record belongs to no day: the whole
-        # file is rejected, with the first problem found in it
-        con.execute(f"delete from {REJECTED_FILES_TABLE} where source = ? and source_file in "
-                    "(select source_file from _files where file_date is null)", [source.name])
+        # file is rejected, with the first problem found in it; so is a file dated in the
+        # future (a file read again, or no longer in the future, loses its old record)
+        con.execute(f"delete from {REJECTED_FILES_TABLE} where source = ? and (source_file in "
+                    "(select source_file from _files) or list_contains(?, source_file))",
+                    [source.name, [f for f, _, _ in future]])
+        if future:
+            con.executemany(f"insert into {REJECTED_FILES_TABLE} values "
+                            "(?, ?, ?, ?, now()::TIMESTAMP)",
+                            [[source.name, *row] for row in future])
         con.execute(f"""
             insert into {REJECTED_FILES_TABLE}
             select ?, source_file, count(*),

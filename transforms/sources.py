@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from transforms.errors import ConfigError
+from transforms.errors import ConfigError, UserError
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "xes")
 # how timestamps are written, besides ISO 8601 (the default): epoch numbers or a strftime pattern
@@ -28,6 +29,37 @@ EPOCH_FORMATS = {"epoch_s": 1, "epoch_ms": 1_000, "epoch_us": 1_000_000}
 ENCODINGS_HINT = "utf-8, latin-1, cp1252 or utf-16"
 TYPES = ("string", "integer", "decimal", "timestamp", "json")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# a file named with a day later than today in every time zone (UTC+14 is the furthest ahead)
+# is dated in the future
+FUTURE_FILE_HOURS = 14
+NOW_ENV = "JOURNEYS_NOW"
+
+
+def now_utc() -> dt.datetime:
+    """The current time in UTC (naive), the one clock every plausibility check uses: the
+    environment variable JOURNEYS_NOW (an ISO 8601 timestamp, e.g. `2026-10-05T12:00:00Z`;
+    without an offset it is UTC) when set, else the system clock. Tests and replays set it."""
+    raw = os.environ.get(NOW_ENV, "").strip()
+    if not raw:
+        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    try:
+        when = dt.datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise UserError(f"{NOW_ENV}={raw!r} is not an ISO 8601 timestamp; write it as e.g. "
+                        "2026-10-05T12:00:00Z, or unset it") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    return when
+
+
+def future_file_day(path: Path, now: dt.datetime | None = None) -> dt.date | None:
+    """The export day in the name of `path` when it is later than today in every time zone
+    (after the UTC date of now + 14 hours): such a file is rejected as dated in the future."""
+    day = file_date(path)
+    now = now or now_utc()
+    if day is not None and day > (now + dt.timedelta(hours=FUTURE_FILE_HOURS)).date():
+        return day
+    return None
 # Columns every `events` row has, whatever the sources (docs/CONTRACTS.md); the attribute
 # columns after them come from the config's `events.columns`.
 CORE_EVENT_COLUMNS = ("event_id", "source", "customer_id", "is_identified", "anonymous_id",
@@ -97,6 +129,7 @@ class Source:
     late_days: int
     earliest: dt.date | None
     max_days_after_export: int
+    max_days_before_data: int = 365
     clock_skew_column: str | None = None
     clock_skew_max_seconds: float | None = None
     event: EventMapping | None = None
@@ -142,14 +175,16 @@ class ProjectConfig:
     def _day_bounds(self) -> tuple[list[dt.date], list[dt.date]]:
         """Earliest and latest days that can hold rows, per file: a dated file's export day
         widened by how far its timestamps may lie after it (max_days_after_export), and for
-        files without a date their records' event days."""
+        files without a date their records' event days. A file dated in the future (see
+        `future_file_day`) holds no rows: it adds no days."""
         from transforms.ingest import undated_day_range
 
         lows, highs = [], []
+        now = now_utc()
         for s in self.sources.values():
             for p in s.files():
                 d = file_date(p)
-                if d is not None:
+                if d is not None and future_file_day(p, now) is None:
                     lows.append(d - dt.timedelta(days=s.max_days_after_export))
                     highs.append(d + dt.timedelta(days=s.max_days_after_export))
             found = undated_day_range(s)
@@ -165,7 +200,7 @@ class ProjectConfig:
         if self.start_date:
             return self.start_date
         lows, _ = self._day_bounds()
-        return min(lows) if lows else dt.datetime.now(dt.UTC).date()
+        return min(lows) if lows else now_utc().date()
 
     def data_range(self) -> tuple[dt.date, dt.date] | None:
         """Partitions that can hold rows of the exported files: from first_partition() to the
@@ -550,6 +585,10 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
     if not isinstance(max_after, int) or max_after < 0:
         raise _fail(path, f"{k}.plausible.max_days_after_export", "not a number of days",
                     "use an integer >= 0")
+    max_before = plaus.get("max_days_before_data", 365)
+    if not isinstance(max_before, int) or isinstance(max_before, bool) or max_before < 1:
+        raise _fail(path, f"{k}.plausible.max_days_before_data", "not a number of days",
+                    "use an integer >= 1")
     skew_col = skew_max = None
     if "clock_skew" in raw:
         skew = _mapping(raw["clock_skew"], path, f"{k}.clock_skew")
@@ -569,7 +608,8 @@ def _load_source(name: str, raw: Any, path: Path, base: Path, events: EventsSche
         else glob, format=fmt, columns=dict(columns), types=dict(types), required=required,
         enums=enums, ranges=ranges, event_time=event_time, timezone=str(tz),
         id_columns=id_columns, late_days=late_days, earliest=earliest,
-        max_days_after_export=max_after, clock_skew_column=skew_col,
+        max_days_after_export=max_after, max_days_before_data=max_before,
+        clock_skew_column=skew_col,
         clock_skew_max_seconds=float(skew_max) if skew_max else None, event=event,
         **reading,
     )
