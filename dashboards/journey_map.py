@@ -23,6 +23,7 @@ from dashboards.layout import (
     join,
     not_available,
     paragraph,
+    picker_script,
     section,
 )
 
@@ -36,20 +37,6 @@ WORST_STAGES = 2
 
 ALL = ("all", "all")
 
-SELECT_SCRIPT = """
-<script>
-(function () {
-  var select = document.getElementById('persona');
-  function show() {
-    document.querySelectorAll('.persona').forEach(function (el) {
-      el.hidden = el.getAttribute('data-persona') !== select.value;
-    });
-  }
-  select.addEventListener('change', show);
-  show();
-})();
-</script>
-"""
 
 # The page's own look (the site's style sheet is shared): a fixed-layout table that fits its
 # card from 1024 px up, bars drawn with divs.
@@ -124,7 +111,7 @@ def render(ctx: Context) -> Page:
     parts: list[object] = [Safe(STYLE), picker, *maps, legend]
     if missing:
         parts.append(not_available("Parts of the journey map", missing))
-    parts.append(Safe(SELECT_SCRIPT))
+    parts.append(picker_script("persona"))
     page.add(section(title, *parts,
                      lead="Measured from the events, not drawn in a workshop: pick a persona "
                           "to see its own map."))

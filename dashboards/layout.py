@@ -166,6 +166,29 @@ def document(page: Page, *, subtitle: str, footer: str) -> str:
     )
 
 
+def picker_script(name: str) -> Safe:
+    """The script of a picker: `<select id="{name}">` shows the one `.{name}` block whose
+    `data-{name}` is the selected value and hides the others; figures in the shown block take
+    their width (a hidden figure was drawn at none)."""
+    return Safe(f"""
+<script>
+(function () {{
+  var select = document.getElementById('{name}');
+  function show() {{
+    document.querySelectorAll('.{name}').forEach(function (el) {{
+      el.hidden = el.getAttribute('data-{name}') !== select.value;
+      if (!el.hidden && window.Plotly) {{
+        el.querySelectorAll('.js-plotly-plot').forEach(function (p) {{ Plotly.Plots.resize(p); }});
+      }}
+    }});
+  }}
+  select.addEventListener('change', show);
+  show();
+}})();
+</script>
+""")
+
+
 def section(title: str, *content: object, lead: str | None = None, anchor: str = "") -> Safe:
     head = f"<h2>{esc(title)}</h2>"
     if lead:

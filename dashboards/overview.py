@@ -17,30 +17,12 @@ from dashboards.layout import (
     not_available,
     note,
     paragraph,
+    picker_script,
     section,
     table,
 )
 
 SLUG = "index"
-
-
-PICKER_SCRIPT = """
-<script>
-(function () {
-  var select = document.getElementById('period');
-  function show() {
-    document.querySelectorAll('.period').forEach(function (el) {
-      el.hidden = el.getAttribute('data-period') !== select.value;
-      if (!el.hidden && window.Plotly) {
-        el.querySelectorAll('.js-plotly-plot').forEach(function (p) { Plotly.Plots.resize(p); });
-      }
-    });
-  }
-  select.addEventListener('change', show);
-  show();
-})();
-</script>
-"""
 
 
 def render(ctx: Context) -> Page:
@@ -62,7 +44,7 @@ def render(ctx: Context) -> Page:
             page.add(_headline(c))
             page.add(_funnel(c, page, suffix="" if d == ctx.period_days else f"-{d}"))
             page.add(Safe("</div>"))
-        page.add(Safe(PICKER_SCRIPT))
+        page.add(picker_script("period"))
     else:
         page.add(_headline(ctx))
         page.add(_funnel(ctx, page))

@@ -272,7 +272,7 @@ def _dfg_plotly(ctx: Context, nodes: list[str], stats: dict[str, dict[str, int]]
         mid_y.append(ys[m])
         mid_label.append(f"<b>{fmt.count(e['count'])}</b>")
         mid_text.append(
-            f"<b>{esc(e['source'])} → {esc(e['target'])}</b><br>{fmt.count(e['count'])} times<br>"
+            f"<b>{e['source']} → {e['target']}</b><br>{fmt.count(e['count'])} times<br>"
             f"median {fmt.duration(e['median_s'])}, mean {fmt.duration(e['mean_s'])}, "
             f"90th pct {fmt.duration(e['p90_s'])}")
     fig.add_trace(go.Scatter(
@@ -282,8 +282,8 @@ def _dfg_plotly(ctx: Context, nodes: list[str], stats: dict[str, dict[str, int]]
     node_text, node_hover, sizes = [], [], []
     for n in nodes:
         st = stats[n]
-        node_text.append(f"<b>{esc(n)}</b><br>{fmt.count(st['visits'])} visits")
-        node_hover.append(f"<b>{esc(n)}</b><br>journeys starting here: {fmt.count(st['starts'])}"
+        node_text.append(f"<b>{n}</b><br>{fmt.count(st['visits'])} visits")
+        node_hover.append(f"<b>{n}</b><br>journeys starting here: {fmt.count(st['starts'])}"
                           f"<br>arrivals from a step before: {fmt.count(st['arrivals'])}<br>"
                           f"journeys ending here: {fmt.count(st['ends'])}")
         sizes.append(st["visits"])
@@ -333,7 +333,7 @@ def _variants(ctx: Context, page: Page) -> Safe:
     fig = figure(f"What are the {len(df)} most common paths? Share of journeys; colour: share "
                  "that converted", height=int(130 + 15 * float(ends[-1])))
     fig.add_trace(go.Bar(
-        x=df["share"], y=ys, orientation="h", width=1.5, hovertext=[esc(p) for p in df["path"]],
+        x=df["share"], y=ys, orientation="h", width=1.5, hovertext=[p for p in df["path"]],
         marker=dict(color=df["converted_share"], colorscale=SEQUENTIAL, cmin=0, cmax=1,
                     colorbar=dict(title=dict(text="converted"), tickformat=".0%")),
         text=[f"{fmt.pct(s)} · {fmt.pct(c)} converted" for s, c in
@@ -354,7 +354,7 @@ def _variants(ctx: Context, page: Page) -> Safe:
              fmt.pct(r.converted_share), fmt.duration(r.median_duration_s)]
             for i, r in enumerate(df.itertuples(index=False))]
     lead = Safe(f"The top {len(df)} {_term('paths', PATH_TERM)} (each a distinct sequence of "
-                f"stages) cover {esc(fmt.pct(shown))} of all journeys.")
+                f"stages) cover {fmt.pct(shown)} of all journeys.")
     return section(title, to_div(fig, ctx.div_id(SLUG, "top-paths")),
                    table(["", "path", "journeys", "share", "converted", "median duration"],
                          rows, numeric=range(2, 6)),
@@ -362,18 +362,18 @@ def _variants(ctx: Context, page: Page) -> Safe:
 
 
 def _wrap_path(rank: str, stages: list[str], width: int = PATH_WRAP) -> str:
-    """A whole path as a chart label: stage names (escaped) joined by arrows, wrapped onto
+    """A whole path as a chart label: stage names (escaped by to_div) joined by arrows, wrapped onto
     lines of about `width` characters after an arrow; never shortened."""
     lines: list[str] = []
     current = rank
     for i, stage in enumerate(stages):
         piece = stage if i == 0 else f" → {stage}"
         if i > 0 and len(current) + len(piece) > width:
-            lines.append(esc(current + " →"))
+            lines.append(current + " →")
             current = "   " + stage
         else:
             current += (" " if i == 0 else "") + piece
-    lines.append(esc(current))
+    lines.append(current)
     return "<br>".join(lines)
 
 
@@ -417,8 +417,8 @@ def _sankey(ctx: Context, page: Page) -> Safe:
         name = _sankey_name(stage)
         count = fmt.count(through.get(k, 0.0))
         big = through.get(k, 0.0) / total >= SANKEY_LABEL_MIN
-        labels.append(f"{esc(name)} {count}" if big else "")
-        hover.append(f"step {step + 1}: {esc(name)}<br>{count} journeys")
+        labels.append(f"{name} {count}" if big else "")
+        hover.append(f"step {step + 1}: {name}<br>{count} journeys")
         colors.append(GREY if stage == "…" else _stage_color(stage, order))
     link_colors = [_rgba(GREY if keys[s][1] == "…" else _stage_color(keys[s][1], order), 0.38)
                    for s, _ in flows]
@@ -433,8 +433,8 @@ def _sankey(ctx: Context, page: Page) -> Safe:
                   hovertemplate="%{customdata}<extra></extra>"),
         link=dict(source=[k[0] for k in flows], target=[k[1] for k in flows],
                   value=list(flows.values()), color=link_colors,
-                  customdata=[f"step {keys[s][0] + 1} {esc(_sankey_name(keys[s][1]))} → "
-                              f"step {keys[t][0] + 1} {esc(_sankey_name(keys[t][1]))}"
+                  customdata=[f"step {keys[s][0] + 1} {_sankey_name(keys[s][1])} → "
+                              f"step {keys[t][0] + 1} {_sankey_name(keys[t][1])}"
                               for s, t in flows],
                   hovertemplate="%{customdata}<br>%{value:,.0f} journeys<extra></extra>")))
     # a header per step over its column (Plotly spreads the columns evenly)

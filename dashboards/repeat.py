@@ -408,11 +408,11 @@ def _experience_chart(ctx: Context, ranked: pd.DataFrame, h: int) -> Safe:
     colors = [(OKABE_ITO["vermillion"] if d < 0 else OKABE_ITO["blue"]) if sig else GREY
               for d, sig in zip(ranked["rate_diff"], ranked["significant"].astype(bool),
                                 strict=True)]
-    labels = [esc(f"{lab} · {with_n(r, n)}") for lab, r, n in
+    labels = [f"{lab} · {with_n(r, n)}" for lab, r, n in
               zip(ranked["label"], ranked["repeat_rate"], ranked["customers"], strict=True)]
     text = [f"{fmt.pp(d)}, p = {fmt.p_value(p)}"
             for d, p in zip(ranked["rate_diff"], ranked["p_value"], strict=True)]
-    hover = [f"{esc(lab)}<br>{with_n(r, n)} bought again within {h} days<br>rest: "
+    hover = [f"{lab}<br>{with_n(r, n)} bought again within {h} days<br>rest: "
              f"{with_n(o, m)}<br>{fmt.pp(d)}; {TESTS.get(t, t)}, p = {fmt.p_value(p)}"
              f"{' (significant)' if sig else ''}"
              for lab, r, n, o, m, d, t, p, sig in zip(
