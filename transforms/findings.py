@@ -27,8 +27,15 @@ Method (`find_changes`)
    LLR = ll(X_w, N_w) + ll(X_o, N_o) - ll(X, N), ll(x, n) = x log(x/n) + (n-x) log(1-x/n).
    Only *eligible* windows are scanned: N_w and N_o >= max(``min_attempts`` (20),
    ``min_share`` (0.5 %) of the series' attempts), and expected counts under the pooled rate
-   >= ``min_expected`` (1) for both outcomes in both groups. The window with the largest LLR is
-   taken.
+   >= ``min_expected`` (1) for both outcomes in both groups. Daily series also scan *changes
+   of level* (kind ``step``): every split of the days into those before a change point and
+   those from it on, i.e. the windows longer than ``max_window_days`` that end on the last day
+   or start on the first (a window from the first day of at least ``MIN_STEP_DAYS`` (7) days
+   is such a split too). The window with the largest LLR is taken. A split is reported as the
+   days from the change point to the last day against the days before ("fell from 100% to
+   89% from 06 Jul 2011 on"): a lasting shift is one finding told from its own side, not a row
+   of windows before it that "rose". After a step the shorter side is set aside and the scan
+   goes on in the longer one, where an incident after the step can still be found.
 3. **Significance.** That window against the outside days by Fisher's exact test
    (``scipy.stats.fisher_exact``, two-sided). The window was chosen as the best of M eligible
    windows, so its p-value is corrected for the scan: p_scan = min(1, 2 * min(M * p_fisher,
@@ -55,7 +62,10 @@ Method (`find_changes`)
    received, or: what is left of B is too small to test and under half of B). B is dropped when
    explained by A and A is not explained by B. When each explains the other, the one with fewer
    attempts (the more specific) is kept if its rate differs significantly from the rest of the
-   other's attempts, else the broader one.
+   other's attempts, else the broader one. A kept ``step`` A explains any later B of its
+   transition (either direction, any days) whose rate does not differ significantly from the
+   rest of A's group on B's side of the change point (`_level_explains`): the step seen again
+   in a segment, or in part of a side, goes; an outage after the step stays.
 7. **Ranking.** lost = n * (baseline_rate - rate): customers lost in the window (negative for an
    improvement). Drops come first, by lost descending, then improvements by |lost| descending.
 
@@ -88,6 +98,7 @@ MIN_SHARE = 0.005
 MIN_EXPECTED = 1.0
 MAX_WINDOWS = 3
 MIN_SEGMENT_EFFECT = 0.2  # Cohen's h
+MIN_STEP_DAYS = 7  # a window this long from the first day on is a change of level after it
 MC_BATCH = 100
 MC_MAX_REPLICATES = 2000
 MC_EXCEEDANCES = 20
@@ -107,7 +118,7 @@ class Finding:
     from_step: str
     to_step: str
     group: Group  # () = everyone
-    kind: str  # 'window' | 'segment'
+    kind: str  # 'window' | 'hours' | 'step' | 'segment'
     start: dt.date
     end: dt.date
     rate: float  # successes / attempts of the group in [start, end]
@@ -151,6 +162,8 @@ class Finding:
         """Who the rate is compared with, in words."""
         if self.kind == "window":
             return "the other days"
+        if self.kind == "step":
+            return "the days before"
         if self.kind == "hours":
             return "the other hours"
         cols = [c for c, _ in self.group]
@@ -174,6 +187,10 @@ class Finding:
                     f"from {self.start:%d %b %Y} to {self.end:%d %b %Y} (n = {self.n}) "
                     f"against {self.baseline_rate:.1%} for {self.baseline}{tail}")
         verb = "fell" if self.lost > 0 else "rose"
+        if self.kind == "step":
+            return (f"{self.from_step} → {self.to_step}{where}: conversion {verb} from "
+                    f"{self.baseline_rate:.1%} to {self.rate:.1%} from {self.start:%d %b %Y} on "
+                    f"({self.days} days to {self.end:%d %b %Y}, n = {self.n}){tail}")
         if self.kind == "hours" and self.start_ts is not None and self.end_ts is not None:
             last = self.end_ts - dt.timedelta(hours=1)
             when = (f"on {self.start_ts:%d %b %Y} from {self.start_ts:%H:00} to "
@@ -294,17 +311,26 @@ def _ll(x: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def _eligible(n: np.ndarray, blocked: np.ndarray, pooled: float, *, max_len: int,
-              min_attempts: int, min_expected: float) -> list[tuple]:
+              min_attempts: int, min_expected: float, steps: bool = False) -> list[tuple]:
     """The eligible windows (step 2 of the module docstring), per length:
-    (starts, ends (exclusive), attempts inside, attempts outside)."""
+    (starts, ends (exclusive), attempts inside, attempts outside). With `steps`, also the
+    windows longer than `max_len` that start on the first day or end on the last (a lasting
+    change of level: the days before a change point against the days from it on)."""
     total_n = float(n.sum())
     cn = np.concatenate([[0.0], np.cumsum(n)])
     cb = np.concatenate([[0], np.cumsum(blocked.astype(int))])
     t = len(n)
+    bounds = [(np.arange(0, t - length + 1), np.arange(0, t - length + 1) + length)
+              for length in range(1, min(max_len, t) + 1)]
+    if steps and t - 1 > max_len:
+        # suffixes first: of two windows splitting the days alike, the later part is the one
+        # reported (the change point's side: "from day s on")
+        s = np.arange(1, t - max_len)
+        bounds.append((s, np.full(len(s), t)))
+        e = np.arange(max_len + 1, t)
+        bounds.append((np.zeros(len(e), dtype=int), e))
     out = []
-    for length in range(1, min(max_len, t) + 1):
-        s = np.arange(0, t - length + 1)
-        e = s + length
+    for s, e in bounds:
         nw = cn[e] - cn[s]
         no = total_n - nw
         ok = ((cb[e] - cb[s]) == 0) & (nw >= min_attempts) & (no >= min_attempts)
@@ -379,11 +405,25 @@ def _scan_series(series: _Series, *, alpha: float, max_window_days: int, min_att
         if n.sum() == 0:
             break
         windows = _eligible(n, blocked, x.sum() / n.sum(), max_len=max_len,
-                            min_attempts=min_n, min_expected=min_expected)
+                            min_attempts=min_n, min_expected=min_expected, steps=not hourly)
         if not windows:
             break
         stat, (where,) = _max_llr(x, float(n.sum()), windows)
         s, e = where
+        kind = "hours" if hourly else "window"
+        block = (s, e)
+        if not hourly and (e - s + 1 > max_len or (s == 0 and e - s + 1 >= MIN_STEP_DAYS
+                                                    and e < t - 1)):
+            # a change of level: reported as the days from the change point on (a window
+            # starting on the first day becomes the days after it); the shorter side is
+            # set aside for the next scan, so the longer one can still show an incident
+            kind = "step"
+            if s == 0:
+                s, e = e + 1, int(np.flatnonzero(~blocked)[-1])
+            before = np.flatnonzero(~blocked[:s])
+            after = (s, e)
+            block = ((int(before[0]), int(before[-1])) if len(before) and
+                     len(before) < e - s + 1 else after)
         nw, xw = int(n[s:e + 1].sum()), int(x[s:e + 1].sum())
         no, xo = int(n.sum()) - nw, int(x.sum()) - xw
         p = _fisher(xw, nw, xo, no)
@@ -398,12 +438,11 @@ def _scan_series(series: _Series, *, alpha: float, max_window_days: int, min_att
             start, end = series.days[s], series.days[e] + dt.timedelta(hours=1)
         else:
             start, end = series.days[s], series.days[e]
-        tested.append(_Test(series.from_step, series.to_step, series.group,
-                            "hours" if hourly else "window", start, end, nw, xw, no, xo, p,
-                            p_scan))
+        tested.append(_Test(series.from_step, series.to_step, series.group, kind, start, end,
+                            nw, xw, no, xo, p, p_scan))
         if p_scan >= alpha:
             break
-        blocked[s:e + 1] = True
+        blocked[block[0]:block[1] + 1] = True
     return tested
 
 
@@ -587,7 +626,7 @@ def _sets(f: Finding, span: tuple) -> tuple[str, str]:
                f"ts < timestamp {literal(f.end_ts.isoformat(sep=' '))}")
         grp = _group_sql(f.group)
         return f"{grp} and {win}", f"{grp} and {_days_sql(*span)} and not coalesce({win}, false)"
-    if f.kind == "window":
+    if f.kind in ("window", "step"):
         grp = _group_sql(f.group)
         return f"{grp} and {win}", f"{grp} and {_days_sql(*span)} and not ({win})"
     cols = [c for c, _ in f.group]
@@ -624,6 +663,30 @@ def _stands_out(con: duckdb.DuckDBPyConnection, src: str, narrow: Finding, broad
     return _fisher(xw, nw, xo, no) < alpha
 
 
+def _level_explains(con: duckdb.DuckDBPyConnection, src: str, b: Finding, a: Finding,
+                    span: tuple, *, alpha: float, min_attempts: int,
+                    min_expected: float) -> bool:
+    """True when b is a change of level a seen again: b's rate does not differ significantly
+    from the rest of a's group on b's side of a's change point (the days before a.start, or
+    a's days from it on; the side holding most of b's days). So a segment's share of a step,
+    or a part of a side, is explained; an outage after the step, which stands out from the new
+    level, is not (module docstring, step 6)."""
+    first, last = span
+    b_first, b_last = (b.start, b.end) if b.kind != "hours" else (b.start_ts.date(),
+                                                                   b.end_ts.date())
+    before = max(0, (min(b_last, a.start - dt.timedelta(days=1)) - b_first).days + 1)
+    after = max(0, (b_last - max(b_first, a.start)).days + 1)
+    side = (_days_sql(first, a.start - dt.timedelta(days=1)) if before > after
+            else _days_sql(a.start, a.end))
+    b_in, _ = _sets(b, span)
+    nw, xw, no, xo = _counts(con, src, b.from_step, b.to_step, b_in,
+                             f"{_group_sql(a.group)} and {side} and not ({b_in})")
+    if not _testable(nw, xw, no, xo, min_n=min_attempts, min_expected=min_expected):
+        return False
+    factor = b.p_scan / b.p_value if b.p_value > 0 else 1.0
+    return _fisher(xw, nw, xo, no) * max(1.0, factor) >= alpha
+
+
 def _drop_explained(con: duckdb.DuckDBPyConnection, src: str, findings: list[Finding],
                     spans: dict, **kw: float) -> list[Finding]:
     """The findings, in rank order, without those another kept finding explains (module
@@ -633,8 +696,14 @@ def _drop_explained(con: duckdb.DuckDBPyConnection, src: str, findings: list[Fin
         span = spans[(b.from_step, b.to_step)]
         keep = True
         for a in list(kept):
-            if ((a.from_step, a.to_step) != (b.from_step, b.to_step)
-                    or (a.lost > 0) != (b.lost > 0) or a.end < b.start or b.end < a.start
+            if (a.from_step, a.to_step) != (b.from_step, b.to_step):
+                continue
+            if a.kind == "step":
+                if _level_explains(con, src, b, a, span, **kw):
+                    keep = False
+                    break
+                continue
+            if ((a.lost > 0) != (b.lost > 0) or a.end < b.start or b.end < a.start
                     or not _explained(con, src, b, a, span, **kw)):
                 continue
             if not _explained(con, src, a, b, span, **kw):

@@ -179,6 +179,45 @@ def test_an_outage_of_hours_is_found_to_the_hour():
     assert f.start == f.end == day(30) and f"{f.start_ts:%H}:00 to" in f.sentence()
 
 
+def test_a_lasting_change_of_level_is_one_step_from_its_day_on():
+    # 300 days; cart -> pay 0.6 until day 149, 0.45 from day 150 on, for good: one finding,
+    # the days from the change point to the last tested day against the days before (not
+    # a row of 60-day windows on either side, nor the earlier days told as a "rise")
+    df = generate(11, 12000, days=300, rate=lambda d, p: 0.45 if d >= 150 else 0.6)
+    found = findings_of(df)
+    print(show(found))
+    pay = [f for f in found if f.to_step == "pay"]
+    assert len(pay) == 1, show(found)
+    f = pay[0]
+    assert f.kind == "step" and f.segment is None and f.lost > 0
+    assert abs((f.start - day(150)).days) <= 3 and f.end >= day(295)
+    assert 0.42 < f.rate < 0.48 and 0.57 < f.baseline_rate < 0.63
+    assert f.baseline == "the days before"
+    assert f"fell from {f.baseline_rate:.1%} to {f.rate:.1%} from {f.start:%d %b %Y} on" \
+        in f.sentence()
+    # a dip that ends is still a window, not a step
+    df = generate(11, 12000, days=300, rate=lambda d, p: 0.45 if 150 <= d < 170 else 0.6)
+    kinds = [(f.kind, f.start, f.end) for f in findings_of(df) if f.to_step == "pay"]
+    assert len(kinds) == 1 and kinds[0][0] == "window", kinds
+    assert abs((kinds[0][1] - day(150)).days) <= 2 and abs((kinds[0][2] - day(169)).days) <= 2
+
+
+def test_a_step_leaves_the_longer_side_open_to_an_incident():
+    # level 0.6 -> 0.5 from day 60; an outage (0.05) on days 200..204 after it is found too
+    def rate(d, p):
+        if 200 <= d <= 204:
+            return 0.05
+        return 0.5 if d >= 60 else 0.6
+    found = [f for f in findings_of(generate(12, 12000, days=300, rate=rate))
+             if f.to_step == "pay"]
+    print(show(found))
+    kinds = sorted((f.kind, f.start) for f in found)
+    assert [k for k, _ in kinds] == ["step", "window"], show(found)
+    (_, step_start), (_, outage_start) = kinds
+    assert abs((step_start - day(60)).days) <= 3
+    assert abs((outage_start - day(200)).days) <= 1
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_clean_log_has_no_finding(seed):
     assert findings_of(generate(seed)) == []

@@ -60,7 +60,7 @@ joined as (
 overall_findings as (
     select rank, from_step, to_step, start_day, end_day
     from findings
-    where segment_column is null and kind in ('window', 'hours')
+    where segment_column is null and kind in ('window', 'hours', 'step')
 ),
 
 final as (
