@@ -7,7 +7,8 @@
   values (the journey map's segments);
 - payments (when the map has payment roles): one attempt per payment outcome event (succeeded
   or failed), on its day; success = succeeded (a rise in failures is a drop in this rate);
-  segments = platform and method where the events have them;
+  segments = the payment event's own values of the map's `payment_segments` (default: the
+  column segments' columns), the journey segments that are not among them NULL;
 then runs the findings engine over it and writes `findings` (grain: one finding).
 """
 
@@ -49,10 +50,11 @@ def build_findings(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
         "payment_failed")
     cols = table_columns(con, "events")
     if ok is not None and failed is not None:
+        pay_cols = [c for c in jmap.payment_segments if c in cols]
         pay_segs = "".join(
-            f", cast(e.{ident(s)} as varchar) as {ident(s)}" if s in cols and s in
-            ("platform", "method") else f", cast(null as varchar) as {ident(s)}" for s in segs)
-        extra = [s for s in ("platform", "method") if s in cols and s not in segs]
+            f", cast(e.{ident(s)} as varchar) as {ident(s)}" if s in pay_cols
+            else f", cast(null as varchar) as {ident(s)}" for s in segs)
+        extra = [c for c in pay_cols if c not in segs]
         parts.append(f"""
             select {p.add(PAYMENT_TRANSITION[0])}, {p.add(PAYMENT_TRANSITION[1])}, e.event_date,
                    cast(e.event_ts as timestamp),

@@ -46,7 +46,7 @@ _PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 TOP_KEYS = (
     "version", "conversion_window", "conversion_stage", "stages", "segments", "repeat_horizons",
     "metric_events", "metric_stages", "low_rating_max", "session_gap_minutes", "anomaly",
-    "purchase",
+    "purchase", "payment_segments",
 )
 STAGE_KEYS = ("name", "description", "optional", "window", "occurrence", "rules", "touchpoints",
               "pains")
@@ -142,6 +142,9 @@ class JourneyMap:
     metric_stages: dict[str, str] = field(default_factory=dict)  # group -> stage name
     low_rating_max: int | None = None  # ratings at or below it are low
     purchase: PurchaseRule | None = None
+    # events columns payment outcomes are broken down by in the findings (each payment event's
+    # own value); default: the columns of the column segments
+    payment_segments: tuple[str, ...] = ()
 
     @property
     def stage_names(self) -> list[str]:
@@ -349,7 +352,23 @@ class _Validator:
             segments=segments, repeat_horizons=horizons, metric_events=roles,
             session_gap_minutes=float(gap), metric_stages=metric_stages, low_rating_max=low,
             purchase=purchase,
+            payment_segments=self.payment_segments(doc.get("payment_segments"), segments),
         )
+
+    def payment_segments(self, value: Any, segments: tuple[Segment, ...]) -> tuple[str, ...]:
+        """`payment_segments`: a list of events columns (default: the column segments')."""
+        if value is None:
+            return tuple(dict.fromkeys(s.column for s in segments if s.column))
+        if not isinstance(value, list):
+            raise self.fail("payment_segments", f"expected a list of events columns, got "
+                            f"{value!r}", "write e.g. payment_segments: [platform, method]")
+        cols = [self.column(c, f"payment_segments[{i}]", "payment segment column")
+                for i, c in enumerate(value)]
+        for i, c in enumerate(cols):
+            if c in ("event_ts", "event_date", "event_id", "customer_id", "amount"):
+                raise self.fail(f"payment_segments[{i}]", f"'{c}' cannot be a segment (one "
+                                "value per event)", "pick a categorical column such as method")
+        return tuple(dict.fromkeys(cols))
 
     def purchase(self, value: Any, roles: dict[str, Rule],
                  stages: list[Stage]) -> PurchaseRule | None:

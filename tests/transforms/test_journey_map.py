@@ -66,6 +66,9 @@ def _set(path: list, value):
     (_set(["stages", 0, "touchpoints"], ["screen", "colour"]), "stages[0].touchpoints[1]",
      "channel"),
     (_set(["repeat_horizons"], [30, -1]), "repeat_horizons[1]", "30"),
+    (_set(["payment_segments"], ["platform", "gateway"]), "payment_segments[1]", "method"),
+    (_set(["payment_segments"], "method"), "payment_segments", "[platform, method]"),
+    (_set(["payment_segments"], ["amount"]), "payment_segments[0]", "categorical"),
     (_set(["stages", 0, "optional"], True), "stages[0].optional", "first stage"),
     # a stage window counts from the previous required stage: not on the first stage (none) nor
     # on an optional one (stages[1] is Consideration); the value is a duration like 2d
@@ -140,3 +143,11 @@ def test_stage_window_is_parsed_on_required_stages(tmp_path):
     assert [s.window_seconds for s in m.stages] == [None, None, 2 * 86400, 5400, None, None]
     # the sample sets none
     assert all(s.window_seconds is None for s in load_journey_map(DEFAULT_MAP).stages)
+
+
+def test_payment_segments_default_to_the_segment_columns(tmp_path):
+    assert load_journey_map(DEFAULT_MAP).payment_segments == ("platform", "method")
+    path = _write(tmp_path, lambda doc: doc.pop("payment_segments"))
+    # the column segments' columns, in map order; the derived segment has none
+    assert load_journey_map(path, VOCABULARY).payment_segments == (
+        "channel", "platform", "city", "service_category")

@@ -284,3 +284,38 @@ def test_payment_failure_rate_counts_attempts_on_days_without_failures(con, jmap
     assert metric[("payment_failure_rate", "platform", "ios")] == 0.0
     assert metric[("payment_failure_rate", "method", "card")] == pytest.approx(2 / 3)
     assert metric[("payment_failure_rate", "method", "apple_pay")] == 0.0
+
+
+def test_payment_findings_break_down_by_the_maps_payment_segments(con, jmap):
+    # 20 days x 21 customers paying at salons s0, s1, s2 in turn; 4 of s1's 7 payments a day
+    # fail (customers 1, 4, 7, 10), none of the others' (every day alike: no window, a segment).
+    # Broken down by salon_id, salon s1 is the finding; by the sample's platform and method
+    # (every payment: android, card) there is no segment to tell apart
+    rows = [E("x", "favourite_removed", T0 + 60 * DAY)]
+    for day in range(20):
+        for i in range(21):
+            salon = f"s{i % 3}"
+            c, t = f"d{day}c{i}", T0 + day * DAY + i * 60 * dt.timedelta(seconds=1)
+            failed = i in (1, 4, 7, 10)
+            rows += [E(c, "app_opened", t, platform="android"),
+                     E(c, "booking_created", t + HOUR, booking_id=f"{c}b", salon_id=salon),
+                     _pay(c, "payment_failed" if failed else "payment_succeeded",
+                          t + 2 * HOUR, f"{c}b", f"{c}p", salon_id=salon, method="card",
+                          platform="android")]
+    make_events_table(con, rows)
+    build_stage_events(con, jmap)
+    build_purchases(con, jmap)
+    build_journeys(con, jmap)
+    fails = con.execute("select salon_id, count(*) filter (where event_name = 'payment_failed'),"
+                        " count(*) from events where event_name like 'payment_%' "
+                        "group by salon_id order by salon_id").fetchall()
+    assert [f[0] for f in fails] == ["s0", "s1", "s2"] and fails[0][1] == fails[2][1] == 0
+    by_salon = dataclasses.replace(jmap, payment_segments=("salon_id",))
+    build_findings(con, by_salon)
+    found = con.execute("select segment_column, segment_value, kind, n, successes from findings "
+                        "where from_step = 'payment attempt'").fetchall()
+    s1_fails, s1_n = fails[1][1], fails[1][2]
+    assert found == [("salon_id", "s1", "segment", s1_n, s1_n - s1_fails)]
+    build_findings(con, jmap)  # platform and method: one value each, nothing to compare
+    assert con.execute("select count(*) from findings where from_step = 'payment attempt' "
+                       "and segment_column is not null").fetchone()[0] == 0
