@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards import fmt
+from dashboards import fmt, scope
 from dashboards.charts import (
     COLORWAY,
     GREY,
@@ -18,7 +18,7 @@ from dashboards.charts import (
     figure,
     to_div,
 )
-from dashboards.context import Context
+from dashboards.context import ALL_CUSTOMERS, Context
 from dashboards.layout import Page, Safe, not_available, paragraph, section, table
 
 SLUG = "bottlenecks"
@@ -31,8 +31,17 @@ MAX_FINDING_CHARTS = 8
 SEQUENTIAL_RATE = [[0.0, "#FFF5EB"], [0.5, "#F4A261"], [1.0, OKABE_ITO["vermillion"]]]
 
 
+ALL_DAYS = "All days, all customers: "
+
+
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Bottlenecks")
+    # first the page's question, for the pickers' period and segment value (period_funnel,
+    # every combination precomputed; dashboards/scope.py); the parts below cover all days
+    scoped = scope.render(ctx, page, _bottleneck,
+                          what="the bottleneck steps just below; the other parts of this page "
+                               "cover all days and all customers")
+    page.add(scoped if scoped is not None else _bottleneck_all_days(ctx, page))
     page.add(_what_changed(ctx, page))
     page.add(_transitions(ctx, page))
     page.add(_time_distribution(ctx, page))
@@ -67,7 +76,8 @@ def _what_changed(ctx: Context, page: Page) -> Safe:
         parts.append(paragraph(f"Charts for the first {MAX_FINDING_CHARTS} findings only.",
                                cls="muted"))
     return section(title, *parts,
-                   lead="Where journeys changed or are worse, ranked by customers lost: windows "
+                   lead="Every day tested, all customers (not the pickers' period): where "
+                        "journeys changed or are worse, ranked by customers lost: windows "
                         "of days (or hours) where a rate departed from its other days, and "
                         "segments whose rate is below the rest's on every day tested. "
                         "Each chart shows the daily rate over the days tested; the shaded "
@@ -111,6 +121,112 @@ def _label(df: pd.DataFrame) -> list[str]:
 
 # --- transitions ranked ----------------------------------------------------------------------
 
+BOTTLENECK_TITLE = "Where is the bottleneck?"
+
+
+def _steps_chart(steps: pd.DataFrame, *, title: str) -> go.Figure:
+    """Dropout per step, in journey order: `steps` has label, dropout_rate, dropoff_count,
+    entered_from, reached_to, flagged (the bottleneck) and small (small n)."""
+    fig = figure(title, height=120 + 46 * max(len(steps), 1))
+    fig.add_trace(go.Bar(
+        x=steps["dropout_rate"], y=steps["label"], orientation="h",
+        marker_color=[OKABE_ITO["vermillion"] if b else GREY if sm else OKABE_ITO["blue"]
+                      for b, sm in zip(steps["flagged"], steps["small"], strict=True)],
+        text=[f"{fmt.pct(r)} · {fmt.count(n)} of {fmt.count(e)} lost"
+              + (" · small n" if sm else "") for r, n, e, sm in
+              zip(steps["dropout_rate"], steps["dropoff_count"], steps["entered_from"],
+                  steps["small"], strict=True)],
+        # short bars (a 0 % step too) carry their number beside them
+        textposition=["inside" if r >= 0.45 else "outside"
+                      for r in steps["dropout_rate"].fillna(0)],
+        insidetextanchor="end", cliponaxis=False,
+        customdata=list(zip(steps["entered_from"], steps["reached_to"],
+                            steps["dropoff_count"], strict=True)),
+        hovertemplate="<b>%{y}</b><br>dropout: %{x:.1%}<br>reached first stage: "
+                      "%{customdata[0]:,d}<br>went on: %{customdata[1]:,d}<br>lost: "
+                      "%{customdata[2]:,d}<extra></extra>",
+        showlegend=False))
+    fig.update_xaxes(title_text="dropout rate (%)", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title_text="step", autorange="reversed")
+    return fig
+
+
+def _bottleneck(ctx: Context, combo: scope.Combination) -> Safe:
+    """The dropout of each step up to the conversion stage for the pickers' period and
+    segment value: the complete cohorts of `period_funnel` (the step into stage k is its row
+    k: entered = went on, the row before = reached first)."""
+    div_id = ctx.div_id(SLUG, "dropout")
+    who = "" if ctx.segment == ALL_CUSTOMERS else f" of {ctx.segment_name()}"
+    df = (ctx.wh.df("select * from period_funnel where period_days = ? and segment = ? and "
+                    "segment_value = ? order by stage_index", [ctx.period_days, *ctx.segment])
+          if ctx.wh.has("period_funnel") and "segment" in ctx.wh.columns("period_funnel")
+          else pd.DataFrame())
+    if df.empty:
+        text = (f"No journeys{who} entered in the period's entry days whose conversion window "
+                "is fully observed.")
+        return section(BOTTLENECK_TITLE, combo.slot("bottleneck-lead", paragraph(text)),
+                       combo.figure(div_id, None))
+    stages = list(df["stage"])
+    last = (stages.index(ctx.conversion_stage) if ctx.conversion_stage in stages
+            else len(stages) - 1)
+    steps = pd.DataFrame({
+        "label": [f"{a} → {b}" for a, b in zip(stages[:-1], stages[1:], strict=True)],
+        "from_stage": stages[:-1], "to_stage": stages[1:],
+        "entered_from": list(df["entered"].iloc[:-1]),
+        "reached_to": list(df["entered"].iloc[1:]),
+        "dropoff_count": list(df["dropoff_count"].iloc[1:]),
+        "dropout_rate": list(df["dropout_rate"].iloc[1:]),
+        "flagged": list(df["largest_dropout"].iloc[1:].fillna(False).astype(bool)),
+        "small": list(df["small_n"].iloc[1:].fillna(False).astype(bool)),
+    }).iloc[:last]
+    conv = f" on the way to {ctx.conversion_stage}" if ctx.conversion_stage else ""
+    fig = _steps_chart(steps, title=f"Where is the bottleneck? Dropout rate per step{conv}, "
+                                    "in journey order")
+    first, last_day = pd.Timestamp(df["first_cohort"].iloc[0]), pd.Timestamp(
+        df["last_cohort"].iloc[0])
+    lead = (f"{ctx.period_name(ctx.period_days)}, {ctx.segment_name()}: journeys entering "
+            f"{first:%d %b} – {last_day:%d %b %Y} whose conversion window is fully observed "
+            f"(n = {fmt.count(df['entered'].iloc[0])}). ")
+    flagged = steps[steps["flagged"]]
+    if not flagged.empty:
+        row = flagged.iloc[0]
+        lead += (f"The bottleneck{conv} is {row['label']}: {fmt.pct(row['dropout_rate'])} of "
+                 f"customers who reach {row['from_stage']} do not go on "
+                 f"({fmt.count(row['dropoff_count'])} of {fmt.count(row['entered_from'])}).")
+    elif steps["small"].any():
+        lead += f"Too few customers at the steps{conv} to name a bottleneck."
+    else:
+        lead += f"No step{conv} loses customers."
+    if steps["small"].any():
+        lead += (f" Grey, small n: fewer than {ctx.setting('small_n')} customers reached the "
+                 "step's first stage; not ranked.")
+    return section(BOTTLENECK_TITLE, combo.slot("bottleneck-lead", paragraph(lead, cls="lead")),
+                   combo.figure(div_id, fig, numbers=True))
+
+
+def _bottleneck_all_days(ctx: Context, page: Page) -> Safe:
+    """Without period tables: the dropout per step of all complete journeys
+    (`stage_transitions`)."""
+    if not ctx.wh.has("stage_transitions"):
+        return section(BOTTLENECK_TITLE, not_available(
+            "The transition ranking", ctx.wh.missing("stage_transitions")))
+    df = ctx.wh.df("select * from stage_transitions order by from_index")
+    if df.empty:
+        return section(BOTTLENECK_TITLE, paragraph("No complete journeys yet."))
+    # Ranked steps only (up to the conversion stage), in journey order: after conversion,
+    # "dropout" is customers not (yet) buying again, the repeat page's story.
+    steps = df.assign(label=_label(df), flagged=df["is_bottleneck"].fillna(False).astype(bool),
+                      small=False)
+    steps = steps[steps["rank_dropout"].notna()].sort_values("from_index")
+    conv = f" on the way to {ctx.conversion_stage}" if ctx.conversion_stage else ""
+    fig = _steps_chart(steps, title=f"Where is the bottleneck? Dropout rate per step{conv}, "
+                                    "in journey order")
+    page.figures += 1
+    return section(BOTTLENECK_TITLE, to_div(fig, ctx.div_id(SLUG, "dropout"), numbers=True),
+                   lead=ALL_DAYS + "complete journeys. " + _bottleneck_sentence(
+                       ctx, df.assign(label=_label(df))))
+
+
 def _transitions(ctx: Context, page: Page) -> Safe:
     title = "Which step between stages loses the most customers, and which is slowest?"
     if not ctx.wh.has("stage_transitions"):
@@ -120,31 +236,6 @@ def _transitions(ctx: Context, page: Page) -> Safe:
     if df.empty:
         return section(title, paragraph("No complete journeys yet."))
     labels = _label(df)
-
-    # Ranked steps only (up to the conversion stage), in journey order: after conversion,
-    # "dropout" is customers not (yet) buying again, the repeat page's story.
-    by_drop = df.assign(label=labels)
-    by_drop = by_drop[by_drop["rank_dropout"].notna()].sort_values("from_index")
-    conv = f" on the way to {ctx.conversion_stage}" if ctx.conversion_stage else ""
-    fig = figure(f"Where is the bottleneck? Dropout rate per step{conv}, in journey order",
-                 height=120 + 46 * max(len(by_drop), 1))
-    fig.add_trace(go.Bar(
-        x=by_drop["dropout_rate"], y=by_drop["label"], orientation="h",
-        marker_color=[OKABE_ITO["vermillion"] if b else OKABE_ITO["blue"]
-                      for b in by_drop["is_bottleneck"]],
-        text=[f"{fmt.pct(r)} · {fmt.count(n)} of {fmt.count(e)} lost" for r, n, e in
-              zip(by_drop["dropout_rate"], by_drop["dropoff_count"], by_drop["entered_from"],
-                  strict=True)],
-        textposition="auto",
-        customdata=list(zip(by_drop["entered_from"], by_drop["reached_to"],
-                            by_drop["dropoff_count"], strict=True)),
-        hovertemplate="<b>%{y}</b><br>dropout: %{x:.1%}<br>reached first stage: "
-                      "%{customdata[0]:,d}<br>went on: %{customdata[1]:,d}<br>lost: "
-                      "%{customdata[2]:,d}<extra></extra>",
-        showlegend=False))
-    fig.update_xaxes(title_text="dropout rate (%)", tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(title_text="step", autorange="reversed")
-    page.figures += 1
 
     timed = df.assign(label=labels)
     timed = timed[timed["median_seconds"].notna()].sort_values("median_seconds")
@@ -191,11 +282,11 @@ def _transitions(ctx: Context, page: Page) -> Safe:
                 ranked["dropoff_count"], ranked["dropout_rate"], ranked["rank_dropout"],
                 ranked["rank_dropoff"], ranked["median_seconds"], ranked["p90_seconds"],
                 ranked["rank_time"], strict=True)]
-    lead = _bottleneck_sentence(ctx, ranked) + " Complete journeys only."
+    lead = (ALL_DAYS + "complete journeys whose conversion window is fully observed. "
+            + _bottleneck_sentence(ctx, ranked))
     return section(
         title,
-        Safe('<div class="grid2">'), to_div(fig, ctx.div_id(SLUG, "dropout"), numbers=True),
-        to_div(fig2, ctx.div_id(SLUG, "time"), numbers=True), Safe("</div>"),
+        to_div(fig2, ctx.div_id(SLUG, "time"), numbers=True),
         table(["transition", "reached first", "went on", "lost", "dropout", "rank by dropout",
                "rank by lost", "median time", "90th pct time", "rank by time"], rows,
               numeric=range(1, 10),
@@ -264,9 +355,9 @@ def _time_distribution(ctx: Context, page: Page) -> Safe:
     fig.update_yaxes(title_text="transition", autorange="reversed")
     page.figures += 1
     return section(title, to_div(fig, ctx.div_id(SLUG, "time-dist")),
-                   lead="Box: middle half of journeys (25th–75th percentile), line: median, "
-                        "whiskers: 5th–95th percentile. Complete journeys with both stages "
-                        "observed (skipped stages left out).")
+                   lead=ALL_DAYS + "complete journeys with both stages observed (skipped "
+                        "stages left out). Box: middle half of journeys (25th–75th "
+                        "percentile), line: median, whiskers: 5th–95th percentile.")
 
 
 # --- segment comparison ----------------------------------------------------------------------
@@ -366,7 +457,9 @@ def _segments(ctx: Context, page: Page) -> Safe:
                            numeric=range(3, 10)))
     else:
         parts.append(paragraph("No segment differs significantly from the rest."))
-    return section(title, *parts, lead=_test_sentence(ctx))
+    return section(title, *parts, lead=ALL_DAYS + "complete journeys, by their segment "
+                                                  "value at entry ('(unknown)' left out). "
+                                                  + _test_sentence(ctx))
 
 
 def _test_sentence(ctx: Context) -> str:
@@ -445,7 +538,7 @@ def _payments(ctx: Context, page: Page) -> Safe:
     else:
         parts.append(not_available("Payment failure rates and reasons",
                                    wh.missing("payment_failure_matrix", "payment_failures")))
-    return section(title, *parts)
+    return section(title, *parts, lead=ALL_DAYS + "every booking and payment attempt.")
 
 
 def _failure_figures(ctx: Context, page: Page) -> list[Safe]:

@@ -6,6 +6,7 @@ figure, which would dominate the site's size.
 
 from __future__ import annotations
 
+import json
 import re
 
 import plotly.graph_objects as go
@@ -133,3 +134,9 @@ def cell_labels(fig: go.Figure, x: list, y: list, text: list[list[str]],
                 colors.append("white" if is_dark else "#1a1a1a")
     fig.add_trace(go.Scatter(x=xs, y=ys, text=labels, mode="text", hoverinfo="skip",
                              textfont=dict(color=colors, size=11), showlegend=False))
+
+
+def figure_data(fig: go.Figure) -> list:
+    """The traces of `fig` as plain JSON values (text escaped as in `to_div`), for a page that
+    swaps a figure's data in the browser (dashboards/scope.py) while keeping its layout."""
+    return json.loads(pio.to_json(escape_figure_text(fig), validate=False))["data"]

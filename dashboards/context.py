@@ -1,8 +1,10 @@
-"""What every page needs to know: the warehouse, the run's settings and the period shown.
+"""What every page needs to know: the warehouse, the run's settings and the scope shown (the
+period and the segment value of the pickers).
 
-Everything here is read: the settings from `run_settings` (transforms/settings.py) and the
-period's days from `period_figures` (transforms/periods.py). When a table is missing the value
-is None (or empty) and the page that needs it shows a "not available" note.
+Everything here is read: the settings from `run_settings` (transforms/settings.py), the
+period's days and the offered segment values from `period_figures` (transforms/periods.py).
+When a table is missing the value is None (or empty) and the page that needs it shows a "not
+available" note.
 """
 
 from __future__ import annotations
@@ -14,28 +16,31 @@ import pandas as pd
 
 from dashboards.data import Warehouse
 
+# The group of every customer in `period_figures` / `period_funnel` (transforms/periods.py ALL).
+ALL_CUSTOMERS = ("all", "all")
+
 
 @dataclass
 class Context:
-    """`period_days` selects the rows of `period_figures` the headline shows (by default the
-    run's `period_days` setting)."""
+    """`period_days` and `segment` (segment, segment_value) select the rows of
+    `period_figures` the headline shows (by default the run's `period_days` setting and all
+    customers)."""
 
     wh: Warehouse
     period_days: int
     built_at: dt.datetime
     settings: dict[str, object] = field(default_factory=dict)
     periods: pd.DataFrame = field(default_factory=pd.DataFrame)
+    segment: tuple[str, str] = ALL_CUSTOMERS
 
     @classmethod
     def read(cls, wh: Warehouse, *, period_days: int | None,
              built_at: dt.datetime) -> Context:
         settings = wh.settings()
         days = period_days if period_days is not None else settings.get("period_days")
-        periods = pd.DataFrame()
-        if days is not None and wh.has("period_figures"):
-            periods = wh.df("select * from period_figures where period_days = ?", [int(days)])
-        return cls(wh=wh, period_days=int(days) if days is not None else 0, built_at=built_at,
-                   settings=settings, periods=periods)
+        ctx = cls(wh=wh, period_days=int(days) if days is not None else 0, built_at=built_at,
+                  settings=settings)
+        return ctx.with_period(ctx.period_days) if days is not None else ctx
 
     # --- settings ------------------------------------------------------------------------
     def setting(self, key: str) -> object:
@@ -88,18 +93,41 @@ class Context:
                 f"{q0:%d %b} – {q1:%d %b %Y})")
 
     def period_choices(self) -> list[int]:
-        """The period lengths `period_figures` holds (the Overview's picker)."""
+        """The period lengths `period_figures` holds (the pickers' periods)."""
         if not self.wh.has("period_figures"):
             return []
         return [int(r[0]) for r in self.wh.df(
             "select distinct period_days from period_figures order by 1").itertuples(
             index=False)]
 
-    def with_period(self, days: int) -> Context:
-        """The same context for another period length of `period_figures`."""
-        periods = (self.wh.df("select * from period_figures where period_days = ?", [days])
-                   if self.wh.has("period_figures") else pd.DataFrame())
-        return replace(self, period_days=days, periods=periods)
+    def segment_choices(self) -> list[tuple[str, str]]:
+        """All customers, then the (segment, value) groups `period_figures` holds (the
+        offered segment values: transforms/periods.py), by segment and value."""
+        if not self.wh.has("period_figures") or "segment" not in self.wh.columns(
+                "period_figures"):
+            return [ALL_CUSTOMERS]
+        rows = self.wh.df("select distinct segment, segment_value from period_figures "
+                          "where segment <> ? order by 1, 2", [ALL_CUSTOMERS[0]])
+        return [ALL_CUSTOMERS, *((str(s), str(v)) for s, v in rows.itertuples(index=False))]
+
+    def with_period(self, days: int, segment: tuple[str, str] | None = None) -> Context:
+        """The same context for another period length (and segment value) of
+        `period_figures`."""
+        seg = self.segment if segment is None else segment
+        periods = pd.DataFrame()
+        if self.wh.has("period_figures"):
+            if "segment" in self.wh.columns("period_figures"):
+                periods = self.wh.df("select * from period_figures where period_days = ? "
+                                     "and segment = ? and segment_value = ?", [days, *seg])
+            elif seg == ALL_CUSTOMERS:  # a warehouse from before the segment breakdown
+                periods = self.wh.df("select * from period_figures where period_days = ?",
+                                     [days])
+        return replace(self, period_days=days, periods=periods, segment=seg)
+
+    def segment_name(self, segment: tuple[str, str] | None = None) -> str:
+        """'All customers' or 'platform = ios'."""
+        seg, value = self.segment if segment is None else segment
+        return "All customers" if (seg, value) == ALL_CUSTOMERS else f"{seg} = {value}"
 
     def period_name(self, days: int) -> str:
         """'Last 7 days', or 'All data (30 days)' for the length that spans the data."""

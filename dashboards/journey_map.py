@@ -1,11 +1,15 @@
-"""Journey map page: the customer journey map as a wall chart, measured, one per persona.
+"""Journey map page: the customer journey map as a wall chart, measured, one per period and
+persona.
 
 Stages run across, one row per measure below; every row says what its numbers are a share of
-and draws them (bars in HTML/CSS, no figure). Everything comes from tables: `funnel_steps` /
-`funnel_segments` (reach, drop-off, time), and the per-persona journey map tables of
-transforms/journey_map_tables.py — `stage_exit_events` (what the leavers did last),
-`stage_pain_segments`, `stage_touchpoint_segments`, `stage_metric_segments` (each with the
-all-customer rows under segment 'all').
+and draws them (bars in HTML/CSS, no figure). A period picker (the lengths of
+`transforms.periods.period_lengths`; lengths covering the same entry days share one option)
+and a persona picker choose the map; every (period x persona) map is pre-rendered HTML, shown
+by the pickers (one script for both). Everything comes from the per-period, per-persona tables of
+transforms/journey_map_tables.py: `journey_map_funnel` (reach, drop-off, time),
+`stage_exit_events` (what the leavers did last), `stage_pain_segments`,
+`stage_touchpoint_segments`, `stage_metric_segments` (each with the all-customer rows under
+segment 'all').
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from dashboards.layout import (
     join,
     not_available,
     paragraph,
-    picker_script,
     section,
 )
 
@@ -55,18 +58,16 @@ table.jm thead th.worst { background:#f9dcc4; }
   font-size:.7rem; font-weight:600; color:#fff; background:#D55E00; border-radius:3px;
   padding:0 .3rem; }
 .jm-big { font-size:1.15rem; font-weight:600; font-variant-numeric:tabular-nums; }
-.jm-item { margin:0 0 .3rem; }
-.jm-item:last-child { margin-bottom:0; }
-.jm-lbl { display:flex; flex-wrap:wrap; justify-content:space-between; column-gap:.3rem;
-  line-height:1.25; }
-.jm-lbl .v { font-variant-numeric:tabular-nums; white-space:nowrap; }
-.jm-track { height:.5rem; background:#e8ecef; border-radius:2px; margin-top:.1rem; }
-.jm-fill { height:100%; min-width:1px; background:#0072B2; border-radius:2px; }
-.jm-fill.loss { background:#D55E00; }
-.jm-fill.exit { background:#E69F00; }
-.jm-fill.pain { background:#CC79A7; }
-.jm-fill.time { background:#999; }
-.jm-fill.touch { background:#56B4E9; }
+/* one labelled bar: name and value on a line, the bar (one element, filled to --w) below */
+.ji { display:flex; flex-wrap:wrap; justify-content:space-between; column-gap:.3rem;
+  line-height:1.25; margin:0 0 .3rem; }
+.ji:last-child { margin-bottom:0; }
+.ji > b { font-weight:400; font-variant-numeric:tabular-nums; white-space:nowrap; }
+.jb { display:block; flex-basis:100%; height:.5rem; margin-top:.1rem; border-radius:2px;
+  background:linear-gradient(90deg, var(--c) var(--w), #e8ecef 0); --c:#0072B2; }
+.jb.loss { --c:#D55E00; } .jb.exit { --c:#E69F00; } .jb.pain { --c:#CC79A7; }
+.jb.time { --c:#999; } .jb.touch { --c:#56B4E9; }
+p.jm-scope { margin:.2rem 0 .4rem; }
 .jm-dim { color:var(--muted); font-size:.72rem; margin:.2rem 0 .1rem; }
 .jm-metrics { list-style:none; margin:0; padding:0; }
 .jm-metrics li { margin:0 0 .2rem; line-height:1.25; }
@@ -76,57 +77,127 @@ p.jm-headline { font-size:1rem; margin:.3rem 0 .6rem; }
 """
 
 
+# Two pickers over one set of blocks (layout.picker_script serves one): a block is shown when
+# both its period and its persona are the selected ones.
+PICKER_SCRIPT = Safe("""
+<script>
+(function () {
+  var period = document.getElementById('period'), persona = document.getElementById('persona');
+  function show() {
+    document.querySelectorAll('.persona').forEach(function (el) {
+      el.hidden = el.getAttribute('data-period') !== period.value
+                  || el.getAttribute('data-persona') !== persona.value;
+    });
+  }
+  period.addEventListener('change', show);
+  persona.addEventListener('change', show);
+  show();
+})();
+</script>
+""")
+
+
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Journey map")
     wh = ctx.wh
     title = "What happens to customers at each stage of the journey?"
-    if not wh.has("funnel_steps", "run_settings") or not ctx.stages:
+    if not wh.has("journey_map_funnel", "run_settings") or not ctx.stages:
         page.add(section(title, not_available("The journey map",
-                                              wh.missing("funnel_steps", "run_settings")
+                                              wh.missing("journey_map_funnel", "run_settings")
                                               or ["run_settings"])))
         return page
 
-    personas = _personas(ctx)
     data = _Tables.read(ctx)
-    maps = []
-    options = []
-    for key, (segment, value) in enumerate(personas):
-        label = "All customers" if (segment, value) == ALL else f"{segment} = {value}"
-        options.append(f'<option value="p{key}">{esc(label)}</option>')
-        maps.append(Safe(f'<div class="persona" data-persona="p{key}">'
-                         f"{_map(ctx, data, segment, value)}</div>"))
+    periods = _periods(ctx, data)
+    if not periods:
+        page.add(section(title, paragraph(
+            "No journey has its conversion window fully observed yet, so there is no period "
+            "to map; the map appears once the data covers a full window after the first "
+            "entries.", cls="note")))
+        return page
+    personas = _personas(ctx, data, periods[-1].days[0])
+    labels = ["All customers" if (s, v) == ALL else f"{s} = {v}" for s, v in personas]
+    default = next((i for i, w in enumerate(periods) if ctx.period_days in w.days), 0)
+    period_options = "".join(
+        f'<option value="d{w.days[0]}"{" selected" if i == default else ""}>'
+        f"{esc(w.label(ctx))}</option>" for i, w in enumerate(periods))
+    persona_options = "".join(f'<option value="p{k}">{esc(label)}</option>'
+                              for k, label in enumerate(labels))
     picker = Safe(
-        '<p><label for="persona"><strong>Persona (segment): </strong></label>'
-        f'<select id="persona">{"".join(options)}</select></p>'
-    )
+        '<p class="picker"><label for="period"><strong>Period: </strong></label>'
+        f'<select id="period">{period_options}</select> '
+        '<label for="persona"><strong>Persona (segment): </strong></label>'
+        f'<select id="persona">{persona_options}</select></p>')
+    # one block per period x persona; the script shows the one both pickers select
+    maps = [Safe(f'<div class="persona" data-period="d{w.days[0]}" data-persona="p{k}">'
+                 f"{_map(ctx, data, w, segment, value, labels[k])}</div>")
+            for w in periods for k, (segment, value) in enumerate(personas)]
+    window = ctx.setting("conversion_window_seconds")
     legend = paragraph(
         "Columns are the stages of the journey map in order; each row says what its "
-        "percentages are a share of. Reach, loss, time and the last steps of those lost count "
-        "complete journeys (their conversion window fully observed); touchpoints, pains and "
-        "metrics count every journey of the persona. A customer is lost at a stage when it is "
-        "the furthest stage their journey reached. The shaded columns lose the most customers.",
+        "percentages are a share of. A map counts the journeys entering in the period: on its "
+        "last entry days whose conversion window"
+        + (f" ({fmt.duration(window)})" if window else "")
+        + " is fully observed, as the Overview's conversion and funnel do; journeys whose "
+          "window is still open are in no period, so every row of a map counts the same "
+          "journeys. A customer is lost at a stage when it is the furthest stage their journey "
+          "reached. The shaded columns lose the most customers.",
         cls="muted")
     missing = wh.missing("stage_exit_events", "stage_pain_segments",
                          "stage_touchpoint_segments", "stage_metric_segments")
     parts: list[object] = [Safe(STYLE), picker, *maps, legend]
     if missing:
         parts.append(not_available("Parts of the journey map", missing))
-    parts.append(picker_script("persona"))
+    parts.append(PICKER_SCRIPT)
     page.add(section(title, *parts,
-                     lead="Measured from the events, not drawn in a workshop: pick a persona "
-                          "to see its own map."))
+                     lead="Measured from the events, not drawn in a workshop: pick a period "
+                          "and a persona to see its own map."))
     return page
 
 
-def _personas(ctx: Context) -> list[tuple[str, str]]:
+class _Period:
+    """One option of the period picker: the lengths (days) whose maps cover the same entry
+    days, the first and last of those days."""
+
+    def __init__(self, days: list[int], start: object, end: object) -> None:
+        self.days, self.start, self.end = days, start, end
+
+    def label(self, ctx: Context) -> str:
+        names = " = ".join(ctx.period_name(d) for d in self.days)
+        return f"{names}: entering {fmt.day(self.start)} – {fmt.day(self.end)}"
+
+
+def _periods(ctx: Context, data: _Tables) -> list[_Period]:
+    """The periods of `journey_map_funnel`, shortest first; lengths whose entry days hold the
+    same journeys (the window reaching before the data's first day) share one option."""
+    if data.funnel.empty:
+        return []
+    rows = (data.funnel[data.funnel["segment"] == "all"]
+            .drop_duplicates("period_days").sort_values("period_days"))
+    out: list[_Period] = []
+    first = ctx.data_start
+    for r in rows.itertuples(index=False):
+        start = pd.Timestamp(r.period_start).date()
+        if first is not None and start < first:
+            start = first
+        if out and (out[-1].start, out[-1].end) == (start, pd.Timestamp(r.period_end).date()):
+            out[-1].days.append(int(r.period_days))
+        else:
+            out.append(_Period([int(r.period_days)], start, pd.Timestamp(r.period_end).date()))
+    return out
+
+
+def _personas(ctx: Context, data: _Tables, days: int) -> list[tuple[str, str]]:
+    """'all', then per segment its values with the most journeys in the longest period
+    (`MAX_VALUES_PER_SEGMENT`)."""
     personas = [ALL]
-    if not ctx.wh.has("funnel_segments"):
+    f = data.funnel
+    if f.empty:
         return personas
-    first = ctx.stages[0]
-    df = ctx.wh.df(
-        "select segment, segment_value, entered from funnel_segments where stage = ? "
-        "order by segment, entered desc, segment_value", [first])
-    for segment, part in df.groupby("segment", sort=True):
+    first = f[(f["period_days"] == days) & (f["stage"] == ctx.stages[0])
+              & (f["segment"] != "all")].sort_values(
+        ["segment", "entered", "segment_value"], ascending=[True, False, True])
+    for segment, part in first.groupby("segment", sort=True):
         for value in part["segment_value"].head(MAX_VALUES_PER_SEGMENT):
             personas.append((str(segment), str(value)))
     return personas
@@ -135,8 +206,10 @@ def _personas(ctx: Context) -> list[tuple[str, str]]:
 class _Tables:
     """The per-persona tables, read once for every persona (empty when missing)."""
 
-    def __init__(self, exits: pd.DataFrame, pains: pd.DataFrame, touch: pd.DataFrame,
-                 metrics: pd.DataFrame) -> None:
+    def __init__(self, funnel: pd.DataFrame, exits: pd.DataFrame, pains: pd.DataFrame,
+                 touch: pd.DataFrame, metrics: pd.DataFrame) -> None:
+        self.funnel = funnel
+        self.funnels = _by_persona(funnel)
         self.exits = _by_persona(exits)
         self.pains = _by_persona(pains)
         self.touch = _by_persona(touch)
@@ -150,38 +223,36 @@ class _Tables:
             return wh.df(sql, params) if wh.has(table) else pd.DataFrame()
 
         return cls(
+            df("journey_map_funnel",
+               "select * from journey_map_funnel order by period_days, segment, "
+               "segment_value, stage_index", []),
             df("stage_exit_events",
-               "select segment, segment_value, stage, dimension, value, journeys, leavers, "
+               "select period_days, segment, segment_value, stage, dimension, value, journeys, "
+               "leavers, "
                "share, rank, stage_rank from stage_exit_events where rank <= ? "
                "order by stage_index, dimension, rank", [TOP_EXITS]),
             df("stage_pain_segments",
-               "select segment, segment_value, stage, pain, reason, customers, share, rank "
+               "select period_days, segment, segment_value, stage, pain, reason, customers, "
+               "share, rank "
                "from stage_pain_segments where pain <> 'dropped_out' "
                "order by stage_index, rank", []),
             df("stage_touchpoint_segments",
-               "select segment, segment_value, stage, stage_index, dimension, value, share, "
-               "rank from stage_touchpoint_segments where rank <= ? "
+               "select period_days, segment, segment_value, stage, stage_index, dimension, "
+               "value, share, rank from stage_touchpoint_segments where rank <= ? "
                "order by stage_index, dimension, rank", [TOP_TOUCHPOINTS]),
             df("stage_metric_segments",
-               "select segment, segment_value, stage, metric, value, unit, metric_order "
+               "select period_days, segment, segment_value, stage, metric, value, unit, "
+               "metric_order "
                "from stage_metric_segments order by metric_order", []),
         )
 
 
-def _by_persona(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+def _by_persona(df: pd.DataFrame) -> dict[tuple[int, str, str], pd.DataFrame]:
+    """{(period_days, segment, value): its rows}."""
     if df.empty:
         return {}
-    return {(str(s), str(v)): part for (s, v), part in df.groupby(["segment", "segment_value"],
-                                                                  sort=False)}
-
-
-def _funnel(ctx: Context, segment: str, value: str) -> pd.DataFrame:
-    if (segment, value) == ALL:
-        return ctx.wh.df("select * from funnel_steps order by stage_index")
-    if not ctx.wh.has("funnel_segments"):
-        return pd.DataFrame()
-    return ctx.wh.df("select * from funnel_segments where segment = ? and segment_value = ? "
-                     "order by stage_index", [segment, value])
+    return {(int(d), str(s), str(v)): part for (d, s, v), part in df.groupby(
+        ["period_days", "segment", "segment_value"], sort=False)}
 
 
 def _metric_text(value: object, unit: str, currency: str | None) -> str:
@@ -214,9 +285,9 @@ def _width(share: object) -> str:
 
 
 def _bar(share: object, cls: str = "") -> Safe:
+    """A bar filled to `share` of its width: one element (the page holds many maps)."""
     kind = f" {esc(cls)}" if cls else ""
-    return Safe(f'<div class="jm-track"><div class="jm-fill{kind}" '
-                f'style="width:{_width(share)}"></div></div>')
+    return Safe(f'<i class="jb{kind}" style="--w:{_width(share)}"></i>')
 
 
 def _item(name: object, value: object, share: object, cls: str = "",
@@ -225,19 +296,21 @@ def _item(name: object, value: object, share: object, cls: str = "",
     tip = f' title="{esc(title)}"' if title else ""
     # long event and screen names may break after an underscore, not inside a word
     shown = esc(name).replace("_", "_<wbr>")
-    return Safe(f'<div class="jm-item"{tip}><div class="jm-lbl"><span class="n">{shown}'
-                f'</span><span class="v">{esc(value)}</span></div>{_bar(share, cls)}</div>')
+    return Safe(f'<div class="ji"{tip}><span>{shown}</span><b>{esc(value)}</b>'
+                f"{_bar(share, cls)}</div>")
 
 
 def _none() -> Safe:
     return Safe('<span class="muted">–</span>')
 
 
-def _map(ctx: Context, data: _Tables, segment: str, value: str) -> Safe:
+def _map(ctx: Context, data: _Tables, period: _Period, segment: str, value: str,
+         label: str) -> Safe:
     stages = ctx.stages
-    funnel = _funnel(ctx, segment, value)
+    key = (period.days[0], segment, value)
+    funnel = data.funnels.get(key, pd.DataFrame())
     by_stage = {str(r.stage): r for r in funnel.itertuples(index=False)}
-    exits = data.exits.get((segment, value), pd.DataFrame())
+    exits = data.exits.get(key, pd.DataFrame())
     rank = ({str(r.stage): int(r.stage_rank) for r in exits.itertuples(index=False)
              if pd.notna(r.stage_rank)} if not exits.empty else {})
     worst = {s for s, k in rank.items() if k <= WORST_STAGES}
@@ -247,8 +320,9 @@ def _map(ctx: Context, data: _Tables, segment: str, value: str) -> Safe:
 
     # --- what happens to the journeys
     reach, lost, time = [], [], []
-    times = [float(getattr(next_row(i), "median_seconds", float("nan")) or float("nan"))
-             for i in range(len(stages))]
+    # a median of 0 s is a time (the next stage reached at once), not a missing one
+    times = [float("nan") if _missing(t := getattr(next_row(i), "median_seconds", None))
+             else float(t) for i in range(len(stages))]
     longest = max((t for t in times if not pd.isna(t)), default=0.0)
     for i, s in enumerate(stages):
         r = by_stage.get(s)
@@ -268,7 +342,9 @@ def _map(ctx: Context, data: _Tables, segment: str, value: str) -> Safe:
                           t / longest if longest and not pd.isna(t) else None, "time"))
 
     rows: list[tuple[str, str, list[Safe]] | str] = ["Where customers are lost"]
-    rows.append(("Reached the stage", "count; % of all journeys", reach))
+    n = by_stage[stages[0]].entered if stages and stages[0] in by_stage else 0
+    rows.append(("Reached the stage", f"count; % of the period's {fmt.count(n)} journeys",
+                 reach))
     rows.append(("Lost before the next stage",
                  "count; % of those reaching the stage", lost))
     rows.append(("Their last event", "% of those lost at the stage",
@@ -280,13 +356,14 @@ def _map(ctx: Context, data: _Tables, segment: str, value: str) -> Safe:
                  "journeys reaching both; bar: the longest = full", time))
     rows.append("Why they struggle")
     rows.append(("Pains", "customers with the pain; % of customers reaching the stage",
-                 _pain_cells(stages, data.pains.get((segment, value), pd.DataFrame()))))
+                 _pain_cells(stages, data.pains.get(key, pd.DataFrame()))))
     rows.append("Where they meet us")
-    rows.extend(_touch_rows(stages, data.touch.get((segment, value), pd.DataFrame())))
+    rows.extend(_touch_rows(stages, data.touch.get(key, pd.DataFrame())))
     rows.append("Stage metrics")
-    rows.append(("Measured at the stage", "each in its own unit; rates with a bar",
-                 _metric_cells(ctx, stages, data.metrics.get((segment, value),
-                                                             pd.DataFrame()))))
+    rows.append(("Measured at the stage",
+                 "the period's journeys, their events and purchases; each in its own unit; "
+                 "rates with a bar",
+                 _metric_cells(ctx, stages, data.metrics.get(key, pd.DataFrame()))))
 
     def col(s: str) -> str:
         return ' class="worst"' if s in worst else ""
@@ -307,13 +384,14 @@ def _map(ctx: Context, data: _Tables, segment: str, value: str) -> Safe:
         tds = join(Safe(f"<td{col(s)}>{c}</td>") for s, c in zip(stages, cells, strict=True))
         body.append(f'<tr><th class="rowhead">{esc(name)}<small>{esc(denominator)}</small>'
                     f"</th>{tds}</tr>")
-    note = Safe("")
+    scope = paragraph(
+        f"{label}, journeys entering {fmt.day(period.start)} – {fmt.day(period.end)}: "
+        f"{fmt.count(n)} journeys.", cls="jm-scope muted")
     if funnel.empty:
-        note = paragraph(
-            "No journey of this persona has its conversion window fully observed yet, so "
-            "reach, losses and times are not shown; they appear once the data covers a full "
-            "window after the first entries.", cls="note")
-    return Safe(f"{note}{_headline(stages, by_stage, exits)}"
+        return Safe(f"{scope}" + str(paragraph(
+            "No journey of this persona enters in this period; pick a longer period.",
+            cls="note")))
+    return Safe(f"{scope}{_headline(stages, by_stage, exits)}"
                 f'<table class="data jm"><thead><tr><th class="rowhead"></th>{head}</tr>'
                 f"</thead><tbody>{''.join(body)}</tbody></table>")
 

@@ -48,11 +48,12 @@ PAGES: tuple[PageSpec, ...] = (
         "run_settings", "period_figures", "period_funnel", "funnel_steps", "funnel_cohorts",
         "stage_transitions", "daily_stage_rates"), "dashboards.overview"),
     PageSpec("journey_map", "Journey map", (
-        "run_settings", "funnel_steps", "funnel_segments", "stage_exit_events",
-        "stage_pain_segments", "stage_touchpoint_segments", "stage_metric_segments"),
+        "run_settings", "journey_map_funnel", "stage_exit_events", "stage_pain_segments",
+        "stage_touchpoint_segments", "stage_metric_segments"),
              "dashboards.journey_map"),
     PageSpec("bottlenecks", "Bottlenecks", (
-        "run_settings", "findings", "finding_days", "stage_transitions", "stage_time_distribution",
+        "run_settings", "period_figures", "period_funnel", "findings", "finding_days",
+        "stage_transitions", "stage_time_distribution",
         "stage_transition_segments", "booking_funnel", "payment_failure_matrix",
         "payment_failures"), "dashboards.bottlenecks"),
     PageSpec("paths", "Paths", (
@@ -62,7 +63,8 @@ PAGES: tuple[PageSpec, ...] = (
         "run_settings", "repeat_purchase", "repeat_so_far", "repeat_gaps", "purchase_frequency",
         "retention_cohorts", "lifecycle", "repeat_by_experience"), "dashboards.repeat"),
     PageSpec("quality", "Data quality", (
-        "run_settings", "source_summary", "ingest_reconciliation", "quarantine"),
+        "run_settings", "source_summary", "ingest_reconciliation",
+        "ingest_reconciliation_periods", "quarantine"),
              "dashboards.quality"),
 )
 
@@ -109,6 +111,10 @@ section p.lead { margin:.1rem 0 .6rem; color:var(--muted); }
 .card .label { color:var(--muted); font-size:.9rem; }
 .card .value { font-size:1.9rem; font-weight:600; font-variant-numeric:tabular-nums; }
 .card .delta { font-size:.9rem; font-variant-numeric:tabular-nums; }
+.card.small .value { color:var(--muted); }
+.card .flag { color:#8a4b00; font-size:.85rem; }
+p.picker { margin:.75rem 0 .25rem; }
+p.picker select { margin-right:.75rem; }
 .delta.up { color:#009E73; } .delta.down { color:#D55E00; } .delta.flat { color:var(--muted); }
 table.data { border-collapse:collapse; width:100%; font-size:.9rem; margin:.4rem 0; }
 table.data th, table.data td { border-bottom:1px solid var(--line); padding:.35rem .5rem;
@@ -225,13 +231,17 @@ def paragraph(text: object, cls: str = "") -> Safe:
 
 
 def card(label: str, value: str, delta: str = "", direction: str = "flat",
-         detail: str = "") -> Safe:
-    parts = [f'<div class="card"><div class="label">{esc(label)}</div>',
+         detail: str = "", flag: str = "") -> Safe:
+    """A headline card; `flag` (e.g. a small-n warning) greys the value and says why."""
+    cls = "card small" if flag else "card"
+    parts = [f'<div class="{cls}"><div class="label">{esc(label)}</div>',
              f'<div class="value">{esc(value)}</div>']
     if delta:
         parts.append(f'<div class="delta {esc(direction)}">{esc(delta)}</div>')
     if detail:
         parts.append(f'<div class="muted">{esc(detail)}</div>')
+    if flag:
+        parts.append(f'<div class="flag">{esc(flag)}</div>')
     parts.append("</div>")
     return Safe("".join(parts))
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards import fmt
+from dashboards import fmt, scope
 from dashboards.charts import COLORWAY, GREY, OKABE_ITO, figure, to_div
-from dashboards.context import Context
+from dashboards.context import ALL_CUSTOMERS, Context
 from dashboards.layout import (
     Page,
     Safe,
     card,
     cards,
-    esc,
+    join,
     not_available,
     note,
     paragraph,
-    picker_script,
     section,
     table,
 )
@@ -27,29 +26,23 @@ SLUG = "index"
 
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Overview")
-    choices = ctx.period_choices()
-    if len(choices) > 1 and ctx.period_days in choices:
-        # one block per period length (precomputed in period_figures / period_funnel); the
-        # picker shows one; the daily trends below cover every day
-        options = "".join(
-            f'<option value="d{d}"{" selected" if d == ctx.period_days else ""}>'
-            f"{esc(ctx.period_name(d))}</option>" for d in choices)
-        page.add(Safe('<p class="picker"><label for="period"><strong>Period: </strong>'
-                      f'</label><select id="period">{options}</select> '
-                      '<span class="muted">(the headline numbers and the funnel; the daily '
-                      "charts below show every day)</span></p>"))
-        for d in choices:
-            c = ctx.with_period(d)
-            page.add(Safe(f'<div class="period" data-period="d{d}">'))
-            page.add(_headline(c))
-            page.add(_funnel(c, page, suffix="" if d == ctx.period_days else f"-{d}"))
-            page.add(Safe("</div>"))
-        page.add(picker_script("period"))
+    # the headline numbers and the funnel follow the period and segment pickers (every
+    # combination precomputed in period_figures / period_funnel, dashboards/scope.py); the
+    # daily trends below cover every day and every customer
+    scoped = scope.render(ctx, page, lambda c, combo: _scoped(c, combo, page),
+                          what="the headline numbers and the funnel; the daily charts below "
+                               "show every day and every customer")
+    if scoped is not None:
+        page.add(scoped)
     else:
         page.add(_headline(ctx))
         page.add(_funnel(ctx, page))
     page.add(_trends(ctx, page))
     return page
+
+
+def _scoped(ctx: Context, combo: scope.Combination, page: Page) -> Safe:
+    return join([_headline(ctx, combo), _funnel(ctx, page, combo)])
 
 
 # --- headline numbers ------------------------------------------------------------------------
@@ -78,7 +71,7 @@ def _change(row: pd.Series | None, *, higher_is_better: bool = True) -> tuple[st
     return text, "up" if (change > 0) == higher_is_better else "down"
 
 
-def _headline(ctx: Context) -> Safe:
+def _headline(ctx: Context, combo: scope.Combination | None = None) -> Safe:
     title = "How did the last period go?"
     needed = ("run_settings", "period_figures")
     if not ctx.wh.has(*needed):
@@ -92,11 +85,13 @@ def _headline(ctx: Context) -> Safe:
             "dashboard without --period-days, or with one of those."))
     if ctx.data_end is None:
         return section(title, paragraph("No events loaded yet."))
+    small_n = ctx.setting("small_n")
+    who = "" if ctx.segment == ALL_CUSTOMERS else f" of {ctx.segment_name()}"
     new, purchases = ctx.figure("new_customers"), ctx.figure("purchases")
     buyers_now = _value(ctx.figure("purchasers"))
     items = [
         card("New customers", fmt.count(_value(new)), *_change(new),
-             detail="new customers whose journey started in the period"),
+             detail=f"new customers{who} whose journey started in the period"),
         card("Purchases", fmt.count(_value(purchases)), *_change(purchases),
              detail=f"orders paid and not cancelled; {fmt.count(buyers_now)} customers"),
     ]
@@ -110,8 +105,9 @@ def _headline(ctx: Context) -> Safe:
         items.append(card(
             f"Overall conversion · journeys entering {c0:%d %b} – {c1:%d %b}",
             fmt.pct(_value(conversion)), *_change(conversion),
-            detail=f"n = {fmt.count(_value(journeys))} journeys, the latest "
-                   f"{ctx.period_days} entry days whose conversion window is fully observed"))
+            detail=f"n = {fmt.count(_value(journeys))} journeys{who}, the latest "
+                   f"{ctx.period_days} entry days whose conversion window is fully observed",
+            flag=_small_flag(conversion, small_n, "journeys")))
     else:
         items.append(card("Overall conversion", fmt.NO_VALUE,
                           detail="no journey has a fully observed conversion window yet"))
@@ -120,26 +116,50 @@ def _headline(ctx: Context) -> Safe:
     horizons = f" for {', '.join(str(h) for h in days)} days" if days else ""
     items.append(card(
         "Repeat rate", fmt.pct(_value(repeat_rate)), *_change(repeat_rate),
-        detail=f"of the period's {fmt.count(buyers_now)} buyers, the share whose purchase was "
-               f"their 2nd or later (the Repeat page follows first-time buyers{horizons} "
-               "instead)"))
-    return section(title, cards(items), lead=f"{ctx.period_name(ctx.period_days)}: "
-                                             f"{ctx.period_label()}.")
+        detail=f"n = {fmt.count(buyers_now)}: of the period's buyers, the share whose purchase "
+               f"was their 2nd or later (the Repeat page follows first-time buyers{horizons} "
+               "instead)",
+        flag=_small_flag(repeat_rate, small_n, "buyers")))
+    lead = f"{ctx.period_name(ctx.period_days)}: {ctx.period_label()}."
+    if ctx.segment != ALL_CUSTOMERS:
+        lead += (f" Customers: {ctx.segment_name()} (the value of their journey at entry; "
+                 "purchases by those customers).")
+    if combo is None:
+        return section(title, cards(items), lead=lead)
+    return section(title, combo.slot("headline", join([paragraph(lead, cls="lead"),
+                                                       cards(items)])))
+
+
+def _small_flag(row: pd.Series | None, small_n: object, actors: str) -> str:
+    """The card's small-n warning when `period_figures` flags the rate (its n < small_n)."""
+    if row is None or "small_n" not in row or pd.isna(row["small_n"]) or not row["small_n"]:
+        return ""
+    return (f"small n: fewer than {small_n} {actors}, so this rate can move a lot by chance; "
+            "read it with care")
 
 
 # --- funnel ----------------------------------------------------------------------------------
 
 def _funnel_rows(ctx: Context) -> tuple[pd.DataFrame, str]:
-    """Funnel of the complete cohorts of the period (`period_funnel`); all complete journeys
-    (`funnel_steps`, the bottleneck of `stage_transitions` flagged) if there are none."""
+    """Funnel of the complete cohorts of the period and segment value (`period_funnel`); for
+    all customers, all complete journeys (`funnel_steps`, the bottleneck of
+    `stage_transitions` flagged) if there are none; empty for a segment value without."""
     wh = ctx.wh
+    who = "journeys" if ctx.segment == ALL_CUSTOMERS else f"journeys of {ctx.segment_name()}"
     if wh.has("period_funnel") and ctx.period_days:
-        df = wh.df("select * from period_funnel where period_days = ? order by stage_index",
-                   [ctx.period_days])
+        if "segment" in wh.columns("period_funnel"):
+            df = wh.df("select * from period_funnel where period_days = ? and segment = ? "
+                       "and segment_value = ? order by stage_index",
+                       [ctx.period_days, *ctx.segment])
+        else:
+            df = wh.df("select * from period_funnel where period_days = ? "
+                       "order by stage_index", [ctx.period_days])
         if not df.empty and df["entered"].iloc[0] > 0:
-            return df, (f"journeys entering {pd.Timestamp(df['first_cohort'].iloc[0]):%d %b} – "
+            return df, (f"{who} entering {pd.Timestamp(df['first_cohort'].iloc[0]):%d %b} – "
                         f"{pd.Timestamp(df['last_cohort'].iloc[0]):%d %b %Y} whose conversion "
                         "window is fully observed")
+    if ctx.segment != ALL_CUSTOMERS:
+        return pd.DataFrame(), who
     flag = ("coalesce((select bool_or(t.is_bottleneck) from stage_transitions t "
             "where t.to_index = f.stage_index), false)" if wh.has("stage_transitions")
             else "false")
@@ -148,25 +168,35 @@ def _funnel_rows(ctx: Context) -> tuple[pd.DataFrame, str]:
     return df, "all journeys whose conversion window is fully observed"
 
 
-def _funnel(ctx: Context, page: Page, suffix: str = "") -> Safe:
+def _funnel(ctx: Context, page: Page, combo: scope.Combination | None = None) -> Safe:
     title = "The stage funnel"
+    div_id = ctx.div_id(SLUG, "funnel")
     if not ctx.wh.has("funnel_steps"):
         return section(title, not_available("The stage funnel", ctx.wh.missing("funnel_steps")))
-    df, scope = _funnel_rows(ctx)
+    df, scope_text = _funnel_rows(ctx)
     if df.empty:
-        return section(title, paragraph("No journeys with a fully observed window yet."))
+        text = ("No journeys with a fully observed window yet." if ctx.segment == ALL_CUSTOMERS
+                else f"No {scope_text} entered in the period's fully observed entry days.")
+        if combo is None:
+            return section(title, paragraph(text))
+        return section(title, combo.slot("funnel-lead", paragraph(text, cls="lead")),
+                       combo.figure(div_id, None), combo.slot("funnel-table", ""))
     # The stage to name is on the way to conversion (the table flags it); after it, "dropout"
     # is customers not (yet) buying again, which is the repeat page's story.
     flagged = df.index[df["largest_dropout"].fillna(False).astype(bool)]
     worst = flagged[0] if len(flagged) else None
+    small = (df["small_n"].fillna(False).astype(bool) if "small_n" in df
+             else pd.Series(False, index=df.index))
+    small_n = ctx.setting("small_n")
 
     labels = [str(s) for s in df["stage"]]
     fig = figure("Where do customers drop out? Customers reaching each stage", height=420)
-    colors = [OKABE_ITO["vermillion"] if i == worst else OKABE_ITO["blue"] for i in df.index]
+    colors = [OKABE_ITO["vermillion"] if i == worst else GREY if small[i] else OKABE_ITO["blue"]
+              for i in df.index]
     fig.add_trace(go.Bar(
         x=df["entered"], y=labels, orientation="h", marker_color=colors,
-        text=[f"{fmt.count(n)} · {fmt.pct(c)} of entry" for n, c in
-              zip(df["entered"], df["overall_conversion"], strict=True)],
+        text=[f"{fmt.count(n)} · {fmt.pct(c)} of entry" + (" · small n" if sm else "")
+              for n, c, sm in zip(df["entered"], df["overall_conversion"], small, strict=True)],
         textposition="auto",
         customdata=list(zip(df["step_conversion"].fillna(float("nan")),
                             df["dropout_rate"].fillna(float("nan")),
@@ -178,25 +208,32 @@ def _funnel(ctx: Context, page: Page, suffix: str = "") -> Safe:
     ))
     fig.update_yaxes(autorange="reversed", title_text="stage (journey order)")
     fig.update_xaxes(title_text="customers reaching the stage", tickformat=",~f")
-    page.figures += 1
 
-    rows = [[s, fmt.count(n), fmt.pct(oc), fmt.pct(sc), fmt.count(dc), fmt.pct(dr)]
-            for s, n, oc, sc, dc, dr in zip(df["stage"], df["entered"], df["overall_conversion"],
-                                            df["step_conversion"], df["dropoff_count"],
-                                            df["dropout_rate"], strict=True)]
-    lead = f"Counts: {scope}."
+    def rate(value: object, is_small: bool) -> str:
+        return fmt.pct(value) + (" (small n)" if is_small and pd.notna(value) else "")
+
+    rows = [[s, fmt.count(n), fmt.pct(oc), rate(sc, sm), fmt.count(dc), rate(dr, sm)]
+            for s, n, oc, sc, dc, dr, sm in zip(
+                df["stage"], df["entered"], df["overall_conversion"], df["step_conversion"],
+                df["dropoff_count"], df["dropout_rate"], small, strict=True)]
+    lead = f"Counts: {scope_text}."
+    before_text = f" before {ctx.conversion_stage}" if ctx.conversion_stage else ""
     if worst is not None:
-        before_text = f" before {ctx.conversion_stage}" if ctx.conversion_stage else ""
         lead += (f" The largest dropout{before_text} is into {df.loc[worst, 'stage']} "
                  f"({fmt.pct(df.loc[worst, 'dropout_rate'])} of those who reached "
                  f"{df['stage'].shift(1).loc[worst]}).")
-    return section(
-        title,
-        to_div(fig, ctx.div_id(SLUG, "funnel" + suffix), numbers=True),
-        table(["stage", "customers", "of entry", "step conversion", "lost", "dropout rate"],
-              rows, numeric=range(1, 6), flag_rows=[] if worst is None else [int(worst)]),
-        lead=lead,
-    )
+    elif small.any():
+        lead += (f" No step{before_text} has enough customers to name the largest dropout.")
+    if small.any():
+        lead += (f" Small n (grey): a step rate over fewer than {small_n} customers, too few "
+                 "to rank.")
+    tab = table(["stage", "customers", "of entry", "step conversion", "lost", "dropout rate"],
+                rows, numeric=range(1, 6), flag_rows=[] if worst is None else [int(worst)])
+    if combo is None:
+        page.figures += 1
+        return section(title, to_div(fig, div_id, numbers=True), tab, lead=lead)
+    return section(title, combo.slot("funnel-lead", paragraph(lead, cls="lead")),
+                   combo.figure(div_id, fig, numbers=True), combo.slot("funnel-table", tab))
 
 
 # --- daily trends ----------------------------------------------------------------------------
@@ -227,7 +264,8 @@ def _trends(ctx: Context, page: Page) -> Safe:
         parts.append(not_available(
             "The daily dropout per stage", ctx.wh.missing("daily_stage_rates")))
     return section(title, *parts,
-                   lead="Grey band, open grey markers: days whose conversion window is not "
+                   lead="Every day, all customers (not the pickers' period and segment). "
+                        "Grey band, open grey markers: days whose conversion window is not "
                         "fully observed yet; their rates will still change, so no line is drawn "
                         "through them.")
 

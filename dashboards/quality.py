@@ -1,4 +1,6 @@
-"""Data quality page: rows loaded, quarantined and duplicated per source and day; freshness."""
+"""Data quality page: rows loaded, quarantined and duplicated per source and day, week or month
+(a picker; `ingest_reconciliation_periods`, the grain shown first chosen from the span of the
+data); periods the data covers only in part drawn hatched and pale; freshness."""
 
 from __future__ import annotations
 
@@ -11,11 +13,23 @@ from plotly.subplots import make_subplots
 from dashboards import fmt
 from dashboards.charts import COLORWAY, OKABE_ITO, TEMPLATE, figure, title_layout, to_div
 from dashboards.context import Context
-from dashboards.layout import Page, Safe, not_available, paragraph, section, table
+from dashboards.layout import (
+    Page,
+    Safe,
+    esc,
+    not_available,
+    paragraph,
+    picker_script,
+    section,
+    table,
+)
 
 SLUG = "quality"
 TOP_REASONS = 12
 DUPLICATE_REASON = "duplicate (same identity as an earlier row)"
+GRAIN_NAMES = {"day": "By day", "week": "By week (Monday to Sunday)", "month": "By month"}
+PARTIAL = {"day": "partial day", "week": "partial week", "month": "partial month"}
+GREY = "#BBBBBB"
 
 
 def render(ctx: Context) -> Page:
@@ -64,34 +78,25 @@ def _freshness(ctx: Context) -> Safe:
 def _loads(ctx: Context, page: Page) -> Safe:
     title = "Did every day load completely?"
     wh = ctx.wh
-    if not wh.has("ingest_reconciliation"):
+    if not wh.has("ingest_reconciliation_periods"):
         return section(title, not_available(
-            "Load reconciliation", ctx.wh.missing("ingest_reconciliation")))
-    df = wh.df("select * from ingest_reconciliation order by source, partition_date")
+            "Load reconciliation", ctx.wh.missing("ingest_reconciliation_periods")))
+    df = wh.df("select * from ingest_reconciliation_periods order by source, period_start")
     if df.empty:
         return section(title, paragraph("Nothing loaded yet."))
-    sources = list(dict.fromkeys(df["source"].astype(str)))
-    fig = make_subplots(rows=len(sources), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=sources)
-    kinds = (("rows_loaded", "loaded", OKABE_ITO["blue"]),
-             ("rows_quarantined", "quarantined (rejected)", OKABE_ITO["vermillion"]),
-             ("rows_duplicate", "duplicates", OKABE_ITO["orange"]))
-    for i, source in enumerate(sources, start=1):
-        part = df[df["source"].astype(str) == source]
-        for col, name, color in kinds:
-            fig.add_trace(go.Bar(
-                x=part["partition_date"], y=part[col], name=name, marker_color=color,
-                legendgroup=name, showlegend=i == 1,
-                customdata=part["rows_read"],
-                hovertemplate="%{x|%d %b %Y}<br>" + name + ": %{y:,d} of %{customdata:,d} "
-                              "rows read<extra></extra>"), row=i, col=1)
-        fig.update_yaxes(title_text="rows", tickformat=",~f", row=i, col=1)
-    fig.update_xaxes(title_text="partition day (UTC)", row=len(sources), col=1)
-    fig.update_layout(template=TEMPLATE, barmode="stack", height=160 + 200 * len(sources),
-                      title=title_layout("Did every day load completely? Rows per source and "
-                                         "day"))
-    page.figures += 1
-
+    grains = [g for g in GRAIN_NAMES if (df["grain"] == g).any()]
+    default = next((str(g) for g in df.loc[df["is_default"].astype(bool), "grain"]), grains[0])
+    options = "".join(f'<option value="{esc(g)}"{" selected" if g == default else ""}>'
+                      f"{esc(GRAIN_NAMES[g])}</option>" for g in grains)
+    blocks = [Safe('<p class="picker"><label for="grain"><strong>Show: </strong></label>'
+                   f'<select id="grain">{options}</select></p>')]
+    for grain in grains:
+        fig = _loads_figure(df[df["grain"] == grain], grain)
+        page.figures += 1
+        name = "loads" if grain == default else f"loads-{grain}"
+        blocks.append(Safe(f'<div class="grain" data-grain="{esc(grain)}">'
+                           f"{to_div(fig, ctx.div_id(SLUG, name))}</div>"))
+    blocks.append(picker_script("grain"))
     totals = (wh.df("select * from source_summary where rows_read is not null order by source")
               if wh.has("source_summary") else pd.DataFrame())
     rows = [[t.source, fmt.count(t.rows_read), fmt.count(t.rows_loaded),
@@ -102,9 +107,83 @@ def _loads(ctx: Context, page: Page) -> Safe:
                       "duplicates", "clock skew corrected"], rows, numeric=range(1, 7))
                if wh.has("source_summary")
                else not_available("The totals per source", ctx.wh.missing("source_summary")))
-    return section(title, to_div(fig, ctx.div_id(SLUG, "loads")), summary,
+    return section(title, *blocks, summary,
                    lead="Every row read is either loaded, quarantined (rejected) or set aside "
-                        "as a duplicate.")
+                        "as a duplicate. Hatched, pale bars in a grey band: a week or month "
+                        "the data covers only in part (its first or last), not a drop.")
+
+
+def _loads_figure(df: pd.DataFrame, grain: str) -> go.Figure:
+    """Stacked bars per source (one subplot each) and period of one grain; the periods the
+    data covers only in part hatched and pale, in a grey band."""
+    sources = list(dict.fromkeys(df["source"].astype(str)))
+    fig = make_subplots(rows=len(sources), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=sources)
+    kinds = (("rows_loaded", "loaded", OKABE_ITO["blue"]),
+             ("rows_quarantined", "quarantined (rejected)", OKABE_ITO["vermillion"]),
+             ("rows_duplicate", "duplicates", OKABE_ITO["orange"]))
+    unit = grain
+    for i, source in enumerate(sources, start=1):
+        part = df[df["source"].astype(str) == source]
+        start = pd.to_datetime(part["period_start"])
+        end = pd.to_datetime(part["period_end"]) + pd.Timedelta(days=1)
+        # a bar spans its period (a month is 28 to 31 days), drawn at its middle
+        mid = start + (end - start) / 2
+        width = ((end - start).dt.total_seconds() * 1000 * 0.85).tolist()
+        complete = part["complete"].astype(bool)
+        days = [(pd.Timestamp(b) - pd.Timestamp(a)).days + 1
+                for a, b in zip(part["period_start"], part["period_end"], strict=True)]
+        label = [_period_label(grain, a, b) + ("" if c else f" ({PARTIAL[grain]}: data on {d} "
+                                                               f"of its {n} days)")
+                 for a, b, c, d, n in zip(part["period_start"], part["period_end"], complete,
+                                          part["days_covered"], days, strict=True)]
+        for whole in (True, False):  # partial periods: their own hatched, pale traces
+            keep = (complete == whole).tolist()
+            if not any(keep):
+                continue
+            pick = [k for k, on in enumerate(keep) if on]
+            for col, name, color in kinds:
+                fig.add_trace(go.Bar(
+                    x=mid.iloc[pick], y=part[col].iloc[pick], width=[width[k] for k in pick],
+                    name=name if whole else f"{name}, {PARTIAL[grain]}", marker_color=color,
+                    marker=dict(opacity=1.0 if whole else 0.45,
+                                pattern=dict(shape="" if whole else "/")),
+                    legendgroup=name, showlegend=i == 1 and whole,
+                    customdata=[(label[k], part["rows_read"].iloc[k]) for k in pick],
+                    hovertemplate="%{customdata[0]}<br>" + name + ": %{y:,d} of "
+                                  "%{customdata[1]:,d} rows read<extra></extra>"),
+                    row=i, col=1)
+        fig.update_yaxes(title_text="rows", tickformat=",~f", row=i, col=1)
+    periods = df.drop_duplicates("period_start").sort_values("period_start")
+    if grain != "day" and len(periods) <= 16:
+        starts = pd.to_datetime(periods["period_start"])
+        ends = pd.to_datetime(periods["period_end"]) + pd.Timedelta(days=1)
+        fig.update_xaxes(tickvals=starts + (ends - starts) / 2,
+                         ticktext=[_period_label(grain, a, b, short=True) for a, b in
+                                   zip(periods["period_start"], periods["period_end"],
+                                       strict=True)])
+    else:
+        fig.update_xaxes(tickformat="%d %b %Y" if grain == "day" else "%b %Y")
+    partial = df[~df["complete"].astype(bool)].drop_duplicates("period_start")
+    for r in partial.itertuples(index=False):
+        fig.add_vrect(x0=pd.Timestamp(r.period_start) - pd.Timedelta(hours=12),
+                      x1=pd.Timestamp(r.period_end) + pd.Timedelta(hours=12),
+                      fillcolor=GREY, opacity=0.18, line_width=0,
+                      annotation_text=PARTIAL[grain], annotation_position="top left")
+    fig.update_xaxes(title_text=f"{unit} (UTC)", row=len(sources), col=1)
+    fig.update_layout(template=TEMPLATE, barmode="stack", height=160 + 200 * len(sources),
+                      title=title_layout(f"Did every {unit} load completely? Rows per source "
+                                         f"and {unit}"))
+    return fig
+
+
+def _period_label(grain: str, start: object, end: object, short: bool = False) -> str:
+    """'12 Oct 2026'; 'Week 12 Oct 2026 – 18 Oct 2026' ('12 Oct 2026' short); 'Oct 2026'."""
+    if grain == "day" or (grain == "week" and short):
+        return fmt.day(start)
+    if grain == "week":
+        return f"Week {fmt.day(start)} – {fmt.day(end)}"
+    return f"{pd.Timestamp(start):%b %Y}"
 
 
 def _reasons(ctx: Context, page: Page) -> Safe:

@@ -67,9 +67,14 @@ def build_site(con: duckdb.DuckDBPyConnection, out_dir: str | Path, *,
               "Rates leave out journeys whose conversion window is not yet fully observed.")
     for spec in PAGES:
         page = renderer(spec)(ctx)
-        # the period is the Overview's headline cards' only: other pages cover all the data
-        subtitle = (f"Headline period: {ctx.period_label()} (pick another below)"
-                    if spec.slug == "index" else f"All data: {data_text}")
+        # the pickers (Overview, Bottlenecks: period and segment; Journey map: period and
+        # persona) scope the sections that say so; every other section covers all the data
+        picked = {"index": "pick the period and customers below",
+                  "bottlenecks": "pick the period and customers below",
+                  "journey_map": "pick the period and persona below"}
+        subtitle = data_text[:1].upper() + data_text[1:]
+        if spec.slug in picked and data_end is not None:
+            subtitle += f"; {picked[spec.slug]}"
         (out / f"{spec.slug}.html").write_text(document(page, subtitle=subtitle, footer=footer),
                                               encoding="utf-8")
     return out / "index.html"

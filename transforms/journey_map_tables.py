@@ -18,7 +18,16 @@ CREATE OR REPLACE. Grains and columns are in docs/TABLES.md. The rules:
   the payment failure rate sums the attempts of `payment_attempts` (cells without a failure
   included), never those of `payment_failures`.
 
-All three are assembled here: their rows follow the map's stages, touchpoints, pains and
+- **Periods.** The per-persona tables (`*_segments`, `stage_exit_events`, `journey_map_funnel`)
+  hold one map per period length of `transforms.periods.period_lengths` (`period_days`): the
+  journeys entering on the last `period_days` entry days whose conversion window is fully
+  observed (`funnel_cohorts.complete`), ending at the latest such day — the Overview's `cohorts`
+  basis (transforms/sql/period_figures.sql), so the map of a period covers the journeys of the
+  Overview's conversion card and funnel. The longest length (the whole data) holds every
+  complete cohort. Journeys whose window is still open belong to no period: every row of a
+  map, touchpoints, pains and metrics included, counts the same journeys.
+
+All are assembled here: their rows follow the map's stages, touchpoints, pains and
 metric roles.
 """
 
@@ -29,7 +38,10 @@ import re
 import duckdb
 
 from transforms.journey_map import JourneyMap, rule_sql
+from transforms.periods import period_lengths
+from transforms.settings import DEFAULT_PERIOD_DAYS, read_settings
 from transforms.sqlutil import Params, ident, sql_file
+from transforms.stage_funnels import _funnel_sql
 from transforms.tables import (
     count_rows,
     data_end,
@@ -100,49 +112,119 @@ def _persona_rows_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Param
     )
 
 
-def _persona_values(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> list[tuple[str, str]]:
-    """Every (segment, value) of the journeys, by segment in map order, then value."""
+def period_windows(con: duckdb.DuckDBPyConnection) -> list[tuple[int, object, object]]:
+    """(period_days, first entry day, last entry day) per length of `period_lengths` (the run's
+    settings from `run_settings`, else the default period and the data's days): the last
+    `period_days` entry days up to the latest complete cohort of `funnel_cohorts` (the
+    Overview's `cohorts` basis). No rows without a complete cohort."""
+    if not table_columns(con, "funnel_cohorts"):
+        return []
+    last = con.execute("select max(cohort_date) filter (where complete) "
+                       "from funnel_cohorts").fetchone()[0]
+    if last is None:
+        return []
+    if table_columns(con, "run_settings"):
+        settings = read_settings(con)
+    else:
+        start, end = con.execute("select min(event_date), max(event_date) from events"
+                                 ).fetchone()
+        settings = {"data_start": start, "data_end": end}
+    settings.setdefault("period_days", DEFAULT_PERIOD_DAYS)
+    out = []
+    for days in period_lengths(settings):
+        first = con.execute("select cast($last as date) - cast($days as integer) + 1",
+                            {"last": last, "days": days}).fetchone()[0]
+        out.append((days, first, last))
+    return out
+
+
+def _build_scope(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
+    """(Re)build temp table `_jm_scope` (period_days, period_start, period_end, segment,
+    segment_value, customer_id): one row per period x journey entering in it (complete, entry
+    day in the period's window) x ('all' and each of its journey-map segment values)."""
     p = Params()
-    order = {seg.name: i for i, seg in enumerate(jmap.segments)}
-    rows = con.execute("select distinct segment, segment_value from "
-                       f"({_persona_rows_sql(con, jmap, p)})", p.values).fetchall()
-    return sorted(((str(s), str(v)) for s, v in rows), key=lambda r: (order[r[0]], r[1]))
+    windows = period_windows(con)
+    if windows:
+        rows = ", ".join(f"({int(d)}, cast({p.add(a)} as date), cast({p.add(b)} as date))"
+                         for d, a, b in windows)
+    else:
+        rows = "(0, cast(null as date), cast(null as date))"
+    personas = _persona_rows_sql(con, jmap, p)
+    con.execute(
+        f"""
+        create or replace temp table _jm_scope as
+        with windows(period_days, period_start, period_end) as (values {rows}),
+        inside as (
+            select w.period_days, w.period_start, w.period_end, j.customer_id
+            from windows w join journeys j
+              on j.complete and j.entry_date between w.period_start and w.period_end
+        ),
+        personas as ({personas})
+        select period_days, period_start, period_end, 'all' as segment, 'all' as segment_value,
+               customer_id
+        from inside
+        union all
+        select i.period_days, i.period_start, i.period_end, ps.segment, ps.segment_value,
+               i.customer_id
+        from inside i join personas ps using (customer_id)
+        """,
+        p.values,
+    )
+
+
+def build_journey_map_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+    """(Re)build `journey_map_funnel`: one row per (period_days x segment x segment value x
+    stage): the stage funnel of the journeys entering in the period (segment 'all': every one,
+    then per persona), with `period_start` / `period_end` (its entry days) and the per-step
+    figures of `funnel_steps` (transforms/stage_funnels.py: entered, observed,
+    overall_conversion, step_conversion, dropoff_count, dropout_rate, median / p75 / p90 / mean
+    seconds from the previous stage). A persona without journeys in a period has no rows.
+    Needs `journeys`, `journey_stages`, `funnel_cohorts`."""
+    _build_scope(con, jmap)
+    p = Params()
+    con.execute(
+        _funnel_sql("journey_map_funnel",
+                    ["period_days", "period_start", "period_end", "segment", "segment_value"],
+                    "select * from _jm_scope", stage_list_sql(jmap, p)),
+        p.values,
+    )
+    return count_rows(con, "journey_map_funnel")
 
 
 def build_stage_touchpoint_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
-    """(Re)build `stage_touchpoint_segments`: one row per (segment x segment value x stage x
-    dimension x value): the rows of `stage_touchpoints` under segment 'all' (the same counts),
-    then per persona = journey-map segment value, over the stage events of the customers whose
-    journey (complete or not) has that value. Needs `stage_events`, `journeys`."""
+    """(Re)build `stage_touchpoint_segments`: one row per (period_days x segment x segment value
+    x stage x dimension x value) over the stage events of the journeys entering in the period
+    (module docstring: Periods): segment 'all' = every one, then per persona = journey-map
+    segment value; ranked by events within period x persona x stage x dimension. Needs
+    `stage_events`, `journeys`, `funnel_cohorts`."""
+    _build_scope(con, jmap)
     p = Params()
     body = _touches_sql(jmap, p)
-    personas = _persona_rows_sql(con, jmap, p)
     con.execute(
         f"""
         create or replace table stage_touchpoint_segments as
         with base as ({body}),
-        personas as ({personas}),
         touches as (
-            select 'all' as segment, 'all' as segment_value, * from base
-            union all
-            select ps.segment, ps.segment_value, b.*
-            from base b join personas ps using (customer_id)
+            select sc.period_days, sc.segment, sc.segment_value, b.*
+            from base b join _jm_scope sc using (customer_id)
         ),
         counted as (
-            select segment, segment_value, stage, stage_index, dimension, value,
+            select period_days, segment, segment_value, stage, stage_index, dimension, value,
                    count(*) as events, count(distinct customer_id) as customers
             from touches group by all
         ),
         final as (
-            select *, events / sum(events) over (partition by segment, segment_value,
-                                                 stage_index, dimension) as share,
-                   cast(row_number() over (partition by segment, segment_value, stage_index,
-                                                        dimension
+            select *, events / sum(events) over (partition by period_days, segment,
+                                                 segment_value, stage_index, dimension)
+                          as share,
+                   cast(row_number() over (partition by period_days, segment, segment_value,
+                                                        stage_index, dimension
                                            order by events desc, value) as integer) as rank
             from counted
         )
         select * from final
-        order by segment <> 'all', segment, segment_value, stage_index, dimension, rank
+        order by period_days, segment <> 'all', segment, segment_value, stage_index, dimension,
+                 rank
         """,
         p.values,
     )
@@ -150,48 +232,43 @@ def build_stage_touchpoint_segments(con: duckdb.DuckDBPyConnection, jmap: Journe
 
 
 def build_stage_pain_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
-    """(Re)build `stage_pain_segments`: one row per (segment x segment value x stage x pain x
-    reason): the rows of `stage_pains` under segment 'all', then per persona = journey-map
-    segment value, over the customers whose journey (complete or not) has that value; share =
-    customers / the persona's journeys reaching the stage. Needs `journeys`,
-    `journey_stages`."""
+    """(Re)build `stage_pain_segments`: one row per (period_days x segment x segment value x
+    stage x pain x reason): the pains of `stage_pains` over the customers whose journey enters
+    in the period (module docstring: Periods), segment 'all' = every one, then per persona =
+    journey-map segment value; share = customers / the period's persona journeys reaching the
+    stage. Needs `journeys`, `journey_stages`, `funnel_cohorts`."""
+    _build_scope(con, jmap)
     p = Params()
     parts = _pain_parts(jmap, p)
-    personas = _persona_rows_sql(con, jmap, p)
     con.execute(
         f"""
         create or replace table stage_pain_segments as
         with base as ({' union all '.join(parts)}),
-        personas as ({personas}),
         pains as (
-            select 'all' as segment, 'all' as segment_value, * from base
-            union all
-            select ps.segment, ps.segment_value, b.*
-            from base b join personas ps using (customer_id)
+            select sc.period_days, sc.segment, sc.segment_value, b.*
+            from base b join _jm_scope sc using (customer_id)
         ),
         reached as (
-            select 'all' as segment, 'all' as segment_value, stage_index, count(*) as journeys
-            from journey_stages group by all
-            union all
-            select ps.segment, ps.segment_value, s.stage_index, count(*) as journeys
-            from journey_stages s join personas ps using (customer_id) group by all
+            select sc.period_days, sc.segment, sc.segment_value, s.stage_index,
+                   count(*) as journeys
+            from journey_stages s join _jm_scope sc using (customer_id) group by all
         ),
         counted as (
-            select segment, segment_value, stage, stage_index, pain, reason,
+            select period_days, segment, segment_value, stage, stage_index, pain, reason,
                    count(*) as events, count(distinct customer_id) as customers
             from pains group by all
         ),
         final as (
             select c.*, c.customers / nullif(r.journeys, 0) as share,
-                   cast(row_number() over (partition by c.segment, c.segment_value,
-                                                        c.stage_index
+                   cast(row_number() over (partition by c.period_days, c.segment,
+                                                        c.segment_value, c.stage_index
                                            order by c.events desc, c.pain, c.reason)
                         as integer) as rank
             from counted c
-            left join reached r using (segment, segment_value, stage_index)
+            left join reached r using (period_days, segment, segment_value, stage_index)
         )
         select * from final
-        order by segment <> 'all', segment, segment_value, stage_index, rank
+        order by period_days, segment <> 'all', segment, segment_value, stage_index, rank
         """,
         p.values,
     )
@@ -199,16 +276,17 @@ def build_stage_pain_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) 
 
 
 def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
-    """(Re)build `stage_exit_events`: one row per (segment x segment value x stage x dimension
-    x value): what the journeys that ended at a stage did last. A leaver is a complete journey
-    that did not reach the last stage, at its furthest stage (the journeys `funnel_steps`
-    counts as lost before the next stage); its last event is the customer's latest event in
-    `events` within the journey (entry_ts to window_end_ts, ties by event_id): dimension
-    `event_name` is that event's name, dimension `screen` (when `events` has one) the screen
-    of the latest event with a screen. Segment 'all' = every leaver; then per persona =
-    journey-map segment value (transforms/sql/stage_exit_events.sql). Needs `journeys`,
-    `events`."""
-    p = Params()
+    """(Re)build `stage_exit_events`: one row per (period_days x segment x segment value x stage
+    x dimension x value): what the journeys that ended at a stage did last. A leaver is a
+    journey entering in the period (module docstring: Periods; all complete) that did not
+    reach the last stage, at its furthest stage (the journeys `journey_map_funnel` counts as
+    lost before the next stage); its last event is the customer's latest event in `events`
+    within the journey (entry_ts to window_end_ts, ties by event_id): dimension `event_name`
+    is that event's name, dimension `screen` (when `events` has one) the screen of the latest
+    event with a screen. Segment 'all' = every leaver; then per persona = journey-map segment
+    value (transforms/sql/stage_exit_events.sql). Needs `journeys`, `events`,
+    `funnel_cohorts`."""
+    _build_scope(con, jmap)
     has_screen = "screen" in table_columns(con, "events")
     leavers = "complete and not reached_last_stage"
     dims = [("event_name", "e.event_name is not null")]
@@ -230,22 +308,17 @@ def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
             select customer_id, entry_ts, window_end_ts, furthest_stage as stage,
                    furthest_stage_index as stage_index
             from journeys where {leavers}
-        ),
-        personas as (
-            select customer_id, 'all' as segment, 'all' as segment_value
-            from journeys where {leavers}
-            union all {_persona_rows_sql(con, jmap, p, leavers)}
+              and customer_id in (select customer_id from _jm_scope)
         ),
         last as ({last})
         -- every leaver once per dimension (value NULL: no such event), so the shares are
         -- over all of them
-        select ps.segment, ps.segment_value, l.stage, l.stage_index, d.dimension, x.value,
-               l.customer_id
-        from leavers l join personas ps using (customer_id)
+        select sc.period_days, sc.segment, sc.segment_value, l.stage, l.stage_index,
+               d.dimension, x.value, l.customer_id
+        from leavers l join _jm_scope sc using (customer_id)
         cross join (values {dim_list}) d(dimension)
         left join last x on x.customer_id = l.customer_id and x.dimension = d.dimension
-        """,
-        p.values,
+        """
     )
     con.execute(sql_file("stage_exit_events"),
                 {"conversion_stage_index": jmap.stage(jmap.conversion_stage).index})
@@ -256,9 +329,9 @@ def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
 def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     """(Re)build `stage_pains`: one row per (stage x pain x reason): the configured pains
     (events of journey customers) plus `dropped_out` = complete journeys ending at the stage;
-    then `stage_pain_segments` (per persona) and `stage_exit_events` (what the journeys ending
-    at a stage did last). Needs `journeys`, `journey_stages`, `events`. Returns the rows of
-    `stage_pains`."""
+    then, per period and persona, `journey_map_funnel`, `stage_pain_segments` and
+    `stage_exit_events` (what the journeys ending at a stage did last). Needs `journeys`,
+    `journey_stages`, `events`, `funnel_cohorts`. Returns the rows of `stage_pains`."""
     p = Params()
     parts = _pain_parts(jmap, p)
     con.execute(
@@ -284,6 +357,7 @@ def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
         """,
         p.values,
     )
+    build_journey_map_funnel(con, jmap)
     build_stage_pain_segments(con, jmap)
     build_stage_exit_events(con, jmap)
     return count_rows(con, "stage_pains")
@@ -336,17 +410,18 @@ _FROM_TABLE = re.compile(rf"\b(from|join)\s+({'|'.join(PERSONA_TABLES)})\b")
 
 
 def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
-                       currency: str | None, persona: tuple[str, str] | None = None,
+                       currency: str | None, persona: tuple[int, str, str] | None = None,
                        segments: bool = False) -> tuple[str, dict[str, object]]:
     """The WITH clause (ending in CTE `final`) of the stage metrics and its parameters.
 
-    persona None: every customer (`stage_metrics`). persona (segment, value): the same metric
-    rows over the customers whose journey has that segment value — every table read is cut to
-    their rows (p_<table> CTEs; funnel from `funnel_segments`, payment attempts and repeat
-    rates counted from their events and purchases as transforms/bookings.py and repeat.py count
-    them). segments (`stage_metric_segments`, always with a persona): plus the all-customer
-    value of the by-channel campaign metrics and a `row_order` column (the metric's position in
-    the definitions)."""
+    persona None: every customer (`stage_metrics`). persona (period_days, segment, value): the
+    same metric rows over the customers of that `_jm_scope` row set (the journeys entering in
+    the period, 'all' or with that segment value) — every table read is cut to their rows
+    (p_<table> CTEs; the funnel counted from their journey stages, payment attempts and repeat
+    rates from their events and purchases as transforms/bookings.py and repeat.py count them).
+    segments (`stage_metric_segments`, always with a persona): plus the all-customer value of
+    the by-channel campaign metrics and a `row_order` column (the metric's position in the
+    definitions)."""
     # which stage each metric group sits on: named in the map's metric_stages
     idx = {st.name: st.index for st in jmap.stages}
     at = jmap.metric_stages
@@ -433,8 +508,11 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     have = {t for t in tables if table_columns(con, t)}
     have |= {f"events.{c}" for c in table_columns(con, "events")}
     have |= {f"journeys.{c}" for c in table_columns(con, "journeys")}
-    if persona is not None and not table_columns(con, "funnel_segments"):
-        have.discard("funnel_steps")
+    if persona is not None:  # the funnel of the scope's journeys, from their journey stages
+        if "journey_stages" in have:
+            have.add("funnel_steps")
+        else:
+            have.discard("funnel_steps")
     for name, (_, reads) in ctes.items():  # in order: a CTE reads only earlier ones
         if all(r in have for r in reads):
             have.add(name)
@@ -480,23 +558,28 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
 
 
 def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
-                  persona: tuple[str, str], reads: set[str]) -> list[tuple[str, str]]:
-    """The p_<table> CTEs: each table the metrics read, cut to the persona's customers."""
-    segment, value = persona
-    col = f"coalesce(cast({ident(segment)} as varchar), '(unknown)')"
+                  persona: tuple[int, str, str], reads: set[str]) -> list[tuple[str, str]]:
+    """The p_<table> CTEs: each table the metrics read, cut to the customers of one
+    (period_days, segment, value) of `_jm_scope`."""
+    days, segment, value = persona
     mine = "customer_id in (select customer_id from p_journeys)"
     succeeded = role_sql(jmap, "payment_succeeded", p)
     failed = role_sql(jmap, "payment_failed", p)
     horizons = ", ".join(f"({int(h)})" for h in jmap.repeat_horizons) or "(0)"
     end = p.add(data_end(con))
     ctes = {
-        "journeys": f"select * from journeys where {col} = {p.add(value)}",
+        "journeys": f"""
+            select * from journeys where customer_id in (
+                select customer_id from _jm_scope
+                where period_days = {int(days)} and segment = {p.add(segment)}
+                  and segment_value = {p.add(value)})""",
         "events": f"select * from events where {mine}",
         "journey_stages": f"select * from journey_stages where {mine}",
         "booking_outcomes": f"select * from booking_outcomes where {mine}",
         "purchases": f"select * from purchases where {mine}",
-        "funnel_steps": f"select * exclude (segment, segment_value) from funnel_segments "
-                        f"where segment = {p.add(segment)} and segment_value = {p.add(value)}",
+        # every journey of the scope is complete: its funnel counts all of them
+        "funnel_steps": "select stage_index, count(*) as entered from p_journey_stages "
+                        "group by all",
         # as payment_attempts counts them (transforms/bookings.py), over the persona's events
         "payment_attempts": f"""
             select coalesce(platform, '(unknown)') as platform,
@@ -521,6 +604,7 @@ def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
             group by all""",
     }
     needs = {"events": {"journeys"}, "journey_stages": {"journeys"},
+             "funnel_steps": {"journey_stages"},
              "booking_outcomes": {"journeys"}, "purchases": {"journeys"},
              "payment_attempts": {"events"}, "repeat_purchase": {"purchases"}}
     want = {t for t in PERSONA_TABLES if t in reads}
@@ -533,33 +617,45 @@ def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
 
 def build_stage_metric_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
                                 currency: str | None = None) -> int:
-    """(Re)build `stage_metric_segments`: one row per (segment x segment value x stage x
-    metric): the all-customer value of every metric (segment 'all': the `stage_metrics` rows of
-    segment 'all', plus the by-channel campaign metrics over all channels), then the same
-    metrics per persona = journey-map segment value (every journey, complete or not, with that
-    value, and their events, bookings, payments and purchases), with `metric_order`: the
-    metric's position in the definitions (repeat horizons ascending). Needs what
-    `stage_metrics` needs, plus `funnel_segments`."""
-    personas = [("all", "all")] + _persona_values(con, jmap)
+    """(Re)build `stage_metric_segments`: one row per (period_days x segment x segment value x
+    stage x metric): the metrics of `stage_metrics` over the journeys entering in the period
+    (module docstring: Periods) and their events, bookings, payments and purchases — segment
+    'all' = every one (plus the by-channel campaign metrics over all channels), then per
+    persona = journey-map segment value — with `metric_order`: the metric's position in the
+    definitions (repeat horizons ascending). Periods with the same entry days are computed
+    once. Needs what `stage_metrics` needs, plus `funnel_cohorts`."""
+    _build_scope(con, jmap)
     con.execute("""create or replace temp table _metric_segments (
-        segment varchar, segment_value varchar, stage varchar, stage_index integer,
-        metric varchar, value double, unit varchar, row_order integer)""")
-    for segment, value in personas:
-        persona = None if segment == "all" else (segment, value)
-        sql, values = _stage_metrics_sql(con, jmap, currency, persona, segments=True)
-        con.execute(f"""
-            insert into _metric_segments
-            {sql}
-            select $seg, $val, stage, stage_index, metric, value, unit, row_order from final
-            where segment = 'all'
-        """, {**values, "seg": segment, "val": value})
+        period_days integer, segment varchar, segment_value varchar, stage varchar,
+        stage_index integer, metric varchar, value double, unit varchar, row_order integer)""")
+    windows: dict[tuple[object, object], list[int]] = {}
+    for days, first, last in period_windows(con):
+        windows.setdefault((first, last), []).append(int(days))
+    for lengths in windows.values():
+        days = lengths[0]
+        personas = [(str(a), str(b)) for a, b in con.execute(
+            "select distinct segment, segment_value from _jm_scope where period_days = ? "
+            "order by segment <> 'all', segment, segment_value", [days]).fetchall()]
+        for segment, value in personas:
+            sql, values = _stage_metrics_sql(con, jmap, currency, (days, segment, value),
+                                             segments=True)
+            con.execute(f"""
+                insert into _metric_segments
+                {sql}
+                select $days, $seg, $val, stage, stage_index, metric, value, unit, row_order
+                from final where segment = 'all'
+            """, {**values, "days": days, "seg": segment, "val": value})
+        for other in lengths[1:]:  # the same entry days: the same rows
+            con.execute("insert into _metric_segments select * replace (? as period_days) "
+                        "from _metric_segments where period_days = ?", [other, days])
     con.execute(f"""
         create or replace table stage_metric_segments as
-        select segment, segment_value, stage, stage_index, metric, value, unit,
+        select period_days, segment, segment_value, stage, stage_index, metric, value, unit,
                cast(dense_rank() over (order by row_order, {_HORIZON}) as integer)
                    as metric_order
         from _metric_segments
-        order by segment <> 'all', segment, segment_value, stage_index, metric_order
+        order by period_days, segment <> 'all', segment, segment_value, stage_index,
+                 metric_order
     """)
     con.execute("drop table if exists _metric_segments")
     return count_rows(con, "stage_metric_segments")

@@ -61,33 +61,76 @@ def cells(raw: str, first: str) -> list[str]:
     raise AssertionError(f"no table row starting {first!r}")
 
 
+def scopes(raw: str) -> dict[tuple[int, str, str], dict]:
+    """Every (period_days, segment, segment_value) the page's pickers offer, with what the page
+    shows for it (dashboards/scope.py: the slots' HTML and the figures' traces)."""
+    def options(select_id: str) -> list[tuple[str, str]]:
+        block = re.search(rf'<select id="{select_id}"[^>]*>(.*?)</select>', raw, re.S)
+        assert block, select_id
+        return [(v, html.unescape(t)) for v, t in
+                re.findall(r'<option value="([^"]+)"[^>]*>(.*?)</option>', block.group(1))]
+
+    data = json.loads(re.search(r'<script type="application/json" id="scope-data">(.*?)'
+                                r"</script>", raw, re.S).group(1))
+    out = {}
+    for pv, _ in options("scope-period"):
+        for sv, text in options("scope-segment"):
+            seg = ("all", "all") if text == "All customers" else tuple(text.split(" = ", 1))
+            out[(int(pv[1:]), *seg)] = data[f"{pv}|{sv}"]
+    return out
+
+
 def test_overview_cards_equal_period_figures(run: SampleRun, con) -> None:
-    raw = page(run, "index.html")
+    shown = scopes(page(run, "index.html"))
+    groups = con.execute("select distinct period_days, segment, segment_value "
+                         "from period_figures").fetchall()
+    assert set(shown) == set(groups) and len(groups) > 3  # every period x offered value
+    for key, combo in shown.items():
+        rows = dict(con.execute("select figure, current_value from period_figures "
+                                "where period_days = ? and segment = ? and segment_value = ?",
+                                list(key)).fetchall())
+        text = html.unescape(re.sub(r"<[^>]+>", " ", combo["html"]["headline"]))
+        if rows["conversion"] is not None:
+            assert re.search(rf"Overall conversion [^%]*? {re.escape(pct(rows['conversion']))}",
+                             text), key
+        if rows["repeat_rate"] is not None:
+            assert re.search(rf"Repeat rate\s+{re.escape(pct(rows['repeat_rate']))}", text), key
+        assert re.search(rf"Purchases\s+{int(rows['purchases']):,d}", text), key
+        assert re.search(rf"New customers\s+{int(rows['new_customers']):,d}", text), key
+    # the default (the run's period, all customers) is the page's own HTML
     days = con.execute("select cast(value as integer) from run_settings "
                        "where key = 'period_days'").fetchone()[0]
-    block = raw.split(f'data-period="d{days}"', 1)[1].split('data-period="', 1)[0]
-    rows = dict(con.execute("select figure, current_value from period_figures "
-                            "where period_days = ?", [days]).fetchall())
-    text = html.unescape(re.sub(r"<[^>]+>", " ", block))
-    assert re.search(rf"Overall conversion [^%]*? {re.escape(pct(rows['conversion']))}", text)
-    assert re.search(rf"Repeat rate\s+{re.escape(pct(rows['repeat_rate']))}", text)
-    assert re.search(rf"Purchases\s+{int(rows['purchases']):,d}", text)
-    assert re.search(rf"New customers\s+{int(rows['new_customers']):,d}", text)
+    assert shown[(days, "all", "all")]["html"]["headline"] in page(run, "index.html")
 
 
 def test_funnel_and_transition_tables_equal_their_tables(run: SampleRun, con) -> None:
-    raw = page(run, "index.html")
-    days = con.execute("select cast(value as integer) from run_settings "
-                       "where key = 'period_days'").fetchone()[0]
-    block = raw.split(f'data-period="d{days}"', 1)[1].split('data-period="', 1)[0]
-    for stage, entered, overall, step, dropout in con.execute(
-            "select stage, entered, overall_conversion, step_conversion, dropout_rate "
-            "from period_funnel where period_days = ? order by stage_index", [days]).fetchall():
-        row = cells(block, stage)
-        assert row[1] == f"{entered:,d}" and row[2] == pct(overall)
-        if step is not None:
-            assert row[3] == pct(step) and row[5] == pct(dropout)
-    bottlenecks = page(run, "bottlenecks.html")
+    index, bottlenecks = page(run, "index.html"), page(run, "bottlenecks.html")
+    conversion = con.execute("select cast(value as varchar) from run_settings "
+                             "where key = 'conversion_stage'").fetchone()[0].strip('"')
+    steps_shown = scopes(bottlenecks)
+    for key, combo in scopes(index).items():
+        funnel = con.execute(
+            "select stage, entered, overall_conversion, step_conversion, dropout_rate, "
+            "dropoff_count from period_funnel where period_days = ? and segment = ? "
+            "and segment_value = ? order by stage_index", list(key)).fetchall()
+        if not funnel:
+            assert combo["figs"]["fig-index-funnel"] is None, key
+            continue
+        for stage, entered, overall, step, dropout, _ in funnel:
+            row = cells(combo["html"]["funnel-table"], stage)
+            assert row[1] == f"{entered:,d}" and row[2] == pct(overall), key
+            if step is not None:
+                assert row[3].startswith(pct(step)) and row[5].startswith(pct(dropout)), key
+        # the Bottlenecks page's steps for the same scope: each step up to the conversion
+        # stage, its dropout and journeys lost of those who reached its first stage
+        stages = [r[0] for r in funnel]
+        upto = stages.index(conversion)
+        trace = steps_shown[key]["figs"]["fig-bottlenecks-dropout"][0]
+        assert trace["y"] == [f"{a} → {b}" for a, b in zip(stages[:upto], stages[1:upto + 1],
+                                                            strict=True)], key
+        for text, before, after in zip(trace["text"], funnel[:upto], funnel[1:upto + 1],
+                                       strict=True):
+            assert text.startswith(f"{pct(after[4])} · {after[5]:,d} of {before[1]:,d} lost"), key
     for a, b, entered, dropout in con.execute(
             "select from_stage, to_stage, entered_from, dropout_rate from stage_transitions"
             ).fetchall():

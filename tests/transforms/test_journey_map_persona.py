@@ -12,6 +12,11 @@ The customers (T0 = Fri 1 Mar 2024; a late unmapped event of `x` makes every jou
 - c4 ios: installs (Store), books b4 (60), never pays -> furthest Decision, last event
   booking_created, last screen Store (the booking has no screen).
 - c5 android: installs (Store), views a service (Svc) -> furthest Consideration.
+
+Every journey enters on 1–4 Mar and the data ends on 30 Apr, so every period (7, 28 and the
+whole 61 days, up to the latest complete cohort, 4 Mar) holds all five: the per-period rows
+are the same in each; `ALL_DAYS` is read below. tests/transforms/test_journey_map_periods.py
+has periods that differ.
 """
 
 from __future__ import annotations
@@ -65,6 +70,25 @@ def built(con, jmap):
     return con
 
 
+# the whole data: 1 Mar – 30 Apr
+ALL_DAYS = 61
+
+
+def test_every_period_holds_the_same_rows_here(built):
+    con = built
+    for table in ("journey_map_funnel", "stage_touchpoint_segments", "stage_pain_segments",
+                  "stage_metric_segments", "stage_exit_events"):
+        days = [r[0] for r in con.execute(
+            f"select distinct period_days from {table} order by 1").fetchall()]
+        assert days == [7, 28, ALL_DAYS], table
+        # the funnel also states the period's first entry day, which differs
+        drop = "period_days, period_start" if table == "journey_map_funnel" else "period_days"
+        for d in (7, 28):
+            _same_rows(con, f"select * exclude ({drop}) from {table} where period_days = {d}",
+                       f"select * exclude ({drop}) from {table} "
+                       f"where period_days = {ALL_DAYS}")
+
+
 def _same_rows(con, a: str, b: str) -> None:
     """Query a and query b hold the same rows (as multisets)."""
     assert con.execute(f"select count(*) from ({a} except all {b})").fetchone()[0] == 0
@@ -74,18 +98,19 @@ def _same_rows(con, a: str, b: str) -> None:
 def test_all_customer_rows_equal_the_all_customer_tables(built):
     con = built
     _same_rows(con, "select * from stage_touchpoints",
-               "select * exclude (segment, segment_value) from stage_touchpoint_segments "
-               "where segment = 'all' and segment_value = 'all'")
+               "select * exclude (period_days, segment, segment_value) "
+               "from stage_touchpoint_segments "
+               f"where period_days = {ALL_DAYS} and segment = 'all' and segment_value = 'all'")
     _same_rows(con, "select * from stage_pains",
-               "select * exclude (segment, segment_value) from stage_pain_segments "
-               "where segment = 'all' and segment_value = 'all'")
+               "select * exclude (period_days, segment, segment_value) from stage_pain_segments "
+               f"where period_days = {ALL_DAYS} and segment = 'all' and segment_value = 'all'")
     # every all-customer metric of stage_metrics, same value; the segments table adds only
     # the all-channel value of the metrics stage_metrics has by channel only
     _same_rows(con, "select stage, stage_index, metric, value, unit from stage_metrics "
                     "where segment = 'all'",
                "select stage, stage_index, metric, value, unit from stage_metric_segments "
-               "where segment = 'all' and metric not in ('campaign_clicks', 'campaign_ctr', "
-               "'campaign_click_to_decision')")
+               f"where period_days = {ALL_DAYS} and segment = 'all' and metric not in "
+               "('campaign_clicks', 'campaign_ctr', 'campaign_click_to_decision')")
 
 
 def test_touchpoints_are_per_persona(built):
@@ -94,8 +119,8 @@ def test_touchpoints_are_per_persona(built):
     def shares(segment, value, stage, dimension):
         return con.execute(
             "select value, events, share from stage_touchpoint_segments where segment = ? "
-            "and segment_value = ? and stage = ? and dimension = ? order by rank",
-            [segment, value, stage, dimension]).fetchall()
+            "and segment_value = ? and stage = ? and dimension = ? and period_days = ? "
+            "order by rank", [segment, value, stage, dimension, ALL_DAYS]).fetchall()
 
     # Discovery screens: android c2, c5 Store, c3 Home; ios c1, c4 Store
     assert shares("platform", "android", "Discovery", "screen") == [
@@ -113,8 +138,8 @@ def test_pains_are_per_persona_with_the_persona_as_denominator(built):
     con = built
     rows = con.execute(
         "select segment, segment_value, customers, share from stage_pain_segments "
-        "where pain = 'payment_failed' and reason = 'card_declined' "
-        "order by segment, segment_value").fetchall()
+        "where pain = 'payment_failed' and reason = 'card_declined' and period_days = ? "
+        "order by segment, segment_value", [ALL_DAYS]).fetchall()
     # c1's failed payment: 1 of the 2 journeys reaching Purchase (c1, c2) overall, 1 of 1 (c1)
     # among ios; channel organic is everybody's (the clickstream default)
     assert ("all", "all", 1, 0.5) in rows
@@ -123,7 +148,8 @@ def test_pains_are_per_persona_with_the_persona_as_denominator(built):
     assert not [r for r in rows if r[1] == "android"]
     dropped = dict(((r[0], r[1]), r[2]) for r in con.execute(
         "select segment_value, stage, customers from stage_pain_segments "
-        "where pain = 'dropped_out' and segment = 'platform'").fetchall())
+        "where pain = 'dropped_out' and segment = 'platform' and period_days = ?",
+        [ALL_DAYS]).fetchall())
     # android ends at Discovery (c3), Consideration (c5), Service (c2); ios at Decision (c4),
     # Purchase (c1)
     assert dropped == {("android", "Discovery"): 1, ("android", "Consideration"): 1,
@@ -134,7 +160,8 @@ def test_pains_are_per_persona_with_the_persona_as_denominator(built):
 def test_metrics_are_per_persona_in_a_fixed_order(built):
     con = built
     m = {(r[0], r[1], r[2]): r[3] for r in con.execute(
-        "select segment, segment_value, metric, value from stage_metric_segments").fetchall()}
+        "select segment, segment_value, metric, value from stage_metric_segments "
+        "where period_days = ?", [ALL_DAYS]).fetchall()}
     # average basket: all (40 + 20 + 60) / 3, ios (40 + 60) / 2, android 20
     assert m[("all", "all", "average_basket")] == pytest.approx(40.0)
     assert m[("platform", "ios", "average_basket")] == pytest.approx(50.0)
@@ -154,8 +181,8 @@ def test_metrics_are_per_persona_in_a_fixed_order(built):
     assert m[("customer_type", "returning", "new_customers")] == 0
 
     order = [r[0] for r in con.execute(
-        "select metric from stage_metric_segments where segment = 'all' "
-        "order by metric_order").fetchall()]
+        "select metric from stage_metric_segments where segment = 'all' and period_days = ? "
+        "order by metric_order", [ALL_DAYS]).fetchall()]
     assert order.index("repeat_rate_7d") < order.index("repeat_rate_14d") \
         < order.index("repeat_rate_30d")
     assert order.index("new_customers") < order.index("average_basket") \
@@ -170,7 +197,8 @@ def test_exit_events_say_what_the_lost_did_last(built):
     con = built
     rows = con.execute(
         "select stage, value, journeys, leavers, share, stage_rank from stage_exit_events "
-        "where segment = 'all' and dimension = 'event_name' order by stage_index").fetchall()
+        "where segment = 'all' and dimension = 'event_name' and period_days = ? "
+        "order by stage_index", [ALL_DAYS]).fetchall()
     assert [r[:5] for r in rows] == [
         ("Discovery", "app_opened", 1, 1, 1.0),  # c3
         ("Consideration", "service_viewed", 1, 1, 1.0),  # c5
@@ -182,19 +210,26 @@ def test_exit_events_say_what_the_lost_did_last(built):
     assert [r[5] for r in rows] == [1, 2, 3, None, None]
     screens = con.execute(
         "select stage, value from stage_exit_events where segment = 'platform' "
-        "and segment_value = 'ios' and dimension = 'screen' order by stage_index").fetchall()
+        "and segment_value = 'ios' and dimension = 'screen' and period_days = ? "
+        "order by stage_index", [ALL_DAYS]).fetchall()
     # c4's booking has no screen: its install's; c1 last saw the service (Svc)
     assert screens == [("Decision", "Store"), ("Purchase", "Svc")]
-    # the leavers of a persona at a stage are the drop-off into the next stage of its funnel
+    # the leavers of a period's persona at a stage are the drop-off into the next stage of its
+    # funnel; with every journey in the period, that funnel is funnel_segments'
     mismatch = con.execute("""
         with lost as (
-            select segment, segment_value, stage_index, max(leavers) as leavers
-            from stage_exit_events where segment <> 'all' and dimension = 'event_name'
+            select period_days, segment, segment_value, stage_index, max(leavers) as leavers
+            from stage_exit_events where dimension = 'event_name'
             group by all
         )
-        select count(*) from funnel_segments f
-        left join lost l on l.segment = f.segment and l.segment_value = f.segment_value
+        select count(*) from journey_map_funnel f
+        left join lost l on l.period_days = f.period_days and l.segment = f.segment
+                        and l.segment_value = f.segment_value
                         and l.stage_index = f.stage_index - 1
         where f.stage_index > 1 and coalesce(l.leavers, 0) <> f.dropoff_count
     """).fetchone()[0]
     assert mismatch == 0
+    _same_rows(con, "select * exclude (period_days, period_start, period_end) "
+                    f"from journey_map_funnel where period_days = {ALL_DAYS} "
+                    "and segment <> 'all'",
+               "select * from funnel_segments")

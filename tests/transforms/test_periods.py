@@ -62,7 +62,7 @@ def _fill(con: duckdb.DuckDBPyConnection) -> None:
 
 
 SETTINGS = {"period_days": 3, "data_start": D(2024, 1, 1), "data_end": D(2024, 1, 10),
-            "conversion_stage": "Buy", "new_customer_segment": "customer_type"}
+            "conversion_stage": "Buy", "new_customer_segment": "customer_type", "small_n": 10}
 
 
 def _figures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
@@ -151,10 +151,172 @@ def test_period_funnel_adds_up_the_cohorts_and_flags_the_largest_dropout(
         "dropout_rate, largest_dropout, first_cohort, last_cohort from period_funnel "
         "where period_days = 3 order by stage_index").fetchall()
     # cohorts 4 and 6 Jan: Entry 30, Middle 20, Buy 8, After 8. Dropout into Middle 1/3, into
-    # Buy 12/20 = 0.6 (the largest up to Buy), into After 0 (after conversion: never flagged)
+    # Buy 12/20 = 0.6 (the largest up to Buy), into After 0 (after conversion: never flagged;
+    # its step rests on 8 journeys, fewer than small_n = 10)
     span = (D(2024, 1, 4), D(2024, 1, 6))
     assert rows[0] == ("Entry", 30, 1.0, None, None, None, False) + span
     assert rows[1][:5] == ("Middle", 20, pytest.approx(2 / 3), pytest.approx(2 / 3), 10)
     assert rows[1][5] == pytest.approx(1 / 3) and rows[1][6] is False
     assert rows[2] == ("Buy", 8, pytest.approx(8 / 30), 0.4, 12, pytest.approx(0.6), True) + span
     assert rows[3][1:7] == (8, pytest.approx(8 / 30), 1.0, 0, 0.0, False)
+    assert con.execute("select stage, small_n from period_funnel where period_days = 3 "
+                       "order by stage_index").fetchall() == [
+        ("Entry", None), ("Middle", False), ("Buy", False), ("After", True)]
+
+
+# --- per segment value -----------------------------------------------------------------------
+# Data 1–10 Jan, 3-day periods (data: 8–10 Jan vs 5–7 Jan; cohorts: complete up to 6 Jan, so
+# 4–6 Jan vs 1–3 Jan). (customer, entry day, customer type, platform, stages reached)
+SEG_JOURNEYS = [
+    ("i1", D(2024, 1, 5), "new", "ios", 3),
+    ("i2", D(2024, 1, 6), "new", "ios", 1),
+    ("i3", D(2024, 1, 4), "returning", "ios", 2),
+    ("x1", D(2024, 1, 9), "new", "ios", 1),          # cohort still open
+    ("a1", D(2024, 1, 6), "new", "android", 4),
+    ("a2", D(2024, 1, 2), "new", "android", 2),
+    ("x2", D(2024, 1, 10), "returning", "android", 2),  # cohort still open
+    ("w1", D(2024, 1, 5), "new", "web", 3),          # 1 journey: too few to offer
+    ("u1", D(2024, 1, 4), "new", None, 1),           # no platform: never offered
+    ("u2", D(2024, 1, 8), "new", "(unknown)", 1),    # 2 journeys, but '(unknown)'
+    ("u3", D(2024, 1, 8), "new", "(unknown)", 1),
+]
+# (customer, order, day, purchase number); z bought without a journey (counts in `all` only)
+SEG_PURCHASES = [
+    ("i1", "o1", D(2024, 1, 5), 1), ("i1", "o2", D(2024, 1, 9), 2),
+    ("a1", "o3", D(2024, 1, 6), 1), ("a1", "o4", D(2024, 1, 10), 2),
+    ("w1", "o5", D(2024, 1, 8), 1), ("z", "o6", D(2024, 1, 9), 1),
+    ("i3", "o7", D(2024, 1, 8), 3),
+]
+SEG_SETTINGS = {**SETTINGS, "small_n": 3}
+
+
+@pytest.fixture
+def seg_con() -> duckdb.DuckDBPyConnection:
+    """The tables the period SQL reads, filled consistently from SEG_JOURNEYS: `journeys`
+    with a platform column, `journey_stages` and `funnel_cohorts` (their counts per day)."""
+    c = duckdb.connect()
+    create_macros(c)
+    c.execute("create table journeys (customer_id varchar, entry_date date, "
+              "customer_type varchar, platform varchar)")
+    c.execute("create table journey_stages (customer_id varchar, stage_index integer, "
+              "stage varchar, entry_date date)")
+    c.execute("create table purchases (customer_id varchar, order_id varchar, "
+              "purchase_date date, purchase_number bigint, amount decimal(18, 2))")
+    c.execute("create table funnel_cohorts (cohort_date date, stage_index integer, "
+              "stage varchar, entered bigint, complete boolean)")
+    for cid, day, ctype, platform, reached in SEG_JOURNEYS:
+        c.execute("insert into journeys values (?, ?, ?, ?)", [cid, day, ctype, platform])
+        for i in range(1, reached + 1):
+            c.execute("insert into journey_stages values (?, ?, ?, ?)",
+                      [cid, i, STAGES[i - 1], day])
+    for cid, order, day, number in SEG_PURCHASES:
+        c.execute("insert into purchases values (?, ?, ?, ?, 10)", [cid, order, day, number])
+    # funnel_cohorts as worked out by hand from the journeys: per day, journeys reaching
+    # Entry, Middle, Buy, After; complete up to 6 Jan
+    _cohort(c, D(2024, 1, 2), [1, 1, 0, 0])
+    _cohort(c, D(2024, 1, 4), [2, 1, 0, 0])
+    _cohort(c, D(2024, 1, 5), [2, 2, 2, 0])
+    _cohort(c, D(2024, 1, 6), [2, 1, 1, 1])
+    _cohort(c, D(2024, 1, 8), [2, 0, 0, 0], complete=False)
+    _cohort(c, D(2024, 1, 9), [1, 0, 0, 0], complete=False)
+    _cohort(c, D(2024, 1, 10), [1, 1, 0, 0], complete=False)
+    yield c
+    c.close()
+
+
+def _seg_figures(con: duckdb.DuckDBPyConnection, value: str) -> dict[str, tuple]:
+    rows = con.execute(
+        "select figure, current_value, previous_value, small_n from period_figures "
+        "where period_days = 3 and segment_value = ?", [value]).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_period_figures_per_segment_value_worked_by_hand(
+        seg_con: duckdb.DuckDBPyConnection) -> None:
+    # 3 lengths (3, 7, 10 days) x 3 groups (all, ios, android) x 9 figures
+    assert build_period_figures(seg_con, SEG_SETTINGS, segments=["platform"],
+                                min_journeys=2) == 81
+    groups = seg_con.execute("select distinct segment, segment_value from period_figures "
+                             "order by 1, 2").fetchall()
+    # web has 1 journey (< 2), NULL and '(unknown)' are never offered
+    assert groups == [("all", "all"), ("platform", "android"), ("platform", "ios")]
+
+    every = _seg_figures(seg_con, "all")
+    # new journeys 8–10 Jan: u2 u3 x1; 5–7 Jan: i1 i2 a1 w1
+    assert every["new_customers"][:2] == (3, 4)
+    # purchases 8–10 Jan: o2 o4 o5 o6 o7 by i1 a1 w1 z i3, repeat: i1 a1 i3; 5–7 Jan: o1 o3
+    assert every["purchases"][:2] == (5, 2)
+    assert every["repeat_rate"] == (pytest.approx(3 / 5), 0.0, False)
+    # cohorts 4–6 Jan: entry 2 + 2 + 2, Buy 0 + 2 + 1; 1–3 Jan: 2 Jan, 1 entered, none bought
+    assert every["conversion_journeys"][:2] == (6, 1)
+    assert every["conversion"] == (0.5, 0.0, False)
+
+    ios = _seg_figures(seg_con, "ios")
+    assert ios["new_customers"][:2] == (1, 2)        # x1 vs i1 i2 (i3 is returning)
+    assert ios["purchases"][:2] == (2, 1)            # o2 o7 vs o1
+    # 2 purchasers (i1, i3), both repeat: 100 %, but 2 < small_n 3
+    assert ios["repeat_rate"] == (1.0, 0.0, True)
+    # cohorts 4–6 Jan: i3 i1 i2 entered, i1 reached Buy; 1–3 Jan: no ios journey, so the
+    # previous period is not there to compare
+    assert ios["conversion_journeys"][:2] == (3, None)
+    assert ios["conversion"] == (pytest.approx(1 / 3), None, False)
+    row = seg_con.execute("select previous_observed, change from period_figures where "
+                          "period_days = 3 and segment_value = 'ios' and figure = 'conversion'"
+                          ).fetchone()
+    assert row == (False, None)
+
+    android = _seg_figures(seg_con, "android")
+    assert android["new_customers"][:2] == (0, 1)    # x2 is returning; a1 on 6 Jan
+    assert android["repeat_rate"] == (1.0, 0.0, True)  # a1 (o4) of 1 purchaser
+    # a1 (6 Jan) bought vs a2 (2 Jan) did not: 100 % vs 0 %, on 1 journey (small n)
+    assert android["conversion"] == (1.0, 0.0, True)
+
+
+def test_period_funnel_per_segment_value_worked_by_hand(
+        seg_con: duckdb.DuckDBPyConnection) -> None:
+    build_period_figures(seg_con, SEG_SETTINGS, segments=["platform"], min_journeys=2)
+    # 3 lengths x 3 groups x 4 stages: every group has a complete-cohort journey in each
+    assert build_period_funnel(seg_con, SEG_SETTINGS) == 36
+
+    def funnel(value: str) -> list[tuple]:
+        return seg_con.execute(
+            "select entered, dropout_rate, small_n, largest_dropout, first_cohort, last_cohort "
+            "from period_funnel where period_days = 3 and segment_value = ? "
+            "order by stage_index", [value]).fetchall()
+
+    span = (D(2024, 1, 4), D(2024, 1, 6))
+    # all, cohorts 4–6 Jan: 6, 4, 3, 1; dropout into Middle 2/6 (the largest up to Buy),
+    # into Buy 1/4, into After 2/3 (after conversion)
+    assert funnel("all") == [
+        (6, None, None, False) + span, (4, pytest.approx(1 / 3), False, True) + span,
+        (3, 0.25, False, False) + span, (1, pytest.approx(2 / 3), False, False) + span]
+    # ios: i3 (2 stages), i1 (3), i2 (1): 3, 2, 1, 0. Into Buy 1/2 is the higher rate but
+    # rests on 2 journeys (< small_n 3): Middle (1/3 of 3) is named
+    assert funnel("ios") == [
+        (3, None, None, False) + span, (2, pytest.approx(1 / 3), False, True) + span,
+        (1, 0.5, True, False) + span, (0, 1.0, True, False) + span]
+    # android: a1 alone (6 Jan) reached every stage; every step small n, none named
+    day = (D(2024, 1, 6), D(2024, 1, 6))
+    assert funnel("android") == [
+        (1, None, None, False) + day, (1, 0.0, True, False) + day,
+        (1, 0.0, True, False) + day, (1, 0.0, True, False) + day]
+    # the whole data: ios adds nothing before 4 Jan; android adds a2 (2 Jan, 2 stages)
+    assert seg_con.execute(
+        "select list(entered order by stage_index) from period_funnel "
+        "where period_days = 10 and segment_value = 'android'").fetchone()[0] == [2, 2, 1, 1]
+
+
+def test_segment_values_are_capped_per_segment(seg_con: duckdb.DuckDBPyConnection,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import transforms.periods as periods
+
+    monkeypatch.setattr(periods, "MAX_SEGMENT_VALUES", 1)
+    build_period_figures(seg_con, SEG_SETTINGS, segments=["platform"], min_journeys=1)
+    # ios has the most journeys (4; android 3, web 1)
+    assert seg_con.execute("select distinct segment_value from period_figures "
+                           "where segment <> 'all'").fetchall() == [("ios",)]
+    # without segments only the `all` rows, the same numbers
+    build_period_figures(seg_con, SEG_SETTINGS, segments=[])
+    assert seg_con.execute("select distinct segment from period_figures").fetchall() == [
+        ("all",)]
+    assert _seg_figures(seg_con, "all")["conversion"] == (0.5, 0.0, False)

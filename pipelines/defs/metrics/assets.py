@@ -13,6 +13,7 @@ from pipelines.defs.journeys.assets import KINDS, _spec
 from pipelines.resources import ProjectResource
 from transforms.bookings import build_booking_funnel, build_booking_outcomes, build_payment_failures
 from transforms.daily_rates import build_daily_stage_rates
+from transforms.ingest_periods import build_ingest_reconciliation_periods
 from transforms.journey_findings import build_findings
 from transforms.journey_map_tables import (
     build_stage_metrics,
@@ -146,19 +147,26 @@ def repeat_by_experience(project: ProjectResource) -> dg.MaterializeResult:
     spec("stage_metrics", "One row per (stage x metric x segment x value): the measured "
           "journey map.", ["journeys", "journey_stages", "funnel_steps", "booking_outcomes",
                            "payment_failures", "repeat_purchase", "purchases"]),
-    spec("stage_touchpoint_segments", "One row per (segment x value x stage x dimension x "
-          "value): touchpoints per persona, 'all' included.", ["stage_events", "journeys"]),
-    spec("stage_pain_segments", "One row per (segment x value x stage x pain x reason): pains "
-          "per persona, 'all' included.", ["journeys", "journey_stages"]),
-    spec("stage_metric_segments", "One row per (segment x value x stage x metric): stage "
-          "metrics per persona, 'all' included, in definition order.",
-          ["journeys", "journey_stages", "funnel_segments", "booking_outcomes",
+    spec("journey_map_funnel", "One row per (period length x segment x value x stage): the "
+          "stage funnel of the journeys entering in the period, per persona, 'all' included.",
+          ["journeys", "journey_stages", "funnel_cohorts", "run_settings"]),
+    spec("stage_touchpoint_segments", "One row per (period length x segment x value x stage x "
+          "dimension x value): touchpoints per period and persona, 'all' included.",
+          ["stage_events", "journeys", "funnel_cohorts", "run_settings"]),
+    spec("stage_pain_segments", "One row per (period length x segment x value x stage x pain x "
+          "reason): pains per period and persona, 'all' included.",
+          ["journeys", "journey_stages", "funnel_cohorts", "run_settings"]),
+    spec("stage_metric_segments", "One row per (period length x segment x value x stage x "
+          "metric): stage metrics per period and persona, 'all' included, in definition order.",
+          ["journeys", "journey_stages", "funnel_cohorts", "run_settings", "booking_outcomes",
            "payment_attempts", "repeat_purchase", "purchases"]),
-    spec("stage_exit_events", "One row per (segment x value x stage x dimension x value): the "
-          "last event and screen of journeys that ended at the stage.", ["journeys", "events"]),
+    spec("stage_exit_events", "One row per (period length x segment x value x stage x "
+          "dimension x value): the last event and screen of journeys that ended at the stage.",
+          ["journeys", "events", "funnel_cohorts", "run_settings"]),
 ])
 def journey_map_tables(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
-    """Fill the journey map page: touchpoints, pains and metrics per stage."""
+    """Fill the journey map page: touchpoints, pains and metrics per stage, and per period
+    length and persona the funnel, touchpoints, pains, metrics and leavers' last events."""
     jmap = project.journey_map
     with project.connect() as con:
         counts = {"stage_touchpoints": build_stage_touchpoints(con, jmap),
@@ -166,8 +174,17 @@ def journey_map_tables(project: ProjectResource) -> Iterator[dg.MaterializeResul
                   "stage_metrics": build_stage_metrics(
                       con, jmap, currency=project.config.currency)}
         # built with the three above: their per-persona tables and the leavers' last events
-        for key in ("stage_touchpoint_segments", "stage_pain_segments",
+        for key in ("journey_map_funnel", "stage_touchpoint_segments", "stage_pain_segments",
                     "stage_metric_segments", "stage_exit_events"):
             counts[key] = int(fetch_row(con, f"select count(*) from {key}")[0])
     for key, n in counts.items():
         yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": n})
+
+
+@dg.asset(group_name=GROUP, kinds=KINDS, deps=[dg.AssetKey("events")])
+def ingest_reconciliation_periods(project: ProjectResource) -> dg.MaterializeResult:
+    """One row per (grain: day | week | month x source x period): rows read, loaded,
+    quarantined and duplicated, with whether the data covers the whole period."""
+    with project.connect() as con:
+        n = build_ingest_reconciliation_periods(con)
+    return dg.MaterializeResult(metadata={"dagster/row_count": n})

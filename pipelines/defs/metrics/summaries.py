@@ -33,17 +33,20 @@ def run_settings(project: ProjectResource) -> dg.MaterializeResult:
 
 
 @dg.multi_asset(specs=[
-    _spec("period_figures", "One row per (period length x figure): the headline numbers of "
-          "the last period vs the one before.",
-          ["run_settings", "journeys", "purchases", "funnel_cohorts"]),
-    _spec("period_funnel", "One row per (period length x stage): the stage funnel of the "
-          "period's complete cohorts.", ["run_settings", "funnel_cohorts"]),
+    _spec("period_figures", "One row per (period length x segment x value x figure): the "
+          "headline numbers of the last period vs the one before, for all customers and each "
+          "offered segment value.",
+          ["run_settings", "journeys", "journey_stages", "purchases", "funnel_cohorts"]),
+    _spec("period_funnel", "One row per (period length x segment x value x stage): the stage "
+          "funnel of the period's complete cohorts.",
+          ["run_settings", "journey_stages", "funnel_cohorts"]),
 ])
 def period_tables(project: ProjectResource) -> Iterator[dg.MaterializeResult]:
-    """The overview's headline period, for the run's period_days."""
+    """The headline period for every period length and offered segment value of the map."""
+    segments = [seg.name for seg in project.journey_map.segments]
     with project.connect() as con:
         s = settings.read_settings(con)
-        counts = {"period_figures": periods.build_period_figures(con, s),
+        counts = {"period_figures": periods.build_period_figures(con, s, segments=segments),
                   "period_funnel": periods.build_period_funnel(con, s)}
     for key, n in counts.items():
         yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": n})
