@@ -5,8 +5,10 @@
     .venv/bin/python bench/bench_funnel.py --events data.parquet --steps a,b,c
 
 Without --events a synthetic actor/event/timestamp Parquet file is generated with DuckDB
-(N/20 actors, 8 event names over 60 days, ISO text timestamps with offsets unless --native-ts).
-Prints events, seconds and peak RSS (resource.getrusage) of the funnel call.
+(bench/funnel.py: N/20 actors, 8 event names over 60 days, ISO text timestamps with offsets
+unless --native-ts). Prints events, seconds and peak RSS (resource.getrusage) of the funnel
+call. Other orders, exclusions and your own files; the suite (python -m bench.suite) compares
+the ordered funnel with a pandas implementation.
 """
 
 from __future__ import annotations
@@ -22,30 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import duckdb  # noqa: E402
 
+from bench.funnel import generate  # noqa: E402
 from transforms.funnel import Exclusion, funnel  # noqa: E402
 from transforms.sqlutil import read_events_file  # noqa: E402
-
-EVENTS = ["app_open", "search", "view_service", "select_slot", "booking_created",
-          "payment_succeeded", "booking_completed", "payment_failed"]
-
-
-def generate(path: Path, n: int, native_ts: bool) -> None:
-    con = duckdb.connect()
-    actors = max(1, n // 20)
-    ts = ("timestamp '2026-01-01' + to_microseconds(cast(hash(i, 2) % 5184000000000 as bigint))")
-    ts_col = ts if native_ts else (
-        f"strftime({ts}, '%Y-%m-%dT%H:%M:%S') || "
-        "(case hash(i, 3) % 3 when 0 then 'Z' when 1 then '+02:00' else '' end)")
-    con.execute(f"""
-        copy (
-            select 'c' || (hash(i, 1) % {actors}) as actor,
-                   list_extract({EVENTS!r}, 1 + cast(
-                       least(hash(i, 4) % 100 // 14, 7) as integer)) as event,
-                   {ts_col} as timestamp
-            from range({n}) t(i)
-        ) to '{path}' (format parquet)
-    """)
-    con.close()
 
 
 def main() -> None:

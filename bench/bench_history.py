@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import sys
 import tempfile
 from pathlib import Path
 
-from bench_pipeline import JOURNEYS, measure_cpu
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.measure import JOURNEYS, measure_cpu  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "orders"
 

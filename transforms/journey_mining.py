@@ -1,10 +1,14 @@
 """Process mining of the observed journeys: the tables the Paths dashboard reads.
 
-The mining log (`mining_log`, one row per stage visit) is each customer's stage events in time
-order with consecutive repeats of a stage collapsed into one visit (ten service views in a row
-are one Consideration visit), up to and including the customer's first Repeat: the designed
-journey ends there, and later purchases would only repeat it. Ties at one instant are ordered
-by stage position, then event id.
+The mining log (`mining_log`, one row per stage visit) is, for each customer with a journey
+(a row of `journeys`, transforms/journeys.py: the customer entered the first required stage),
+the customer's stage events in time order with consecutive repeats of a stage collapsed into
+one visit (ten service views in a row are one Consideration visit), up to and including the
+customer's first Repeat: the designed journey ends there, and later purchases would only repeat
+it. Ties at one instant are ordered by stage position, then event id. A customer with stage
+events but no journey (at the end of the data: a device whose app open is still in transit when
+its next screens, or the booking the server wrote, are already exported) is in no mining table
+built from the log, so `journey_variants` has exactly one row per journey.
 
 Everything per event runs in DuckDB (transforms.mining); pm4py sees one trace per variant for
 the discovered model (inductive miner, exported as BPMN and PNML) and for conformance
@@ -65,7 +69,8 @@ def build_mining_log(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
                    row_number() over (partition by customer_id, stage
                                       order by event_ts, event_id) as nth_of_stage
             from stage_events
-            where customer_id is not null
+            -- the cases are the journeys: one definition of who has one (transforms/journeys.py)
+            where customer_id in (select customer_id from journeys)
         ),
         ordered as (
             -- a stage with occurrence: first is a path step on its first event only

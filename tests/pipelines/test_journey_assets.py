@@ -102,3 +102,45 @@ def test_mapping_check_fails_when_events_are_unaccounted_for(tiny: TinyProject):
     assert not result.passed
     assert result.metadata["events"].value == result.metadata["mapped"].value + \
         result.metadata["unmapped"].value + 1
+
+
+def test_journeys_and_journey_variants_check(tiny: TinyProject):
+    """The check ties `journeys` to `journey_variants`: it passes on a built warehouse where one
+    customer has a booking but no app event (stage events, no journey), and fails when a
+    journey loses its variant row or a customer gets two."""
+    from pipelines.defs.mining import assets as MI
+
+    tiny.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    _events(str(tiny.warehouse))
+    con = duckdb.connect(str(tiny.warehouse))
+    con.execute("insert into events (event_id, source, customer_id, is_identified, event_name, "
+                "event_ts, event_date, booking_id, amount, status) values ('bookings:nj', "
+                "'bookings', 'nj', true, 'booking_created', ?, ?, 'bnj', 10, 'created')",
+                [T0 + 3 * DAY, (T0 + 3 * DAY).date()])
+    con.close()
+    project = ProjectResource(config_path=str(tiny.config))
+    result = dg.materialize([A.stage_events, A.purchases, A.journey_tables, MI.mining_tables,
+                             A.journeys_match_variants], resources={"project": project})
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
+    # c0..c5 have journeys; nj has a Decision stage event only
+    assert check.metadata["journeys"].value == 6
+    assert check.metadata["journey_variants"].value == 6
+
+    con = duckdb.connect(str(tiny.warehouse))
+    con.execute("delete from journey_variants where customer_id = 'c3'")
+    con.close()
+    failed = A.journeys_match_variants(project=project)
+    assert not failed.passed
+    assert failed.metadata["journeys_without_variant"].value == 1
+    con = duckdb.connect(str(tiny.warehouse))
+    con.execute("insert into journey_variants select 'c3', variant_id, fitness, is_fit "
+                "from journey_variants where customer_id = 'c2'")
+    con.execute("insert into journey_variants select * from journey_variants "
+                "where customer_id = 'c2'")
+    con.close()
+    twice = A.journeys_match_variants(project=project)
+    assert not twice.passed
+    assert twice.metadata["customers_with_several_variant_rows"].value == 1
+    assert twice.metadata["journeys_without_variant"].value == 0

@@ -202,3 +202,51 @@ def test_stage_returns_count_the_visits_back(con, jmap, tmp_path: Path) -> None:
                                     pytest.approx((3 * 60 + 197 * 60) / 2))
     # the last stage has nothing after it
     assert got["Repeat"] == (0, 0, None, 0, None)
+
+
+def test_journey_variants_has_one_row_per_journey(tmp_path: Path) -> None:
+    """From `events` through stage_events and journeys: a customer with stage events but no
+    entry (a booking and a payment, no app event of theirs: Decision and Purchase without
+    Discovery) has no journey, so no variant either. Before the mining log took its cases from
+    `journeys` that customer had a journey_variants row (the 10M-event run's 999,373 variant
+    rows against 999,371 journeys)."""
+    from tests.events import DAY, HOUR, T0, E, make_events_table
+    from transforms.journeys import build_journeys
+    from transforms.purchases import build_purchases
+    from transforms.stages import build_stage_events
+
+    con = duckdb.connect()
+    create_macros(con)
+    make_events_table(con, [
+        # j1: Discovery, Consideration, Decision, Purchase
+        E("j1", "app_opened", T0),
+        E("j1", "service_viewed", T0 + HOUR),
+        E("j1", "booking_created", T0 + 2 * HOUR, booking_id="b1", amount=20),
+        E("j1", "payment_succeeded", T0 + 3 * HOUR, booking_id="b1", payment_id="p1",
+          amount=20, method="card"),
+        # j2: app open and booking in the same second (a tie): Discovery -> Decision
+        E("j2", "app_opened", T0 + DAY),
+        E("j2", "booking_created", T0 + DAY, booking_id="b2", amount=30),
+        # nj: booking and payment only -> stage events at Decision and Purchase, no journey
+        E("nj", "booking_created", T0 + 2 * DAY, booking_id="b3", amount=40),
+        E("nj", "payment_succeeded", T0 + 2 * DAY + HOUR, booking_id="b3", payment_id="p3",
+          amount=40, method="card"),
+    ])
+    jmap = load_journey_map(SAMPLE_CONFIG.parent / "journey_map.yaml")
+    build_stage_events(con, jmap)
+    build_purchases(con, jmap)
+    build_journeys(con, jmap)
+    assert {r[0] for r in con.execute("select distinct customer_id from stage_events"
+                                      ).fetchall()} == {"j1", "j2", "nj"}
+    assert sorted(r[0] for r in con.execute("select customer_id from journeys").fetchall()
+                  ) == ["j1", "j2"]
+    stats = build_mining_tables(con, jmap, tmp_path / "models")
+    assert stats.journeys == 2
+    got = dict(con.execute("select jv.customer_id, v.path from journey_variants jv "
+                           "join variants v using (variant_id)").fetchall())
+    assert got == {"j1": "Discovery → Consideration → Decision → Purchase",
+                   "j2": "Discovery → Decision"}
+    assert con.execute("""select count(*) from mining_log where "case" = 'nj'""").fetchone() \
+        == (0,)
+    # 2 journeys, one path each; the variants' journeys add up to them
+    assert con.execute("select sum(journeys) from variants").fetchone() == (2,)

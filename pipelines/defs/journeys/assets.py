@@ -147,3 +147,29 @@ def mapping_accounts_for_all_events(project: ProjectResource) -> dg.AssetCheckRe
                  "from stage_mapping_summary")
     return dg.AssetCheckResult(passed=int(mapped) + int(unmapped) == int(total), metadata={
         "events": int(total), "mapped": int(mapped), "unmapped": int(unmapped)})
+
+
+# on the mining asset `journey_variants` (built after `journeys`); here because this module's
+# checks are the ones the definitions load (pipelines/definitions.py)
+@dg.asset_check(asset="journey_variants", blocking=True,
+                description="Every journey has exactly one journey_variants row and every "
+                            "journey_variants row is a journey.")
+def journeys_match_variants(project: ProjectResource) -> dg.AssetCheckResult:
+    with project.connect(read_only=True) as con:
+        journeys, variant_rows, without_variant, without_journey, repeated = fetch_row(con, """
+            select (select count(*) from journeys),
+                   (select count(*) from journey_variants),
+                   (select count(*) from journeys j
+                    where not exists (select 1 from journey_variants v
+                                      where v.customer_id = j.customer_id)),
+                   (select count(*) from journey_variants v
+                    where not exists (select 1 from journeys j
+                                      where j.customer_id = v.customer_id)),
+                   (select count(*) from (select customer_id from journey_variants
+                                          group by all having count(*) > 1))""")
+    return dg.AssetCheckResult(
+        passed=without_variant == without_journey == repeated == 0,
+        metadata={"journeys": int(journeys), "journey_variants": int(variant_rows),
+                  "journeys_without_variant": int(without_variant),
+                  "variant_rows_without_journey": int(without_journey),
+                  "customers_with_several_variant_rows": int(repeated)})

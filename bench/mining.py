@@ -1,19 +1,18 @@
-"""Benchmark: our mining engine (DuckDB + pm4py on variants) against pm4py on the full log.
+"""Mining against pm4py on the full log: the synthetic log and the two measured workers.
 
-    .venv/bin/python bench/bench_mining.py --events 1000000 10000000
-
-For each size it generates (once, cached under --workdir) a synthetic stage-level journey log
-with DuckDB — about 3.4 events per case, 10 activities, branching, loops and early exits —
-as a Parquet file in time order (an event stream, not sorted by case). Each measurement runs in
-its own subprocess so peak RSS (ru_maxrss) belongs to that measurement alone.
+The log (`generate`): a synthetic stage-level journey log written with DuckDB — about 3.4
+events per case, 10 activities, branching, loops and early exits — as a Parquet file in time
+order (an event stream, not sorted by case), `case`, `activity`, `timestamp`.
 
 ours:  read Parquet into DuckDB, variants, performance DFG (count/mean/median/p90), start/end
-       activities, inductive miner on the variant counter, token replay per variant.
+       activities, inductive miner on the variant counter, token replay per variant
+       (transforms/mining.py).
 pm4py: pandas read_parquet, format_dataframe, discover_dfg, discover_performance_dfg,
        get_variants, discover_process_tree_inductive, fitness_token_based_replay (full log).
 
-Both sides print a digest of their results (variant counts, DFG counts, tree, fitness); the
-benchmark reports whether they are identical. Not a test: it takes minutes at 10M events.
+Each worker runs in its own process (`python -m bench.mining --worker ours|pm4py --file F`,
+measured by bench/measure.py) and prints, as its last line, JSON with its step times and a
+digest of each result; `compare` names the results that differ. bench/suite.py runs both.
 """
 
 from __future__ import annotations
@@ -23,12 +22,12 @@ import hashlib
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# the results both sides must agree on (fitness only when token replay ran)
+COMPARED = ("variants", "dfg", "dfg_mean", "dfg_median", "start_end", "tree", "fitness")
 
 # (from, to, probability); each row's probabilities sum to 1; 'END' stops the journey.
 FLOW = [
@@ -111,7 +110,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker_ours(path: Path) -> dict:
+def worker_ours(path: Path, replay: bool) -> dict:
     import duckdb
 
     from transforms import mining
@@ -134,9 +133,11 @@ def worker_ours(path: Path) -> dict:
     t = time.perf_counter()
     tree = mining.discover_model(vc)
     times["inductive_miner"] = time.perf_counter() - t
-    t = time.perf_counter()
-    fitness = mining.conformance(vc, tree).log_fitness
-    times["token_replay"] = time.perf_counter() - t
+    fitness = None
+    if replay:
+        t = time.perf_counter()
+        fitness = round(mining.conformance(vc, tree).log_fitness, 12)
+        times["token_replay"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
     return {
         "times": times, "peak_mb": _peak_mb(),
@@ -145,7 +146,7 @@ def worker_ours(path: Path) -> dict:
         "dfg": _digest(sorted([f, t, n] for f, t, n, *_ in dfg)),
         "dfg_mean": _digest(sorted([f, t, round(m, 6)] for f, t, _, m, *_ in dfg)),
         "dfg_median": _digest(sorted([f, t, round(md, 6)] for f, t, _, _, md, _ in dfg)),
-        "start_end": _digest([starts, ends]), "tree": str(tree), "fitness": round(fitness, 12),
+        "start_end": _digest([starts, ends]), "tree": str(tree), "fitness": fitness,
     }
 
 
@@ -198,69 +199,29 @@ def worker_pm4py(path: Path, replay: bool) -> dict:
     }
 
 
-def run_worker(kind: str, path: Path, replay: bool) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--file", str(path)]
-    if not replay:
-        cmd.append("--no-replay")
-    env = dict(os.environ, PM4PY_SHOW_PROGRESS_BAR="False",
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def compare(ours: dict, theirs: dict) -> list[str]:
+    """The compared results (COMPARED) that differ between the two workers' outputs."""
+    return [k for k in COMPARED if ours.get(k) != theirs.get(k)]
+
+
+def worker_command(kind: str, path: Path, replay: bool) -> list[str]:
+    """The command line of one measured worker."""
+    cmd = [sys.executable, "-m", "bench.mining", "--worker", kind, "--file", str(path)]
+    return cmd if replay else [*cmd, "--no-replay"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/journeys-bench"))
-    parser.add_argument("--no-replay", action="store_true",
-                        help="skip token-based replay on both sides")
-    parser.add_argument("--worker", choices=["ours", "pm4py"], help=argparse.SUPPRESS)
-    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(description="one mining worker (run by bench/suite.py)")
+    parser.add_argument("--worker", choices=["ours", "pm4py"], required=True)
+    parser.add_argument("--file", type=Path, required=True)
+    parser.add_argument("--no-replay", action="store_true")
     args = parser.parse_args()
     replay = not args.no_replay
-
-    if args.worker:
-        result = (worker_ours(args.file) if args.worker == "ours"
-                  else worker_pm4py(args.file, replay))
-        print(json.dumps(result))
-        return
-
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    for n in args.events:
-        path = args.workdir / f"journeys_{n}.parquet"
-        if not path.exists():
-            t = time.perf_counter()
-            generate(path, n)
-            print(f"generated {path} in {time.perf_counter() - t:.1f} s", flush=True)
-        ours = run_worker("ours", path, replay)
-        theirs = run_worker("pm4py", path, replay)
-        keys = ["variants", "dfg", "dfg_mean", "dfg_median", "start_end", "tree"]
-        if replay:
-            keys.append("fitness")
-        same = {k: ours[k] == theirs[k] for k in keys}
-        print(f"\n== {ours['events']:,} events ({path.name}) ==")
-        print(f"{'step':<18}{'ours s':>10}{'pm4py s':>10}")
-        for step in sorted(set(ours["times"]) | set(theirs["times"]),
-                           key=lambda s: (s == "total", s)):
-            a, b = ours["times"].get(step), theirs["times"].get(step)
-            print(f"{step:<18}{'' if a is None else f'{a:.2f}':>10}"
-                  f"{'' if b is None else f'{b:.2f}':>10}")
-        per_event_ours = sum(ours["times"][k] for k in
-                             ("read", "variants", "performance_dfg", "start_end"))
-        per_event_pm4py = sum(theirs["times"][k] for k in
-                              ("read", "format_dataframe", "dfg", "performance_dfg", "variants"))
-        print(f"per-event analytics (read, variants, DFG, performance DFG, start/end): ours "
-              f"{per_event_ours:.2f} s, pm4py {per_event_pm4py:.2f} s -> "
-              f"{per_event_pm4py / per_event_ours:.1f}x faster")
-        t_ratio = theirs["times"]["total"] / ours["times"]["total"]
-        m_ratio = theirs["peak_mb"] / ours["peak_mb"]
-        print(f"total: ours {ours['times']['total']:.2f} s, pm4py {theirs['times']['total']:.2f} s"
-              f" -> {t_ratio:.1f}x faster")
-        print(f"peak RSS: ours {ours['peak_mb']:.0f} MB, pm4py {theirs['peak_mb']:.0f} MB"
-              f" -> {m_ratio:.1f}x less memory")
-        print("identical results: " + ", ".join(f"{k}={'yes' if v else 'NO'}"
-                                                for k, v in same.items()), flush=True)
+    result = (worker_ours(args.file, replay) if args.worker == "ours"
+              else worker_pm4py(args.file, replay))
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
     main()

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `python -m bench.suite` runs the whole suite (bench/suite.py)."""
