@@ -19,6 +19,11 @@ The rules, each written once here:
   `events`, left out of journeys).
 - **Carry forward**: an event with no value in a `carry_forward` column takes the customer's
   value from their latest event at or before it that has one, else from their first.
+- **Privacy** (transforms/privacy.py, the config's `privacy:` block): with `pseudonymise`, the
+  records' ids (event id after its `<source>:`, customer, anonymous id, the identifier columns
+  and JSON keys) are replaced by keyed hashes before anything is stitched, so `identity_map`,
+  `events` and every table built on them hold pseudonyms only; listed free-text columns are
+  dropped or truncated at the same point.
 
 Values from the files reach SQL as data; names and JSON paths from the validated config are
 quoted (`ident`) or bound as parameters.
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from transforms.privacy import PrivacyPlan, apply_privacy, privacy_plan
 from transforms.sources import EVENT_TYPES, ColumnRef, EventsSchema, ProjectConfig, Source
 from transforms.sqlutil import Params, ident, sql_file
 
@@ -205,9 +211,13 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
     """
 
 
-def build_events(con: duckdb.DuckDBPyConnection, cfg: ProjectConfig) -> EventsStats:
-    """(Re)build `identity_map` and `events` from the raw tables of the event sources."""
+def build_events(con: duckdb.DuckDBPyConnection, cfg: ProjectConfig,
+                 privacy: PrivacyPlan | None = None) -> EventsStats:
+    """(Re)build `identity_map` and `events` from the raw tables of the event sources, with the
+    ids pseudonymised and free text withheld as `privacy` says (default: the config file's
+    `privacy:` block)."""
     sources = event_sources(cfg)
+    privacy = privacy if privacy is not None else privacy_plan(cfg)
     p = Params()
     if sources:
         body = " union all ".join(_records_sql(s, cfg.events, p) for s in sources)
@@ -219,6 +229,7 @@ def build_events(con: duckdb.DuckDBPyConnection, cfg: ProjectConfig) -> EventsSt
                 f"anonymous_id, cast(null as varchar) as event_name, cast(null as timestamp) "
                 f"as event_ts{', ' + attrs if attrs else ''} where false")
     con.execute(f"create or replace temp table _event_records as {body}", p.values)
+    apply_privacy(con, "_event_records", privacy)
     con.execute(sql_file("identity_map"))
     p = Params()
     if sources:

@@ -1,8 +1,25 @@
 """Ingestion: source export files → typed, validated, deduplicated `raw_<source>` tables.
 
 Grain: `raw_<source>` has one row per loaded source record; `quarantine` one row per rejected or
-duplicate record, with its file, line, raw text and reason; `ingest_reconciliation` one row per
-(source, partition day) with rows read = loaded + quarantined + duplicates.
+duplicate record, with its file, line, raw text and reason (kind 'rejected' or 'duplicate'), and
+per record read but waiting for a day outside the run's range (kind 'outside_range');
+`rejected_files` one row per (source, file) rejected as a whole, with the records it holds as
+far as they can be counted and the reason; `ingest_reconciliation` one row per (source,
+partition day) with rows read = loaded + quarantined + duplicates.
+
+Every physical record of every file read ends up loaded, quarantined with a reason, or in a
+rejected file (a blank line, nothing but spaces and tabs, is no record):
+- a path the source's glob matches that cannot be read is rejected alone, and every other file
+  loads as without it: a directory, a broken link, not a regular file, a file that cannot be
+  opened, a broken gzip stream, a Parquet file that is none (no PAR1 marker) or is compressed
+  whole, an XES log that does not parse (`file_problem`, `_stage_files`). Such a path adds no
+  partition. Compression is seen from the first bytes, so gzip bytes named `.jsonl` are read.
+- a record that belongs to a day outside the run's range (a late row that file D holds for
+  D - 1 when only D is run) and that no earlier load has loaded or quarantined is kept in
+  `quarantine` in its own day, kind 'outside_range', reason `belongs to day <D-1>, outside this
+  run's range <first> … <last>; run that day to load it (...)`, until that day is loaded. The
+  first partition reaches back late_days before the earliest export day, so a full run leaves
+  none.
 
 Which partition a row belongs to (each row read belongs to exactly one):
 - a valid row belongs to the UTC day of its event time, wherever it arrived (late data lands in
@@ -41,6 +58,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +68,7 @@ import duckdb
 import pyarrow as pa
 
 from transforms.errors import UserError
-from transforms.readers import open_binary, timestamp_sql
+from transforms.readers import open_binary, sniff_compression, timestamp_sql
 from transforms.sources import Source, file_date, future_file_day, now_utc
 from transforms.sqlutil import Params, ident, literal
 
@@ -167,7 +186,171 @@ def _register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
 
 
 def _compressed(path: Path) -> bool:
-    return path.name.lower().endswith((".gz", ".zst", ".zstd"))
+    """Whether the file is gzip or zstd compressed, by its first bytes (whatever its name)."""
+    return sniff_compression(path) is not None
+
+
+# what reading one bad file can raise (bad bytes, a broken compressed stream, a file that
+# vanished or cannot be opened, a file DuckDB or the XES parser refuses): that file is rejected
+# alone; anything else is a bug and propagates
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    duckdb.Error, UserError, OSError, EOFError, zlib.error, ValueError)
+try:
+    import zstandard
+
+    READ_ERRORS += (zstandard.ZstdError,)
+except ImportError:  # pragma: no cover - zstandard is optional
+    pass
+
+
+def file_problem(path: Path, source: Source) -> str | None:
+    """Why the path a source's glob matched cannot be read as an export file, or None: a
+    directory, a broken link, not a regular file, cannot be opened, or (Parquet) not a Parquet
+    file. Such a path is rejected alone (`rejected_files`); every other file loads."""
+    if path.is_symlink() and not path.exists():
+        return f"a broken link to {os.readlink(path)}"
+    if path.is_dir():
+        return "a directory, not a file" if not path.is_symlink() else \
+            f"a link to a directory ({os.readlink(path)}), not a file"
+    if not path.is_file():
+        return "not a regular file (a pipe, socket or device)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if source.format == "parquet" and head == b"PAR1":
+                fh.seek(-4, os.SEEK_END)
+                tail = fh.read(4)
+    except OSError as exc:
+        return f"cannot be opened: {exc.strerror or exc}"
+    if source.format == "parquet":
+        comp = sniff_compression(path)
+        if comp is not None:
+            return (f"{comp}-compressed, but Parquet is read as is (it compresses inside); "
+                    "decompress the file")
+        if head != b"PAR1" or tail != b"PAR1":
+            return ("empty, not a Parquet file" if not head else
+                    "not a Parquet file (no PAR1 marker at its start and end; truncated, or "
+                    "another format named .parquet)")
+    return None
+
+
+def physical_records(path: Path, source: Source) -> int:
+    """The records a rejected file holds as far as they can be counted without parsing it: its
+    physical lines (decompressed as far as the stream reads; a CSV header not counted), the
+    rows in a Parquet footer, the `<event` elements of an XES log; 0 for what is not a file."""
+    if not path.is_file():
+        return 0
+    if source.format == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (OSError, ValueError, pa.ArrowException):
+            return 0
+    lines, last, events = 0, b"\n", 0
+    for chunk in _readable_bytes(path):
+        lines += chunk.count(b"\n")
+        events += chunk.count(b"<event")
+        last = chunk[-1:]
+    if source.format == "xes":
+        return events
+    lines += last != b"\n"
+    if source.format == "csv" and source.header and source.delimiter != "whitespace":
+        lines -= 1 if lines else 0
+    return lines
+
+
+def _readable_bytes(path: Path) -> Iterator[bytes]:
+    """The file's decompressed bytes as far as they can be read: a broken gzip stream up to
+    the break (fed to zlib piece by piece, so nothing decoded before the break is lost)."""
+    try:
+        if sniff_compression(path) != "gzip":
+            with open_binary(path) as fh:
+                while chunk := fh.read(1 << 20):
+                    yield chunk
+            return
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        with open(path, "rb") as fh:
+            while raw := fh.read(1 << 16):
+                while raw:
+                    yield inflate.decompress(raw)
+                    raw = inflate.unused_data  # a next gzip member
+                    if raw:
+                        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    except READ_ERRORS:
+        return  # a broken stream: the bytes before the break
+
+
+def _read_failure(path: Path, exc: BaseException) -> str:
+    """The rejected_files reason for a file whose reading raised `exc`."""
+    comp = sniff_compression(path)
+    text = _first_line(exc)
+    for prefix in (f"cannot read {path}: ", f"{path}: "):  # the file is named beside it
+        text = text.removeprefix(prefix)
+    broken = _gzip_break(path) if comp == "gzip" else None
+    if broken is not None:
+        return f"a broken gzip stream (truncated or corrupt): {broken}"
+    if isinstance(exc, (EOFError, zlib.error)) or (comp and isinstance(exc, OSError)):
+        return f"a broken {comp or 'compressed'} stream (truncated or corrupt): {text}"
+    return f"cannot be read: {text}"
+
+
+def _gzip_break(path: Path) -> str | None:
+    """What is wrong with the gzip stream of `path` (None: it decompresses to its end)."""
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        with open(path, "rb") as fh:
+            while raw := fh.read(1 << 16):
+                while raw:
+                    inflate.decompress(raw)
+                    raw = inflate.unused_data
+                    if raw:
+                        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    except zlib.error as exc:
+        return str(exc)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None if inflate.eof else "the file ends before the end of the compressed stream"
+
+
+def _stage_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
+                 ) -> list[list]:
+    """Stage `files` (`_stage`: one row per physical record) and return the files that cannot
+    be read, as `rejected_files` rows [file, rows read, reason]: each bad file is rejected
+    alone (`file_problem`, or an error while reading it) and every other file is staged as
+    without it. All files are read in one pass; only when that fails, one at a time."""
+    stage = _STAGERS.get(source.format, _stage_csv)
+    bad: list[list] = []
+    good: list[Path] = []
+    for path in files:
+        why = file_problem(path, source)
+        if why is None:
+            good.append(path)
+        else:
+            bad.append([str(path), physical_records(path, source), why])
+    try:
+        stage(con, source, good)
+        return bad
+    except READ_ERRORS:
+        pass  # one of them is unreadable: find which, file by file
+    staged = False  # whether _stage_all holds a file yet
+    for path in good:
+        try:
+            stage(con, source, [path])
+        except READ_ERRORS as exc:
+            bad.append([str(path), physical_records(path, source), _read_failure(path, exc)])
+            continue
+        if staged:
+            con.execute("insert into _stage_all by name select * from _stage")
+        else:
+            con.execute("create or replace temp table _stage_all as select * from _stage")
+            staged = True
+    if staged:
+        con.execute("create or replace temp table _stage as select * from _stage_all")
+        con.execute("drop table _stage_all")
+    else:
+        _empty_stage(con, source)
+    return bad
 
 
 def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
@@ -250,10 +433,10 @@ def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: li
             from read_text(?) where filename <> ''
         ), numbered as (
             select t.source_file, generate_subscripts(t.lines, 1) as source_line,
-                   unnest(t.lines) as raw_record, len(t.lines) as n_lines, false as undecodable
+                   unnest(t.lines) as raw_record, false as undecodable
             from texts t
             union all
-            select source_file, source_line, rtrim(raw_record, chr(10)), 0, undecodable
+            select source_file, source_line, rtrim(raw_record, chr(10)), undecodable
             from _packed_lines
         ), stripped as (
             select n.source_file, f.file_date, n.source_line, n.undecodable,
@@ -262,13 +445,14 @@ def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: li
                                                           chr(65279))
                         else rtrim(n.raw_record, chr(13)) end as raw_record
             from numbered n join _files f using (source_file)
-            -- the empty string after the file's final newline is not a line
-            where not (n.source_line = n.n_lines and n.raw_record = '')
         ), lines as (
             select *,
                    case when json_valid(raw_record)
                         then json_type(raw_record) = 'OBJECT' else false end as ok
             from stripped
+            -- a blank line (nothing but spaces and tabs, or the empty string after the final
+            -- newline) is no record, as in CSV
+            where trim(raw_record, ' ' || chr(9)) <> ''
         ), extracted as (
             select *,
                    case when ok then json_extract_string(raw_record, ?::VARCHAR[]) end as vals,
@@ -325,6 +509,21 @@ class _RecordTooLong(Exception):
 # unterminated quote (this also bounds the work of re-reading after one)
 MAX_RECORD_LINES = 100
 UNTERMINATED = "unterminated quote"
+
+
+def _other_delimiter(header: str, source: Source) -> str | None:
+    """When a header line split by another common delimiter holds every mapped field: the
+    hint for the reason (one file of a comma source exported with semicolons)."""
+    want = set(source.columns.values())
+    for delim, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'"), (",", "','")):
+        if delim == source.delimiter or delim not in header:
+            continue
+        fields = {f.strip().strip('"').lstrip("\ufeff") for f in header.rstrip("\r\n").split(delim)}
+        if want <= fields:
+            return (f" (its fields are separated by {name}, the source's by "
+                    f"{source.delimiter!r}: export it like the others, or give such files a "
+                    f"source of their own with delimiter: {delim!r})")
+    return None
 
 
 def _csv_records(path: Path, source: Source
@@ -430,6 +629,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
         day = file_date(path)
         records = _csv_records(path, source)
         header_missing: list[str] = []
+        hint: str | None = None
         positions: dict[str, int] = {}
         n_header = None
         if not source.header:  # fields are named by position: column0, column1, ...
@@ -442,15 +642,16 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
                 n_header = len(header)
                 positions = {c: header.index(f) for c, f in source.columns.items() if f in header}
                 header_missing = [f for c, f in source.columns.items() if c not in positions]
+                hint = _other_delimiter(raw, source) if header_missing else None
                 continue
-            if not row and raw.strip() == "":
-                continue  # blank line
+            if len(row) <= 1 and raw.strip(" \t\r") == "":
+                continue  # a blank line (nothing but spaces and tabs), as in JSON lines
             if n_header is None:
                 n_header = len(row)  # no header: the first record gives the width
             malformed = None
             if header_missing:
                 what = "file header lacks" if source.header else "no such position for"
-                malformed = f"{what} column(s): {', '.join(header_missing)}"
+                malformed = f"{what} column(s): {', '.join(header_missing)}{hint or ''}"
             elif problem is not None:
                 malformed = problem
             elif "\ufffd" in raw:
@@ -518,6 +719,8 @@ def _stage_xes(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
 
     keys = list(dict.fromkeys(source.columns.values()))
     parts = []
+    for n in range(len(files)):  # left over from a read that failed
+        con.execute(f"drop table if exists _xes_{n}")
     for n, path in enumerate(files):
         raw = f"_xes_{n}"
         present = _load_xes(con, path, raw, keys)
@@ -545,6 +748,10 @@ def _stage_xes(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_STAGERS = {"csv": _stage_csv, "jsonl": _stage_jsonl, "parquet": _stage_parquet,
+            "xes": _stage_xes}
 
 
 def _empty_stage(con: duckdb.DuckDBPyConnection, source: Source) -> None:
@@ -722,16 +929,26 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
 def check_fields(source: Source, config_path: Path | str) -> None:
     """Stop before any work when the source's files lack a mapped field: the header of each
     CSV/TSV file (with a header), the schema of each Parquet file. Raises ConfigError naming the
-    first column whose field is missing and the fields the file has."""
+    first column whose field no file has and the fields the first file has. A field missing
+    from some files only is those files' fault, not the mapping's: their rows are quarantined
+    (`file header lacks column(s)`) and the other files load. A path that is no readable file
+    (`file_problem`) is skipped here and rejected by the load."""
     from transforms.errors import ConfigError
 
+    missing: dict[str, tuple[Path, list[str], str]] = {}  # column -> first file lacking it
+    found: set[str] = set()
     for path in source.files():
+        if file_problem(path, source) is not None:
+            continue
         fields: list[str] | None = None
         if source.format in ("csv", "tsv") and source.header and \
                 source.delimiter != "whitespace":
-            for _, row, _, _ in _csv_records(path, source):
-                fields = [h.strip().lstrip("\ufeff") for h in row]
-                break
+            try:
+                for _, row, _, _ in _csv_records(path, source):
+                    fields = [h.strip().lstrip("\ufeff") for h in row]
+                    break
+            except READ_ERRORS:
+                continue  # an unreadable file is the load's to reject
         elif source.format == "parquet":
             import pyarrow.parquet as pq
 
@@ -743,11 +960,18 @@ def check_fields(source: Source, config_path: Path | str) -> None:
             continue
         for col, field_name in source.columns.items():
             top = field_name.split(".")[0] if source.format == "parquet" else field_name
-            if top not in fields:
-                shown = ", ".join(fields[:15]) + (", ..." if len(fields) > 15 else "")
-                raise ConfigError(config_path, f"sources.{source.name}.columns.{col}",
-                                  f"{path.name} has no field {field_name!r} (it has: {shown})",
-                                  "map the column to one of those fields, or remove it")
+            if top in fields:
+                found.add(col)
+            else:
+                missing.setdefault(col, (path, fields, field_name))
+    for col in source.columns:
+        if col not in missing or col in found:
+            continue
+        path, fields, field_name = missing[col]
+        shown = ", ".join(fields[:15]) + (", ..." if len(fields) > 15 else "")
+        raise ConfigError(config_path, f"sources.{source.name}.columns.{col}",
+                          f"{path.name} has no field {field_name!r} (it has: {shown})",
+                          "map the column to one of those fields, or remove it")
 
 
 # (source, its undated files with size and mtime) -> (first, last) valid event day
@@ -758,7 +982,8 @@ def undated_day_range(source: Source) -> tuple[dt.date, dt.date] | None:
     """The first and last event day of the valid records in the source's files that carry no
     date in their name (None when there are none): read and checked exactly as a load would,
     once per file version."""
-    undated = [p for p in source.files() if file_date(p) is None]
+    undated = [p for p in source.files()
+               if file_date(p) is None and file_problem(p, source) is None]
     if not undated:
         return None
     # rows after now are in the future: the answer holds for the clock's hour
@@ -770,9 +995,7 @@ def undated_day_range(source: Source) -> tuple[dt.date, dt.date] | None:
         try:
             con.execute("SET TimeZone = 'UTC'")
             _register_files(con, undated)
-            stage = {"jsonl": _stage_jsonl, "parquet": _stage_parquet, "xes": _stage_xes}.get(
-                source.format, _stage_csv)
-            stage(con, source, undated)
+            _stage_files(con, source, undated)  # an unreadable file adds no days
             _classify(con, source)
             lo, hi = con.execute("select min(partition_date), max(partition_date) "
                                  "from _classified where reason is null").fetchone()
@@ -794,7 +1017,7 @@ def load_range(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date, l
     day = first
     while day <= last:
         chunk_last = min(last, day + dt.timedelta(days=step - 1))
-        chunk = _load_chunk(con, source, day, chunk_last)
+        chunk = _load_chunk(con, source, day, chunk_last, first, last)
         for s in chunk:
             if callable(on_partition):
                 on_partition(s)
@@ -921,23 +1144,27 @@ def _future_files(con: duckdb.DuckDBPyConnection, source: Source) -> list[list]:
     if not future:
         return []
     _register_files(con, [p for p, _ in future])
-    stage = {"jsonl": _stage_jsonl, "parquet": _stage_parquet, "xes": _stage_xes}.get(
-        source.format, _stage_csv)
-    stage(con, source, [p for p, _ in future])
+    unreadable = {f: n for f, n, _ in _stage_files(con, source, [p for p, _ in future])}
     counts = dict(con.execute("select source_file, count(*) from _stage group by all").fetchall())
+    counts.update(unreadable)
     return [[str(p), counts.get(str(p), 0),
              f"file dated in the future: {d.isoformat()} (today {now.date().isoformat()})"]
             for p, d in future]
 
 
 def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
-                last: dt.date) -> list[PartitionStats]:
+                last: dt.date, run_first: dt.date | None = None,
+                run_last: dt.date | None = None) -> list[PartitionStats]:
+    """Load partitions first..last (a chunk of the run's range run_first..run_last)."""
+    run_first, run_last = run_first or first, run_last or last
     future = _future_files(con, source)
     files = _files_for(source, first, last)
     _register_files(con, files)
-    stage = {"jsonl": _stage_jsonl, "parquet": _stage_parquet, "xes": _stage_xes}.get(
-        source.format, _stage_csv)
-    stage(con, source, files)
+    bad = _stage_files(con, source, files)
+    con.execute("create or replace temp table _bad_files "
+                "(source_file VARCHAR, rows_read BIGINT, reason VARCHAR)")
+    if bad:
+        con.executemany("insert into _bad_files values (?, ?, ?)", bad)
     _classify(con, source)
     table = ident(raw_table(source))
     _rank_copies(con, source, first, last)
@@ -955,10 +1182,10 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         con.execute(f"delete from {REJECTED_FILES_TABLE} where source = ? and (source_file in "
                     "(select source_file from _files) or list_contains(?, source_file))",
                     [source.name, [f for f, _, _ in future]])
-        if future:
+        if future or bad:
             con.executemany(f"insert into {REJECTED_FILES_TABLE} values "
                             "(?, ?, ?, ?, now()::TIMESTAMP)",
-                            [[source.name, *row] for row in future])
+                            [[source.name, *row] for row in future + bad])
         con.execute(f"""
             insert into {REJECTED_FILES_TABLE}
             select ?, source_file, count(*),
@@ -980,6 +1207,7 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
                    now()::TIMESTAMP
             from _ranked where reason is not null or _copy > 1""", [source.name])
         _demote_later_copies(con, source, first, last)
+        _note_outside_range(con, source, run_first, run_last)
         con.execute(f"""
             insert into {RECON_TABLE}
             with days as (
@@ -997,11 +1225,13 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
             , day_files as (
                 -- the files that may hold rows of the day: exported from max_days_after_export
                 -- before it to late_days after it, and every file without a date
+                -- (a rejected file is not read: it is in `rejected_files`)
                 select d.partition_date, list(f.source_file order by f.source_file) as files
                 from days d join _files f
                   on f.file_date is null
                   or f.file_date between d.partition_date - ?::INTEGER
                                      and d.partition_date + ?::INTEGER
+                where f.source_file not in (select source_file from _bad_files)
                 group by all
             )
             select ?, d.partition_date, coalesce(rows_read, 0), coalesce(rows_loaded, 0),
@@ -1028,6 +1258,55 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         by_day.setdefault(day, {})[why] = n
     return [PartitionStats(source.name, d, r, ld, q, dup, sk, by_day.get(d, {}))
             for d, r, ld, q, dup, sk in rows]
+
+
+def _note_outside_range(con: duckdb.DuckDBPyConnection, source: Source, run_first: dt.date,
+                        run_last: dt.date) -> None:
+    """Rows of the files read that belong to a day outside the run's range run_first..run_last
+    (a late row of the earliest file read, a row that file D holds for D-1 when only D is run)
+    and that no earlier load has loaded or quarantined: kept in `quarantine` in their own
+    partition with kind 'outside_range' and the day to run, so no row read is dropped unsaid.
+    Loading that partition replaces them (its load deletes the partition's quarantine)."""
+    table = ident(raw_table(source))
+    con.execute(f"""
+        delete from {QUARANTINE_TABLE} q
+        where q.source = ? and q.kind = 'outside_range'
+          and exists (select 1 from _classified c where c.source_file = q.source_file
+                                                    and c.source_line = q.source_line)""",
+                [source.name])
+    con.execute(f"""
+        insert into {QUARANTINE_TABLE}
+        select $source, c.partition_date, c.source_file, c.source_line, c.raw_record,
+               'belongs to day ' || c.partition_date::VARCHAR || ', outside this run''s range '
+               || $first::VARCHAR || ' … ' || $last::VARCHAR
+               || '; run that day to load it (journeys run --start '
+               || c.partition_date::VARCHAR || ' --end ' || c.partition_date::VARCHAR || ')',
+               'outside_range', now()::TIMESTAMP
+        from _classified c
+        where c.partition_date is not null
+          and c.partition_date not between $first and $last
+          and not exists (select 1 from {table} r where r.source_file = c.source_file
+                                                     and r.source_line = c.source_line)
+          and not exists (select 1 from {QUARANTINE_TABLE} q
+                          where q.source = $source and q.source_file = c.source_file
+                            and q.source_line = c.source_line)""",
+                {"source": source.name, "first": run_first, "last": run_last})
+
+
+def outside_range_rows(con: duckdb.DuckDBPyConnection, source: Source
+                       ) -> list[tuple[dt.date, int]]:
+    """(day, rows) of the source's rows read but kept aside as outside a run's range."""
+    ensure_tables(con, source)
+    return con.execute(f"select partition_date, count(*) from {QUARANTINE_TABLE} "
+                       "where source = ? and kind = 'outside_range' group by all order by 1",
+                       [source.name]).fetchall()
+
+
+def rejected_files(con: duckdb.DuckDBPyConnection, source: Source) -> list[tuple[str, int, str]]:
+    """(file, rows read, reason) of the source's rejected files, by file name."""
+    ensure_tables(con, source)
+    return con.execute(f"select source_file, rows_read, reason from {REJECTED_FILES_TABLE} "
+                       "where source = ? order by source_file", [source.name]).fetchall()
 
 
 def reconciliation_problems(con: duckdb.DuckDBPyConnection, source: Source) -> list[str]:

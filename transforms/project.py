@@ -2,16 +2,18 @@
 
 `load_project(path)` validates sources.yaml, then the journey map against the sources and the
 events columns that config defines, so a rule naming an unknown source or column stops the run
-before any work. The result is cached per file (path and modification time): every consumer in
-one process shares one parse.
+before any work; then its `privacy:` block (transforms/privacy.py: salt present and long enough,
+every named column known). The result is cached per file (path and modification time): every
+consumer in one process shares one parse.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transforms.journey_map import JourneyMap, Vocabulary, load_journey_map
+from transforms.privacy import Privacy, PrivacyPlan, plan_privacy, read_privacy
 from transforms.sources import ProjectConfig, load_config
 
 
@@ -19,6 +21,8 @@ from transforms.sources import ProjectConfig, load_config
 class Project:
     config: ProjectConfig
     journey_map: JourneyMap
+    # what `events` pseudonymises and withholds (off without a `privacy:` block)
+    privacy: PrivacyPlan = field(default_factory=lambda: PrivacyPlan(Privacy()))
 
     @property
     def event_sources(self) -> list[str]:
@@ -52,6 +56,8 @@ def load_project(config_path: str | Path) -> Project:
     cfg_mtime = _mtime(path)
     cfg = load_config(path)
     map_mtime = _mtime(cfg.journey_map)
-    project = Project(cfg, load_journey_map(cfg.journey_map, vocabulary(cfg)))
+    journey_map = load_journey_map(cfg.journey_map, vocabulary(cfg))
+    privacy = plan_privacy(read_privacy(path), cfg, journey_map)
+    project = Project(cfg, journey_map, privacy)
     _CACHE[str(path)] = (cfg_mtime, map_mtime, project)
     return project

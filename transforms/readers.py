@@ -41,8 +41,10 @@ utf-16 (little-endian only) itself; anything else (cp1252, big-endian UTF-16, ev
 JSON file) is transcoded to UTF-8 by Python first. A UTF-16 byte-order mark is recognised
 without ``encoding``. XES declares its own encoding in the XML prolog.
 
-Compression: gzip and zstd, from the file name. DuckDB reads compressed CSV and JSON itself;
-XES `.xes.gz` is opened by Python's gzip, `.xes.zst` needs the ``zstandard`` package.
+Compression: gzip and zstd. `read_table` goes by the file name: DuckDB reads compressed CSV and
+JSON itself; XES `.xes.gz` is opened by Python's gzip, `.xes.zst` needs the ``zstandard``
+package. `open_binary` (ingestion, XES) goes by the file's first bytes (`sniff_compression`), so
+a gzip file named `.jsonl` is read as gzip and a plain file named `.gz` as plain.
 
 Materialisation: `read_table` loads the file into a temporary table of `con` (insertion order is
 file order, so `rowid` numbers the rows) and returns it; a mistake in the file or the options
@@ -352,9 +354,29 @@ class _decoded:
             self.tmpdir = None
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def sniff_compression(path: str | Path) -> str | None:
+    """'gzip', 'zstd' or None, from the file's first bytes (its name when they cannot be read):
+    a gzip file named `.jsonl` is read as gzip, a plain file named `.gz` as plain text."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return compression_of(path)
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
 def open_binary(path: Path) -> Any:
-    """The file as a binary stream, gzip or zstd decompressed by its name."""
-    comp = compression_of(path)
+    """The file as a binary stream, gzip or zstd decompressed by its content (`sniff_compression`:
+    the first bytes decide, not the name)."""
+    comp = sniff_compression(path)
     if comp == "gzip":
         return gzip.open(path, "rb")
     if comp == "zstd":
@@ -370,7 +392,7 @@ def open_binary(path: Path) -> Any:
 
 def _peek(path: Path, n: int) -> bytes:
     """The first `n` decompressed bytes (b'' when they cannot be read cheaply)."""
-    if compression_of(path) == "zstd":
+    if sniff_compression(path) == "zstd":
         return b""
     try:
         with open_binary(path) as fh:

@@ -174,18 +174,21 @@ class ProjectConfig:
 
     def _day_bounds(self) -> tuple[list[dt.date], list[dt.date]]:
         """Earliest and latest days that can hold rows, per file: a dated file's export day
-        widened by how far its timestamps may lie after it (max_days_after_export), and for
-        files without a date their records' event days. A file dated in the future (see
-        `future_file_day`) holds no rows: it adds no days."""
-        from transforms.ingest import undated_day_range
+        widened back by how late its rows may arrive (late_days) and forward by how far its
+        timestamps may lie after it (max_days_after_export), and for files without a date their
+        records' event days. A file dated in the future (see `future_file_day`) and a path that
+        is no readable file (`transforms.ingest.file_problem`: a directory, a broken link) hold
+        no rows: they add no days."""
+        from transforms.ingest import file_problem, undated_day_range
 
         lows, highs = [], []
         now = now_utc()
         for s in self.sources.values():
             for p in s.files():
                 d = file_date(p)
-                if d is not None and future_file_day(p, now) is None:
-                    lows.append(d - dt.timedelta(days=s.max_days_after_export))
+                if d is not None and future_file_day(p, now) is None and \
+                        file_problem(p, s) is None:
+                    lows.append(d - dt.timedelta(days=s.late_days))
                     highs.append(d + dt.timedelta(days=s.max_days_after_export))
             found = undated_day_range(s)
             if found is not None:
@@ -195,8 +198,8 @@ class ProjectConfig:
 
     def first_partition(self) -> dt.date:
         """The first daily partition: start_date, else the earliest day any export can hold
-        rows of (an export day moved back by max_days_after_export, or the first event day of
-        a file without a date), else today (UTC)."""
+        rows of (an export day moved back by late_days, or the first event day of a file
+        without a date), else today (UTC)."""
         if self.start_date:
             return self.start_date
         lows, _ = self._day_bounds()
@@ -267,7 +270,7 @@ def load_config(config_path: str | Path) -> ProjectConfig:
 
     sources_raw = _mapping(raw.get("sources"), path, "sources")
     top_keys = {"warehouse", "journey_map", "output_dir", "sources", "schedule", "start_date",
-                "events", "currency"}
+                "events", "currency", "privacy"}
     unknown = set(raw) - top_keys
     if unknown:
         key = sorted(unknown)[0]

@@ -63,13 +63,29 @@ def choose_range(cfg: object, start: dt.date | None,
     return first, last
 
 
+def print_resolved(project: object) -> None:
+    """One line each for where the run reads and writes, resolved to absolute paths: the
+    warehouse, the output folder, every source's glob (and how many files it matches now),
+    and what the privacy block pseudonymises or withholds (never the salt)."""
+    cfg = project.config
+    print(f"journeys run: warehouse {cfg.warehouse}", flush=True)
+    print(f"journeys run: output    {cfg.output_dir}", flush=True)
+    for source in cfg.sources.values():
+        n = len(source.files())
+        print(f"journeys run: source {source.name}: {source.path_glob} "
+              f"({n:,} file{'' if n == 1 else 's'})", flush=True)
+    print(f"journeys run: privacy: {project.privacy.describe()}", flush=True)
+
+
 def handle(args: argparse.Namespace) -> int:
     from pipelines.project import config_path, dagster_home
     from transforms.project import load_project
 
-    # the config and the journey map are read and checked once, before any work
+    # the config, the journey map and the privacy block are read and checked once, before any
+    # work; the paths they resolve to are printed (globs and output paths are trusted as given)
     project = load_project(config_path(args.config))
     cfg = project.config
+    print_resolved(project)
     from transforms.ingest import check_fields
 
     for source in cfg.sources.values():  # every mapped field is in the files' headers

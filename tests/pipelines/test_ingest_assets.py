@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 
 import dagster as dg
 import duckdb
@@ -193,3 +194,56 @@ def test_events_check_fails_when_a_raw_record_is_missing(tiny: TinyProject,
     assert evaluations["events_complete"].passed is False
     meta = evaluations["events_complete"].metadata
     assert meta["distinct_raw_records"].value == meta["events"].value + 1
+
+
+def test_a_bad_file_is_rejected_alone_and_the_run_says_it_is_partial(tiny: TinyProject) -> None:
+    fill(tiny)
+    clicks = tiny.root / "raw" / "clickstream"
+    (clicks / "2026-10-02b.jsonl").mkdir()  # matches the glob, is no file
+    packed = gzip.compress(b'{"messageId": "m9"}\n' * 50)
+    (clicks / "2026-10-01b.jsonl").write_bytes(packed[: len(packed) // 2])  # a cut gzip stream
+    result = run(tiny, "2026-10-01", "2026-10-02")
+    assert result.success  # every other file and every downstream asset is built
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed
+              for e in result.get_asset_check_evaluations()}
+    assert all(checks.values()) and ("events", "events_complete") in checks
+    meta = {m.event_specific_data.materialization.asset_key.to_user_string():
+            m.event_specific_data.materialization.metadata
+            for m in result.get_asset_materialization_events()}
+    assert meta["raw_clickstream"]["files_rejected"].value == 2
+    assert meta["raw_bookings"]["files_rejected"].value == 0
+    table = meta["raw_clickstream"]["rejected_files"].value
+    assert "| 2026-10-02b.jsonl | 0 | a directory, not a file |" in table
+    assert "2026-10-01b.jsonl" in table and "a broken gzip stream" in table
+    assert meta["events"]["files_rejected"].value == 2
+    assert meta["events"]["partial_data"].value.startswith(
+        "2 files rejected (see rejected_files): 2026-10-01b.jsonl (a broken gzip stream")
+    con = duckdb.connect(str(tiny.warehouse), read_only=True)
+    # the same loads as the fill without the bad files (see the first test)
+    assert con.execute("select partition_date, rows_read, rows_loaded, rows_quarantined, "
+                       "rows_duplicate from ingest_reconciliation where source='clickstream' "
+                       "order by 1").fetchall() == [(dt.date(2026, 10, 1), 5, 3, 1, 1),
+                                                   (dt.date(2026, 10, 2), 0, 0, 0, 0)]
+    assert con.execute("select count(*) from events").fetchone() == (5,)
+
+
+def test_the_run_log_warns_of_rejected_files_and_rows_outside_the_range(
+        tiny: TinyProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill(tiny)
+    (tiny.root / "raw" / "bookings" / "2026-10-02b.csv").symlink_to(tiny.root / "gone.csv")
+    lines: list[str] = []
+    monkeypatch.setattr("pipelines.progress.echo", lines.append)  # what the terminal shows
+    assets, checks = ingest_defs(tiny)
+    result = dg.materialize(assets + checks,
+                            resources={"project": ProjectResource(config_path=str(tiny.config)),
+                                       "progress": Progress(echo=True)},
+                            tags={"dagster/asset_partition_range_start": "2026-10-02",
+                                  "dagster/asset_partition_range_end": "2026-10-02"})
+    assert result.success
+    warnings = [ln for ln in lines if "warning:" in ln]
+    assert any(ln.startswith("  raw_bookings     warning: 1 file rejected (see rejected_files): "
+                             "2026-10-02b.csv (a broken link to ") for ln in warnings), lines
+    # only 2 October: the day-1 file's and the day-2 file's rows for 1 October wait (m1, m1,
+    # m2, {broken} and m3: 5 lines)
+    assert any(ln.startswith("  raw_clickstream  warning: 5 rows of the files read belong to "
+                             "days outside the loaded range") for ln in warnings), lines

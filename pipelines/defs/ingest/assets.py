@@ -7,6 +7,7 @@ the project's sources.yaml, so adding a source is a config edit.
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -28,8 +29,37 @@ def _days(context: dg.AssetExecutionContext) -> tuple[dt.date, dt.date]:
     return window.start.date(), (window.end - dt.timedelta(days=1)).date()
 
 
+def rejected_summary(rejected: list[tuple[str, int, str]], limit: int = 5) -> str:
+    """One line naming the rejected files and why: `2 files rejected: a.csv (a directory,
+    not a file); ...` ('' when none)."""
+    if not rejected:
+        return ""
+    shown = "; ".join(f"{Path(f).name} ({why})" for f, _, why in rejected[:limit])
+    more = f"; … {len(rejected) - limit} more" if len(rejected) > limit else ""
+    return (f"{len(rejected)} file{'s' if len(rejected) != 1 else ''} rejected "
+            f"(see rejected_files): {shown}{more}")
+
+
+def outside_summary(outside: list[tuple[dt.date, int]]) -> str:
+    """One line on rows kept aside as outside a run's range ('' when none)."""
+    if not outside:
+        return ""
+    rows = sum(n for _, n in outside)
+    days = ", ".join(f"{d} ({n:,})" for d, n in outside[:5]) + (" …" if len(outside) > 5 else "")
+    return (f"{rows:,} row{'s' if rows != 1 else ''} of the files read belong to days outside "
+            f"the loaded range, not loaded yet (quarantine kind 'outside_range'): {days}; "
+            "run those days to load them")
+
+
+def _files_table(rejected: list[tuple[str, int, str]]) -> dg.MetadataValue:
+    rows = "\n".join(f"| {Path(f).name} | {n:,} | {why} |" for f, n, why in rejected[:50])
+    return dg.MetadataValue.md("| file | rows | reason |\n|---|---|---|\n" + rows
+                               if rows else "none")
+
+
 def _metadata(stats: list[ingest.PartitionStats], first: dt.date, last: dt.date,
-              started: float) -> dict:
+              started: float, rejected: list[tuple[str, int, str]],
+              outside: list[tuple[dt.date, int]]) -> dict:
     reasons: dict[str, int] = {}
     for s in stats:
         for why, n in s.reasons.items():
@@ -46,13 +76,22 @@ def _metadata(stats: list[ingest.PartitionStats], first: dt.date, last: dt.date,
         "partitions": f"{first} … {last}",
         "quarantine_reasons": dg.MetadataValue.md(
             "| reason | rows |\n|---|---|\n" + table if table else "none"),
+        # built on partial data when a file was rejected (all files of the source, all runs)
+        "files_rejected": len(rejected),
+        "rows_in_rejected_files": sum(n for _, n, _ in rejected),
+        "rejected_files": _files_table(rejected),
+        "rows_outside_range": sum(n for _, n in outside),
         "seconds": round(time.monotonic() - started, 2),
     }
 
 
 def raw_asset(name: str, partitions: dg.PartitionsDefinition
               ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
-    """The `raw_<name>` asset of one source and its blocking reconciliation check."""
+    """The `raw_<name>` asset of one source and its blocking reconciliation check. Its
+    materialisation says when it is built on partial data: `files_rejected`,
+    `rows_in_rejected_files` and the `rejected_files` table (every file of the source the
+    glob matches but no load could read), and `rows_outside_range` (rows read that belong to
+    days outside the loaded range); the run log says it in a warning line."""
 
     @dg.asset(
         name=f"raw_{name}",
@@ -64,7 +103,9 @@ def raw_asset(name: str, partitions: dg.PartitionsDefinition
             f"One row per {name} record loaded from the export files, typed and validated, for "
             "the UTC day of its event time. Rejected and duplicate rows go to `quarantine` with "
             "their reason; `ingest_reconciliation` holds read = loaded + quarantined + "
-            "duplicates per day."
+            "duplicates per day. A file that cannot be read is rejected alone "
+            "(`rejected_files`) and the others load; `files_rejected` > 0 in the "
+            "materialisation means this table is built on partial data."
         ),
     )
     def _asset(context: dg.AssetExecutionContext, project: ProjectResource,
@@ -83,6 +124,8 @@ def raw_asset(name: str, partitions: dg.PartitionsDefinition
 
         with project.connect() as con:
             stats = ingest.load_range(con, source, first, last, on_partition=line)
+            rejected = ingest.rejected_files(con, source)
+            outside = ingest.outside_range_rows(con, source)
         empty = sum(1 for s in stats if s.rows_read == 0)
         days = [s.partition_date for s in stats if s.rows_read]  # the days holding rows
         if days:
@@ -91,7 +134,11 @@ def raw_asset(name: str, partitions: dg.PartitionsDefinition
         else:
             summary = f"no rows in {len(stats)} partitions {first} … {last}"
         progress.report(context, f"  raw_{name:<12} {summary}")
-        return dg.MaterializeResult(metadata=_metadata(stats, first, last, started))
+        for warning in (rejected_summary(rejected), outside_summary(outside)):
+            if warning:
+                progress.report(context, f"  raw_{name:<12} warning: {warning}")
+        return dg.MaterializeResult(
+            metadata=_metadata(stats, first, last, started, rejected, outside))
 
     @dg.asset_check(asset=_asset, blocking=True, name="reconciles",
                     description="rows read = loaded + quarantined + duplicates for every day, "
@@ -124,7 +171,12 @@ def events_asset(raw: list[dg.AssetsDefinition]
         started = time.monotonic()
         with project.connect() as con:
             stats = build_events(con, project.config)
+            # built on partial data when a source's file was rejected
+            rejected = [r for n in project.project.event_sources
+                        for r in ingest.rejected_files(con, project.config.sources[n])]
         return dg.MaterializeResult(metadata={
+            "files_rejected": len(rejected),
+            "partial_data": rejected_summary(rejected) or "no: every file of every source read",
             "dagster/row_count": stats.events,
             "customers": stats.customers,
             "identified_customers": stats.identified_customers,
