@@ -38,7 +38,7 @@ import re
 import duckdb
 
 from transforms.journey_map import JourneyMap, rule_sql
-from transforms.periods import period_lengths
+from transforms.periods import build_segment_members, period_lengths, segment_names
 from transforms.settings import DEFAULT_PERIOD_DAYS, read_settings
 from transforms.sqlutil import Params, ident, sql_file
 from transforms.stage_funnels import _funnel_sql
@@ -96,22 +96,6 @@ def _touches_sql(jmap: JourneyMap, p: Params) -> str:
         "where false")
 
 
-def _persona_rows_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
-                      where: str = "true") -> str:
-    """(customer_id, segment, segment_value): one row per journey (meeting `where`) and
-    journey-map segment, the value as `funnel_segments` spells it ('(unknown)' when missing);
-    no rows without segments or `journeys`."""
-    if not jmap.segments or not table_columns(con, "journeys"):
-        return ("select cast(null as varchar) as customer_id, cast(null as varchar) as segment, "
-                "cast(null as varchar) as segment_value where false")
-    return " union all ".join(
-        f"select customer_id, {p.add(seg.name)} as segment, "
-        f"coalesce(cast({ident(seg.name)} as varchar), '(unknown)') as segment_value "
-        f"from journeys where {where}"
-        for seg in jmap.segments
-    )
-
-
 def period_windows(con: duckdb.DuckDBPyConnection) -> list[tuple[int, object, object]]:
     """(period_days, first entry day, last entry day) per length of `period_lengths` (the run's
     settings from `run_settings`, else the default period and the data's days): the last
@@ -141,7 +125,9 @@ def period_windows(con: duckdb.DuckDBPyConnection) -> list[tuple[int, object, ob
 def _build_scope(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
     """(Re)build temp table `_jm_scope` (period_days, period_start, period_end, segment,
     segment_value, customer_id): one row per period x journey entering in it (complete, entry
-    day in the period's window) x ('all' and each of its journey-map segment values)."""
+    day in the period's window) x ('all' and each of its journey-map segment values that is
+    offered: `transforms.periods.build_segment_members`, known values, at most
+    MAX_SEGMENT_VALUES per segment)."""
     p = Params()
     windows = period_windows(con)
     if windows:
@@ -149,7 +135,12 @@ def _build_scope(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
                          for d, a, b in windows)
     else:
         rows = "(0, cast(null as date), cast(null as date))"
-    personas = _persona_rows_sql(con, jmap, p)
+    # the personas: the values the Overview's segment picker offers (periods.py, one
+    # definition: known, the most journeys first, at most MAX_SEGMENT_VALUES per segment — a
+    # city column with thousands of values gives ten maps, not thousands), any with a journey
+    build_segment_members(con, segment_names(con, [s.name for s in jmap.segments]), 1,
+                          "_jm_members")
+    personas = "select customer_id, segment, segment_value from _jm_members"
     con.execute(
         f"""
         create or replace temp table _jm_scope as
@@ -170,6 +161,7 @@ def _build_scope(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
         """,
         p.values,
     )
+    con.execute("drop table _jm_members")
 
 
 def build_journey_map_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:

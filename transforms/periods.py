@@ -91,14 +91,16 @@ def _member_rows_sql(segments: list[str], p: Params) -> str:
         f"cast({ident(s)} as varchar) as segment_value from journeys" for s in segments)
 
 
-def _build_members(con: duckdb.DuckDBPyConnection, segments: list[str],
-                   min_journeys: int) -> None:
-    """Temp table `_period_members` (segment, segment_value, customer_id): one row per journey
-    x offered value of its segments (one statement over every segment)."""
+def build_segment_members(con: duckdb.DuckDBPyConnection, segments: list[str],
+                          min_journeys: int, table: str = "_period_members") -> None:
+    """Temp table `table` (segment, segment_value, customer_id): one row per journey x offered
+    value of its segments (one statement over every segment). The one definition of the values
+    a page offers to pick: known (not NULL, not '(unknown)'), at least `min_journeys` journeys,
+    the `MAX_SEGMENT_VALUES` with the most journeys per segment (ties by value)."""
     p = Params()
     rows = _member_rows_sql(segments, p)
     con.execute(f"""
-        create or replace temp table _period_members as
+        create or replace temp table {ident(table)} as
         with rows as ({rows}),
         counted as (
             select segment, segment_value, count(*) as journeys
@@ -182,7 +184,7 @@ def build_period_figures(con: duckdb.DuckDBPyConnection, settings: Mapping[str, 
                     "order_id VARCHAR, purchase_date DATE, purchase_number BIGINT, "
                     "amount DECIMAL(18,2))")
     small_n = _small_n(settings)
-    _build_members(con, segment_names(con, segments),
+    build_segment_members(con, segment_names(con, segments),
                    small_n if min_journeys is None else min_journeys)
     _build_cohorts(con)
     con.execute(sql_file("period_figures"), {

@@ -229,7 +229,32 @@ def test_exit_events_say_what_the_lost_did_last(built):
         where f.stage_index > 1 and coalesce(l.leavers, 0) <> f.dropoff_count
     """).fetchone()[0]
     assert mismatch == 0
+    # the personas are the known values (no '(unknown)' persona: transforms.periods'
+    # build_segment_members); each one's funnel is funnel_segments' row for it
     _same_rows(con, "select * exclude (period_days, period_start, period_end) "
                     f"from journey_map_funnel where period_days = {ALL_DAYS} "
                     "and segment <> 'all'",
-               "select * from funnel_segments")
+               "select * from funnel_segments where segment_value <> '(unknown)'")
+
+
+
+def test_personas_are_the_offered_values_capped_per_segment(con):
+    # 12 known cities (city k on k journeys), 5 journeys without a city, 3 '(unknown)': the
+    # ten cities with the most journeys are offered (12 down to 3), ties by value; NULL and
+    # '(unknown)' never (transforms.periods.build_segment_members, which the Overview's
+    # picker and the journey map's personas both read)
+    from transforms.periods import MAX_SEGMENT_VALUES, build_segment_members
+
+    rows = [(f"c{k}-{i}", f"city{k:02d}") for k in range(1, 13) for i in range(k)]
+    rows += [(f"n{i}", None) for i in range(5)] + [(f"u{i}", "(unknown)") for i in range(3)]
+    con.execute("create table journeys (customer_id varchar, city varchar)")
+    con.executemany("insert into journeys values (?, ?)", rows)
+    build_segment_members(con, ["city"], 1, "_members")
+    got = con.execute("select segment_value, count(*) from _members group by all "
+                      "order by 2 desc").fetchall()
+    assert MAX_SEGMENT_VALUES == 10
+    assert got == [(f"city{k:02d}", k) for k in range(12, 2, -1)]
+    # with a minimum of 11 journeys only cities 11 and 12
+    build_segment_members(con, ["city"], 11, "_members")
+    assert con.execute("select distinct segment_value from _members order by 1").fetchall() \
+        == [("city11",), ("city12",)]
