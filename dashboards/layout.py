@@ -45,8 +45,8 @@ class PageSpec:
 # The registry of pages, in nav order. A new page: its module (with `render`), and a line here.
 PAGES: tuple[PageSpec, ...] = (
     PageSpec("index", "Overview", (
-        "run_settings", "period_figures", "period_funnel", "funnel_steps", "funnel_cohorts",
-        "stage_transitions", "daily_stage_rates"), "dashboards.overview"),
+        "run_settings", "source_summary", "period_figures", "period_funnel", "funnel_steps",
+        "funnel_cohorts", "stage_transitions", "daily_stage_rates"), "dashboards.overview"),
     PageSpec("journey_map", "Journey map", (
         "run_settings", "journey_map_funnel", "stage_exit_events", "stage_pain_segments",
         "stage_touchpoint_segments", "stage_metric_segments"),
@@ -64,7 +64,7 @@ PAGES: tuple[PageSpec, ...] = (
         "retention_cohorts", "lifecycle", "repeat_by_experience"), "dashboards.repeat"),
     PageSpec("quality", "Data quality", (
         "run_settings", "source_summary", "ingest_reconciliation",
-        "ingest_reconciliation_periods", "quarantine"),
+        "ingest_reconciliation_periods", "quarantine", "rejected_files"),
              "dashboards.quality"),
 )
 

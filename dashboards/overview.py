@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboards import fmt, scope
+from dashboards import fmt, quality, scope
 from dashboards.charts import COLORWAY, GREY, OKABE_ITO, figure, to_div
 from dashboards.context import ALL_CUSTOMERS, Context
 from dashboards.layout import (
@@ -26,6 +26,9 @@ SLUG = "index"
 
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Overview")
+    # files rejected as a whole: the quality page's banner, linking to its list
+    page.add(quality.partial_data_banner(ctx, f"{quality.SLUG}.html#{quality.FILES_ANCHOR}",
+                                         "see Files not read on the Data quality page"))
     # the headline numbers and the funnel follow the period and segment pickers (every
     # combination precomputed in period_figures / period_funnel, dashboards/scope.py); the
     # daily trends below cover every day and every customer

@@ -1,6 +1,9 @@
 """Data quality page: rows loaded, quarantined and duplicated per source and day, week or month
 (a picker; `ingest_reconciliation_periods`, the grain shown first chosen from the span of the
-data); periods the data covers only in part drawn hatched and pale; freshness."""
+data); periods the data covers only in part drawn hatched and pale; freshness; the files not
+read (`rejected_files`), announced by a banner at the top (`partial_data_banner`, also on the
+Overview) when there is any; the reasons rows were rejected; the rows waiting for a day no run
+has loaded yet (`quarantine` kind 'outside_range', not rejected)."""
 
 from __future__ import annotations
 
@@ -30,14 +33,43 @@ DUPLICATE_REASON = "duplicate (same identity as an earlier row)"
 GRAIN_NAMES = {"day": "By day", "week": "By week (Monday to Sunday)", "month": "By month"}
 PARTIAL = {"day": "partial day", "week": "partial week", "month": "partial month"}
 GREY = "#BBBBBB"
+# quarantine rows read but waiting for a day outside the run's range: not rejected
+WAITING_KIND = "outside_range"
+FILES_ANCHOR = "files-not-read"
 
 
 def render(ctx: Context) -> Page:
     page = Page(SLUG, "Data quality")
+    page.add(partial_data_banner(ctx, f"#{FILES_ANCHOR}", "see Files not read below"))
     page.add(_freshness(ctx))
     page.add(_loads(ctx, page))
+    page.add(_files_not_read(ctx))
     page.add(_reasons(ctx, page))
+    page.add(_waiting(ctx))
     return page
+
+
+def _plural(n: object, one: str, many: str) -> str:
+    return f"{fmt.count(n)} {one if fmt.count(n) == '1' else many}"
+
+
+def partial_data_banner(ctx: Context, href: str, link_text: str) -> Safe:
+    """'Built on partial data: N files rejected (R records) — <link>' when `source_summary`
+    counts any file rejected as a whole; nothing otherwise (or when the table is missing or
+    older than its `files_rejected` column)."""
+    wh = ctx.wh
+    if not wh.has_columns("source_summary", "files_rejected", "rows_in_rejected_files"):
+        return Safe("")
+    totals = wh.df("select sum(files_rejected) as files, "
+                   "sum(rows_in_rejected_files) as rows from source_summary")
+    files, rows = totals.iloc[0]["files"], totals.iloc[0]["rows"]
+    if pd.isna(files) or not files:
+        return Safe("")
+    return Safe(
+        '<div class="note partial-data" role="alert"><strong>Built on partial data:</strong> '
+        f"{esc(_plural(files, 'file', 'files'))} rejected "
+        f"({esc(_plural(rows, 'record', 'records'))}) — "
+        f'<a href="{esc(href)}">{esc(link_text)}</a></div>')
 
 
 def _age(then: object, now: dt.datetime | dt.date | None) -> str:
@@ -186,6 +218,30 @@ def _period_label(grain: str, start: object, end: object, short: bool = False) -
     return f"{pd.Timestamp(start):%b %Y}"
 
 
+def _files_not_read(ctx: Context) -> Safe:
+    title = "Files not read"
+    wh = ctx.wh
+    if not wh.has("rejected_files"):
+        return section(title, not_available("The files not read", ctx.wh.missing(
+            "rejected_files")), anchor=FILES_ANCHOR)
+    df = wh.df("select source, source_file, rows_read, reason, rejected_at from rejected_files "
+               "order by source, source_file")
+    if df.empty:
+        return section(title, paragraph("Every file the sources' paths match was read."),
+                       anchor=FILES_ANCHOR)
+    rows = [[r.source,
+             Safe(f'<span title="{esc(r.source_file)}">'
+                  f'{esc(str(r.source_file).rsplit("/", 1)[-1])}</span>'),
+             fmt.count(r.rows_read), r.reason, fmt.moment(r.rejected_at)]
+            for r in df.itertuples(index=False)]
+    return section(title, table(["source", "file", "rows read", "reason", "when (UTC)"], rows,
+                                numeric=[2]),
+                   lead="Files rejected as a whole: none of their rows is loaded, nor counted "
+                        "among the rows read above. The reason says what is wrong; once the "
+                        "file is fixed or replaced, run its days again.",
+                   anchor=FILES_ANCHOR)
+
+
 def _reasons(ctx: Context, page: Page) -> Safe:
     title = "Why were rows rejected?"
     wh = ctx.wh
@@ -194,10 +250,11 @@ def _reasons(ctx: Context, page: Page) -> Safe:
     # A duplicate's reason names the row it repeats; count duplicates as one reason.
     df = wh.df(
         "select source, kind, case when kind = 'duplicate' then ? else reason end as reason, "
-        "count(*) as rows from quarantine group by all order by rows desc, source, reason",
-        [DUPLICATE_REASON])
+        "count(*) as rows from quarantine where kind is distinct from ? "
+        "group by all order by rows desc, source, reason",
+        [DUPLICATE_REASON, WAITING_KIND])
     if df.empty:
-        return section(title, paragraph("No rows were quarantined."))
+        return section(title, paragraph("No row was rejected or set aside as a duplicate."))
     top = (df.groupby("reason")["rows"].sum().sort_values(ascending=False)
            .index[:TOP_REASONS].tolist())
     data = df[df["reason"].isin(top)]
@@ -219,3 +276,24 @@ def _reasons(ctx: Context, page: Page) -> Safe:
             for r in df.head(TOP_REASONS).itertuples(index=False)]
     return section(title, to_div(fig, ctx.div_id(SLUG, "reasons")),
                    table(["source", "kind", "reason", "rows"], rows, numeric=[3]))
+
+
+def _waiting(ctx: Context) -> Safe:
+    title = "Rows waiting for a day not yet loaded"
+    wh = ctx.wh
+    if not wh.has("quarantine"):
+        return section(title, not_available("The rows waiting", ctx.wh.missing("quarantine")))
+    # the reason ends with what to do: "...; run that day to load it (journeys run ...)"
+    df = wh.df(
+        "select source, partition_date, "
+        "coalesce(nullif(regexp_extract(reason, ';\\s*(.*)$', 1), ''), reason) as advice, "
+        "count(*) as rows from quarantine where kind = ? "
+        "group by all order by source, partition_date, advice", [WAITING_KIND])
+    if df.empty:
+        return section(title, paragraph("No row is waiting: every row read belongs to a day "
+                                        "that was loaded."))
+    rows = [[r.source, fmt.day(r.partition_date), fmt.count(r.rows), r.advice]
+            for r in df.itertuples(index=False)]
+    return section(title, table(["source", "day", "rows", "what to do"], rows, numeric=[2]),
+                   lead="Rows read from the files of a run that belong to a day the run did "
+                        "not load. They are not rejected: loading that day loads them.")

@@ -14,10 +14,12 @@ follow the configured sources.
 - `repeat_so_far` (one row per `repeat_purchase` group x value): buyers who bought again so far.
 - `repeat_gaps` (one row per customer with a second purchase): days from first to second
   purchase, from `purchases.purchase_number`.
-- `source_summary` (one row per source in `events` or `ingest_reconciliation`): events, latest
-  event, how far it is behind the end of the data, the latest file of `raw_<source>`, and the
-  load reconciliation added up over all days with `quarantined_share` = rows quarantined /
-  rows read.
+- `source_summary` (one row per source in `events`, `ingest_reconciliation` or
+  `rejected_files`): events, latest event, how far it is behind the end of the data, the latest
+  file of `raw_<source>`, the load reconciliation added up over all days with
+  `quarantined_share` = rows quarantined / rows read (rejected rows only: rows waiting in
+  `quarantine` for a day outside a run's range, kind 'outside_range', are in no day's count),
+  and the files rejected as a whole with the rows read from them (0 when none).
 """
 
 from __future__ import annotations
@@ -76,12 +78,17 @@ def build_repeat_gaps(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
-    """(Re)build `source_summary` from `events`, `ingest_reconciliation` and the
-    `raw_<source>` tables present (a missing one leaves `latest_file` NULL)."""
+    """(Re)build `source_summary` from `events`, `ingest_reconciliation`, `rejected_files`
+    (when there: a warehouse without it has 0 rejected files) and the `raw_<source>` tables
+    present (a missing one leaves `latest_file` NULL)."""
     tables = _tables(con)
+    rejected = ("select source, source_file, rows_read from rejected_files"
+                if "rejected_files" in tables else
+                "select cast(null as varchar) as source, cast(null as varchar) as source_file, "
+                "cast(null as bigint) as rows_read where false")
     sources = [r[0] for r in con.execute(
         "select source from events union select source from ingest_reconciliation "
-        "order by source").fetchall()]
+        f"union select source from ({rejected}) order by source").fetchall()]
     files: list[str] = []
     params = Params()
     for source in sources:
@@ -116,8 +123,15 @@ def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
             from ingest_reconciliation group by source
         ),
         latest_files as ({latest_files}),
+        rejected as (
+            -- files rejected as a whole: none of their rows is in any day's rows_read
+            select source, count(distinct source_file) as files_rejected,
+                   cast(coalesce(sum(rows_read), 0) as bigint) as rows_in_rejected_files
+            from ({rejected}) group by source
+        ),
         sources as (
             select source from event_counts union select source from loads
+            union select source from rejected
         ),
         final as (
             select
@@ -130,12 +144,16 @@ def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
                 -- load reconciliation, all days
                 l.rows_read, l.rows_loaded, l.rows_quarantined,
                 l.rows_quarantined / nullif(l.rows_read, 0) as quarantined_share,
-                l.rows_duplicate, l.clock_skew_corrected
+                l.rows_duplicate, l.clock_skew_corrected,
+                -- files rejected as a whole
+                coalesce(r.files_rejected, 0) as files_rejected,
+                coalesce(r.rows_in_rejected_files, 0) as rows_in_rejected_files
             from sources s
             cross join data_end d
             left join event_counts e using (source)
             left join loads l using (source)
             left join latest_files f using (source)
+            left join rejected r using (source)
         )
         select * from final order by source
         """,

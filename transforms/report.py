@@ -6,8 +6,9 @@ for the figure (the text form says "not available"), never an error:
 
 - `sources`: per source of `ingest_reconciliation`, over all its partitions: `read`, `loaded`,
   `quarantined` (rejected rows) and `duplicates`, so read = loaded + quarantined + duplicates;
-  `rejected` = rows in export files refused as a whole. No step records those yet, so it is 0
-  unless a table `rejected_files` with columns `source` and `rows` exists (then its sum).
+  `rejected` = rows in export files refused as a whole (`rejected_files.rows_read` summed; 0
+  when that table is not there; a source with rejected files only has 0 for every other
+  figure).
 - `events`: rows of `events`; `customers`: distinct non-null `customer_id` of `events`
   (stitched customers, anonymous `anon:` ones included).
 - `stages`: for every stage, in journey order, the customers whose journey reached it
@@ -54,9 +55,9 @@ def _sources(con: duckdb.DuckDBPyConnection, cols: dict[str, set[str]]) -> dict 
             from ingest_reconciliation group by source order by source""").fetchall():
         out[name] = {"read": int(read), "loaded": int(loaded), "quarantined": int(quarantined),
                      "duplicates": int(duplicates), "rejected": 0}
-    if {"source", "rows"} <= cols.get("rejected_files", set()):
+    if {"source", "rows_read"} <= cols.get("rejected_files", set()):
         for name, rows in con.execute(
-                'select source, coalesce(sum("rows"), 0) from rejected_files '
+                "select source, coalesce(sum(rows_read), 0) from rejected_files "
                 "group by source order by source").fetchall():
             entry = out.setdefault(name, dict.fromkeys(SOURCE_FIGURES, 0))
             entry["rejected"] = int(rows)

@@ -28,11 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def command(port: str, host: str) -> list[str]:
-    exe = Path(sys.executable).parent / "dagster"
-    dagster = str(exe) if exe.exists() else shutil.which("dagster")
-    if dagster is None:
-        raise UserError("the `dagster` command is not installed; run `make setup` first")
-    return [dagster, "dev", "-m", "pipelines.definitions", "-p", str(port), "-h", host]
+    """`dg dev` on this project (pyproject's [tool.dg]: root module `pipelines`, so the code
+    location is `pipelines.definitions`), in this environment (`--use-active-venv`)."""
+    from pipelines.project import PROJECT_ROOT
+
+    exe = Path(sys.executable).parent / "dg"
+    dg_cmd = str(exe) if exe.exists() else shutil.which("dg")
+    if dg_cmd is None:
+        raise UserError("the `dg` command is not installed; run `make setup` first")
+    return [dg_cmd, "dev", "--use-active-venv", "--target-path", str(PROJECT_ROOT),
+            "-p", str(port), "-h", host]
 
 
 def check_port(port: str) -> int:

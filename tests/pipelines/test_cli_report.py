@@ -1,13 +1,17 @@
-"""`journeys report` on a tiny hand-built warehouse: the table, the JSON, a missing warehouse."""
+"""`journeys report` on a tiny hand-built warehouse: the table, the JSON, a missing warehouse;
+and the files a real load rejects as a whole."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 
 from pipelines.cli import main
 from tests.conftest import TinyProject
+from transforms import ingest
+from transforms.sources import load_config
 from transforms.warehouse import connect
 
 
@@ -55,6 +59,24 @@ def test_table(tiny: TinyProject, capsys) -> None:
         in lines
     assert "purchasers         not available" in lines
     assert "stages: not available" in lines
+
+
+def test_rejected_files_of_a_real_load_are_counted(tiny: TinyProject, capsys) -> None:
+    # bookings of 1 Oct: one valid row; a broken link (0 records) and a file without a date
+    # whose 2 rows have no valid timestamp (no valid record: rejected with its 2 rows)
+    tiny.bookings("2026-10-01", "b1,c1,s1,Berlin,hair,2026-10-05T10:00:00,10,EUR,created,,,,"
+                                "2026-10-01T10:00:00")
+    (tiny.root / "raw" / "bookings" / "2026-10-02.csv").symlink_to(tiny.root / "gone.csv")
+    undated = tiny.bookings("undated", *[f"b{i},c1,s1,Berlin,hair,soon,10,EUR,created,,,,never"
+                                         for i in (2, 3)])
+    assert undated.name == "undated.csv"
+    source = load_config(tiny.config).sources["bookings"]
+    with connect(tiny.warehouse) as con:
+        ingest.load_range(con, source, dt.date(2026, 10, 1), dt.date(2026, 10, 1))
+    code, out, err = report(capsys, "--config", str(tiny.config), "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["sources"] == {"bookings": {
+        "read": 1, "loaded": 1, "quarantined": 0, "duplicates": 0, "rejected": 2}}
 
 
 def test_missing_warehouse_is_one_line(tiny: TinyProject, capsys) -> None:

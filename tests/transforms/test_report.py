@@ -72,9 +72,14 @@ def test_figures_of_a_hand_built_warehouse(con) -> None:
 
 def test_rejected_files_are_counted_when_the_table_exists(con) -> None:
     build_warehouse(con)
-    con.execute('create table rejected_files (source varchar, file varchar, "rows" bigint)')
-    con.execute("insert into rejected_files values ('orders', 'x.csv', 7), "
-                "('orders', 'y.csv', 2), ('refunds', 'z.csv', 3)")
+    # the columns ingest writes (transforms/ingest.py ensure_tables, docs/TABLES.md)
+    con.execute("create table rejected_files (source varchar, source_file varchar, "
+                "rows_read bigint, reason varchar, rejected_at timestamp)")
+    con.execute("insert into rejected_files values "
+                "('orders', 'x.csv', 7, 'a broken gzip stream', now()), "
+                "('orders', 'y.csv', 2, 'cannot be opened', now()), "
+                "('refunds', 'z.csv', 3, 'no valid record; first problem: x', now())")
+    # orders 7 + 2 = 9; refunds, a source with only a rejected file, 3
     sources = report(con)["sources"]
     assert sources["orders"]["rejected"] == 9 and sources["clicks"]["rejected"] == 0
     assert sources["refunds"] == {"read": 0, "loaded": 0, "quarantined": 0, "duplicates": 0,

@@ -11,7 +11,7 @@ from transforms import ingest
 
 # Tables the ingest assets write beside their raw tables: read by the data-quality page, but
 # not assets of their own (the raw assets are the dependency).
-INGEST_SIDE_TABLES = (ingest.RECON_TABLE, ingest.QUARANTINE_TABLE)
+INGEST_SIDE_TABLES = (ingest.RECON_TABLE, ingest.QUARANTINE_TABLE, ingest.REJECTED_FILES_TABLE)
 
 
 def dashboard_asset(raw_tables: list[str]) -> dg.AssetsDefinition:
