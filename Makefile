@@ -21,9 +21,9 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
-## the suite without the slow end-to-end runs
+## the suite without the slow end-to-end runs and the browser tests
 test-fast: setup
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow and not browser"
 
 ui: setup
 	$(BIN)/journeys ui
