@@ -155,7 +155,7 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
     carry_ctes = "".join(f"""
         carry_{k} as (
             select customer_id, event_ts, {ident(c)} as value
-            from deduplicated where {ident(c)} is not null
+            from unified where {ident(c)} is not null
         ),
         first_{k} as (
             select customer_id, arg_min(value, event_ts) as value from carry_{k} group by all
@@ -173,6 +173,18 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
                           f"as {ident(col)}")
         else:
             values.append(f"d.{ident(col)}")
+    core = """d.event_id, d.source, d.customer_id,
+                d.customer_id is not null and not starts_with(d.customer_id, 'anon:')
+                    as is_identified,
+                d.anonymous_id, d.event_name, d.event_ts, cast(d.event_ts as date) as event_date"""
+    final = f"select {core}, {', '.join(values)} from unified d{carry_joins}"
+    if carry:
+        # only the events missing a carried value need the as-of join (in the sample the
+        # bookings and payments, not the clickstream that carries its platform itself)
+        have = " and ".join(f"d.{ident(c)} is not null" for c in carry)
+        plain = ", ".join(f"d.{ident(c)}" for c in attrs)
+        final = (f"select {core}, {plain} from unified d where {have}\n"
+                 f"            union all\n            {final} where not ({have})")
     ordered = ", ".join(f"{ident(c)}" for c in ["event_id", "source", "customer_id",
                                                   "anonymous_id", "event_name", "event_ts",
                                                   *attrs])
@@ -188,26 +200,14 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
             select {ordered} from stitched
             {''.join(f' union all select {ordered} from ({q})' for q in looked)}
         ),
-        deduplicated as (
-            select * exclude (rn)
-            from (
-                select *, row_number() over (partition by event_id order by event_ts, source)
-                          as rn
-                from unioned
-            ) ranked
-            where rn = 1
-        ),{carry_ctes}
+        -- a record's identity is unique across days and runs already (ingest quarantines
+        -- later copies), so no second dedup here: asset check events_complete holds it
+        unified as (select * from unioned),{carry_ctes}
         final as (
-            select
-                d.event_id, d.source, d.customer_id,
-                d.customer_id is not null and not starts_with(d.customer_id, 'anon:')
-                    as is_identified,
-                d.anonymous_id, d.event_name, d.event_ts, cast(d.event_ts as date) as event_date,
-                {', '.join(values)}
-            from deduplicated d{carry_joins}
+            {final}
         )
         select * from final
-        order by event_ts, event_id
+        order by event_date
     """
 
 
