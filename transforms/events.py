@@ -155,7 +155,7 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
     carry_ctes = "".join(f"""
         carry_{k} as (
             select customer_id, event_ts, {ident(c)} as value
-            from unified where {ident(c)} is not null
+            from unioned where {ident(c)} is not null
         ),
         first_{k} as (
             select customer_id, arg_min(value, event_ts) as value from carry_{k} group by all
@@ -177,13 +177,13 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
                 d.customer_id is not null and not starts_with(d.customer_id, 'anon:')
                     as is_identified,
                 d.anonymous_id, d.event_name, d.event_ts, cast(d.event_ts as date) as event_date"""
-    final = f"select {core}, {', '.join(values)} from unified d{carry_joins}"
+    final = f"select {core}, {', '.join(values)} from unioned d{carry_joins}"
     if carry:
         # only the events missing a carried value need the as-of join (in the sample the
         # bookings and payments, not the clickstream that carries its platform itself)
         have = " and ".join(f"d.{ident(c)} is not null" for c in carry)
         plain = ", ".join(f"d.{ident(c)}" for c in attrs)
-        final = (f"select {core}, {plain} from unified d where {have}\n"
+        final = (f"select {core}, {plain} from unioned d where {have}\n"
                  f"            union all\n            {final} where not ({have})")
     ordered = ", ".join(f"{ident(c)}" for c in ["event_id", "source", "customer_id",
                                                   "anonymous_id", "event_name", "event_ts",
@@ -202,7 +202,7 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
         ),
         -- a record's identity is unique across days and runs already (ingest quarantines
         -- later copies), so no second dedup here: asset check events_complete holds it
-        unified as (select * from unioned),{carry_ctes}
+        {carry_ctes}
         final as (
             {final}
         )
