@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 # when a row was loaded is not part of what it says
-IGNORED_COLUMNS = {"loaded_at", "quarantined_at"}
+IGNORED_COLUMNS = {"loaded_at", "quarantined_at", "last_loaded_at"}
 _FOLDER = re.compile(r"/(?:[^\s:/'\"]+/)+(?=[^\s:/'\"]+\.(?:jsonl|csv)\b)")
 
 
