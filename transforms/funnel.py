@@ -1,4 +1,4 @@
-"""The funnel engine: who reached each step, in order, within a window (set-based DuckDB SQL).
+"""The funnel engine: who reached each step, in order, within a window (DuckDB and NumPy).
 
 Semantics (terms as in shared/reference/funnel-semantics.md)
 ------------------------------------------------------------
@@ -96,6 +96,17 @@ NULL) and appear in no breakdown row; every attributed actor counts in exactly o
 Reporting. `funnel` returns a FunnelResult whose per-step figures (count, conversion, step
 conversion, drop-off, dropout rate, time to convert) are computed by
 `transforms.funnel_report.step_stats` from the definition macros; see that module.
+
+Execution. ``ordered`` and ``strict``: DuckDB keeps the relevant events (only the funnel's and
+the exclusions' event names unless a step matches any event; every event in strict mode) in one
+narrow temp table and sorts it once on integer keys (a 64-bit hash of the actor, and of the held
+value; time and lowest step as one BIGINT); NumPy then finds step k of every attempt at once
+(`searchsorted` over the step-k rows, or the next row in strict mode), applies the windows,
+exclusions and the counted-attempt rule, and the actors' names and breakdown values are joined
+back by row id. The hash must tell the actors apart: when the number of partitions in the sort
+differs from the number of distinct actors (a collision: odds about 3 in 10^8 at 1M actors),
+the sort is redone on exact dense ranks. ``any``: set-based SQL (window functions, ASOF joins and a
+list_reduce over each attempt's window).
 """
 
 from __future__ import annotations
@@ -442,8 +453,12 @@ class _Plan:
     start: dt.datetime | None
     end: dt.datetime | None
     ts_expr: str
+    time_is_text: bool
     temp_view: str | None
     prefix: str
+    data_end: dt.datetime | None = None
+    data_end_us: int | None = None
+    data_start_us: int | None = None  # the earliest event time, epoch microseconds
 
     @classmethod
     def build(cls, con: duckdb.DuckDBPyConnection, events: str | duckdb.DuckDBPyRelation,
@@ -533,11 +548,13 @@ class _Plan:
                 raise UserError(f"missing {role} column {col!r} in the events; columns are: "
                                 f"{', '.join(cols)} (choose another with the {role} option)")
         ts_expr = _utc_expr(ident(time_col), col_types[time_col], time_col)
+        time_is_text = _is_text(col_types[time_col])
         return cls(con=con, source=source, steps=norm, window_us=window_us, order=order,
                    reentry=reentry, exclusions=excl, actor_col=actor_col, event_col=event_col,
                    time_col=time_col, breakdown=breakdown, attr_kind=attr_kind,
                    attr_step=attr_step, hold=hold, step_window_us=step_window_us,
-                   start=start_b, end=end_b, ts_expr=ts_expr, temp_view=temp_view,
+                   start=start_b, end=end_b, ts_expr=ts_expr, time_is_text=time_is_text,
+                   temp_view=temp_view,
                    prefix=prefix)
 
     # ---- SQL pieces ------------------------------------------------------------------------
@@ -586,12 +603,12 @@ class _Plan:
         try:
             con.execute("SET TimeZone = 'UTC'")
             self._check_times()
-            self._load_events()
             if self.order == "any":
+                self._load_events()
                 self._attempts_any()
+                out = self._pick_counted()
             else:
-                self._attempts_chain()
-            out = self._pick_counted()
+                out = self._chain_counted()
         except duckdb.Error as exc:
             raise UserError(f"funnel query failed: {_first_line(exc)}") from None
         finally:
@@ -603,19 +620,27 @@ class _Plan:
         return out
 
     def _check_times(self) -> None:
+        """Raise UserError for time text that does not parse; sets data_end (the latest event
+        time of the input, all rows), data_end_us and data_start_us (the latest and earliest in
+        epoch microseconds)."""
         raw = ident(self.time_col)
+        if not self.time_is_text:  # a typed column always converts: only the end of the data
+            self.data_end, self.data_end_us, self.data_start_us = self.con.execute(
+                f"select max(ts), epoch_us(max(ts)), epoch_us(min(ts)) "
+                f"from (select {self.ts_expr} as ts from {self.source}) t").fetchall()[0]
+            return
         row = self.con.execute(
             f"select count(*) filter (where {raw} is not null and ts is null), "
             f"min(cast({raw} as varchar)) filter (where {raw} is not null and ts is null), "
-            f"max(ts) "
+            f"max(ts), epoch_us(max(ts)), epoch_us(min(ts)) "
             f"from (select {raw}, {self.ts_expr} as ts from {self.source}) t"
         ).fetchall()[0]
-        bad, example, data_end = row
+        bad, example, data_end, data_end_us, data_start_us = row
         if bad:
             raise UserError(f"{bad} value(s) in time column {self.time_col!r} are not ISO 8601 "
                             f"timestamps (for example {example!r}): fix them or choose another "
                             "column with the time option")
-        self.data_end = data_end
+        self.data_end, self.data_end_us, self.data_start_us = data_end, data_end_us, data_start_us
 
     def _load_events(self) -> None:
         """ev: one row per relevant event with a global position in the event order."""
@@ -664,48 +689,319 @@ class _Plan:
             params.append(self.end)
         return (" and " + " and ".join(conds)) if conds else "", params
 
-    def _attempts_chain(self) -> None:
-        """Ordered/strict: one row per attempt, step k found from step k-1 by position."""
-        n = len(self.steps)
-        ev = self._tmp("ev")
-        date_cond, params = self._entry_filter()
-        first = (f"qualify row_number() over (partition by {self._keys} order by pos) = 1"
-                 if self.reentry == "first" else "")
-        ctes = [
-            f"""s1 as (
-                select {self._keys}, pos as p1, ts as t1, bd as b1,
-                       ts + to_microseconds({self.window_us}) as lim
-                from {ev} where mask & 1 <> 0 {date_cond} {first}
-            )"""
-        ]
-        for k in range(2, n + 1):
-            bit = 1 << (k - 1)
-            if self.order == "ordered":
-                join = (f"asof left join (select {self._keys}, pos, ts, bd from {ev} "
-                        f"where mask & {bit} <> 0) e "
-                        f"on {self._same('e', 's')} and e.pos > s.p{k - 1}")
-            else:
-                join = (f"left join {ev} e on {self._same('e', 's')} "
-                        f"and e.pos = s.p{k - 1} + 1 and e.mask & {bit} <> 0")
-            ok = "e.ts <= s.lim"
-            w = self.step_window_us[k - 1]
-            if w is not None:  # inclusive, from the event that filled step k-1
-                ok += f" and e.ts <= s.t{k - 1} + to_microseconds({w})"
-            ctes.append(
-                f"""s{k} as (
-                    select s.*,
-                           case when {ok} then e.pos end as p{k},
-                           case when {ok} then e.ts end as t{k},
-                           case when {ok} then e.bd end as b{k}
-                    from s{k - 1} s {join}
-                )"""
-            )
-        reach = " + ".join(["1"] + [f"(t{k} is not null)::int" for k in range(2, n + 1)])
+    # ---- ordered and strict: one narrow sort, the attempts in NumPy ---------------------------
+
+    # the partition key of an event in the sorted scan: a 64-bit hash of the actor (and of the
+    # held value); `_chain_counted` checks it told every actor apart and otherwise redoes the
+    # scan with exact dense ranks (a class attribute, so a test can force collisions)
+    _KEY_HASH = "hash({})"
+
+    def _chain_counted(self) -> str:
+        """Ordered/strict: the counted attempt of every actor, as a temp table of `funnel_actors`
+        columns.
+
+        One narrow table of the relevant events (`ev`: actor, breakdown and held value kept
+        there, unsorted), one sort of integer columns (key hash, time in microseconds, step
+        bitmask) fetched as NumPy arrays, then per step one vectorised lookup for all attempts
+        at once: step k of an attempt is the first step-k row after its step k-1 row (ordered)
+        or the very next row (strict), in the same partition, within the windows. Exclusions,
+        the counted attempt and attribution are array operations too; the actor names, times
+        and breakdown values are joined back by row id."""
+        import numpy as np
+
+        self._load_narrow()
+        arrays = self._sorted_arrays(np)
+        keys = self._partitions(np, arrays)
+        if not self._keys_exact(keys):  # a hash collision: rank the keys exactly instead
+            ev = self._tmp("ev")
+            dense = "dense_rank() over (order by actor)"
+            hv_dense = ", dense_rank() over (order by hv) as hh" if self.hold else ""
+            self.con.execute(f"create or replace temp table {ev} as "
+                             f"select * replace ({dense} as ha{hv_dense}) from {ev}")
+            arrays = self._sorted_arrays(np)
+            keys = self._partitions(np, arrays)
+        return self._write_counted(np, arrays, self._counted(np, arrays, keys))
+
+    def _load_narrow(self) -> None:
+        """ev: one row per relevant event (every event in strict mode): actor, ha (key hash),
+        ts (epoch microseconds), mask, and xmask / bd / hv, hh with exclusions / a breakdown /
+        a hold."""
+        mask, mparams = self._mask_sql()
+        xmask, xparams = self._xmask_sql()
+        actor = ident(self.actor_col)
+        cols = [f"{actor} as actor", f"{self._KEY_HASH.format(actor)} as ha",
+                f"epoch_us({self.ts_expr}) as ts", f"{mask} as mask"]
+        if self.exclusions:
+            cols.append(f"{xmask} as xmask")
+        if self.breakdown:
+            cols.append(f"cast({ident(self.breakdown)} as varchar) as bd")
+        where = [f"{actor} is not null", f"{ident(self.time_col)} is not null"]
+        if self.hold:
+            hv = ident(self.hold)
+            cols += [f"{hv} as hv", f"{self._KEY_HASH.format(hv)} as hh"]
+            where.append(f"{hv} is not null")
+        params = mparams + xparams
+        keep = ""
+        if self.order != "strict":
+            keep = "where mask <> 0 or xmask <> 0" if self.exclusions else "where mask <> 0"
+            names = [s.event for s in self.steps]
+            if None not in names:  # only the funnel's events: a filter the scan can push down
+                names = list(dict.fromkeys(names + [x.event for x in self.exclusions]))
+                where.append(f"{ident(self.event_col)} in ({', '.join('?' * len(names))})")
+                params += names
         self.con.execute(
-            f"create or replace temp table {self._tmp('att')} as "
-            f"with {', '.join(ctes)} select *, {reach} as reach from s{n}",
+            f"create or replace temp table {self._tmp('ev')} as "
+            f"select * from (select {', '.join(cols)} from {self.source} "
+            f"where {' and '.join(where)}) t {keep}",
             params,
         )
+
+    def _sorted_arrays(self, np: Any) -> dict[str, Any]:
+        """The rows of ev in the event order (partition, time, lowest step, bitmask, breakdown)
+        as NumPy arrays rid (ev row id), ha (and hh), ts, and either mask or, when every event
+        matches at most one step, low (the step's bit number, 64 for none), with xmask when
+        there are exclusions.
+
+        Time and lowest step are sorted as one BIGINT, (ts - first time) * 128 + the lowest
+        step's bit number, which DuckDB sorts far faster than two columns and an expression
+        (and ts and low come back out of it); a history longer than 2,000 years (a typo such as
+        year 0026) sorts by the two columns instead. The bitmask is a sort key only when the
+        lowest step does not determine it (steps with filters or matching any event); the
+        exclusion bitmask never is: rows equal in all other keys are interchangeable."""
+        lowest = "bit_count((mask & -mask) - 1)"  # 0..59; 64 when mask = 0
+        first, last = self.data_start_us, self.data_end_us
+        combined = first is not None and last - first < (1 << 63) // 128 - (1 << 20)
+        plain = [s.event for s in self.steps]
+        one_step = (None not in plain and not any(s.filters for s in self.steps)
+                    and len(set(plain)) == len(plain))  # an event matches at most one step
+        cols = ["rowid as rid", "ha"] + (["hh"] if self.hold else [])
+        if combined:
+            by = [f"(ts - {int(first)}) * 128 + {lowest}"]
+            cols += [f"{by[0]} as k"] if one_step else ["ts", "mask"]
+        else:
+            by = ["ts", lowest]
+            cols += ["ts", f"{lowest} as low" if one_step else "mask"]
+        if any(s.filters or s.event is None for s in self.steps):
+            by.append("mask")
+        by = ["ha"] + (["hv"] if self.hold else []) + by
+        if self.breakdown:
+            by.append("bd nulls last")
+        if self.exclusions:
+            cols.append("xmask")
+        # fetchnumpy, not Arrow: Arrow saves a copy (0.2 s at 7M rows) but its first use
+        # imports pandas (0.2 s)
+        fetched = self.con.execute(f"select {', '.join(cols)} from {self._tmp('ev')} "
+                                   f"order by {', '.join(by)}").fetchnumpy()
+        out = {name: np.asarray(col) for name, col in fetched.items()}
+        if "k" in out:
+            k = out.pop("k")
+            out["ts"] = (k >> 7) + int(first)
+            out["low"] = (k & 127).astype(np.int8)
+        elif "low" in out:
+            out["low"] = out["low"].astype(np.int8)
+        return out
+
+    def _step_rows(self, np: Any, a: dict[str, Any], k: int) -> Any:
+        """The sorted rows that match step k (1-based), in row order."""
+        if "low" in a:
+            return np.flatnonzero(a["low"] == k - 1)
+        return np.flatnonzero(a["mask"] & (1 << (k - 1)))
+
+    def _matches(self, np: Any, a: dict[str, Any], rows: Any, k: int) -> Any:
+        """Whether each of the sorted rows `rows` matches step k (1-based)."""
+        if "low" in a:
+            return a["low"][rows] == k - 1
+        return (a["mask"][rows] & (1 << (k - 1))) != 0
+
+    def _partitions(self, np: Any, a: dict[str, Any]) -> dict[str, Any]:
+        """How the sorted rows split: nseg partitions (actor, or actor and held value) and
+        ngroups actors. Rows of a partition are contiguous, so two rows are in the same one
+        exactly when their key hashes are equal (`_same_rows`)."""
+        ha = a["ha"]
+        if not len(ha):
+            return {"nseg": 0, "ngroups": 0}
+        new_actor = ha[1:] != ha[:-1]
+        ngroups = 1 + int(np.count_nonzero(new_actor))
+        nseg = ngroups
+        if self.hold:
+            nseg = 1 + int(np.count_nonzero(new_actor | (a["hh"][1:] != a["hh"][:-1])))
+        return {"nseg": nseg, "ngroups": ngroups}
+
+    def _same_rows(self, np: Any, a: dict[str, Any], x: Any, y: Any) -> Any:
+        """Per pair, whether sorted rows x and y (index arrays; y may be len(rows), none) are
+        in the same partition."""
+        n_rows = len(a["ts"])
+        inside = y < n_rows
+        y = np.minimum(y, n_rows - 1)
+        same = inside & (a["ha"][x] == a["ha"][y])
+        if self.hold:
+            same &= a["hh"][x] == a["hh"][y]
+        return same
+
+    def _keys_exact(self, keys: dict[str, Any]) -> bool:
+        """Whether the key hashes told every actor (and held value) apart: as many partitions
+        in the sorted rows as distinct keys in ev."""
+        ev = self._tmp("ev")
+        if self.hold:
+            actors, pairs = self.con.execute(
+                f"select count(distinct actor), (select count(*) from "
+                f"(select distinct actor, hv from {ev})) from {ev}").fetchall()[0]
+            return actors == keys["ngroups"] and pairs == keys["nseg"]
+        actors = self.con.execute(f"select count(distinct actor) from {ev}").fetchall()[0][0]
+        return actors == keys["nseg"]
+
+    def _us(self, value: dt.datetime) -> int:
+        return (value - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1)
+
+    def _counted(self, np: Any, a: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+        """The counted attempt of every actor, as arrays over those attempts: P (steps x
+        attempts: the sorted row that filled each step, -1 unfilled), T (its time) and reach."""
+        ts = a["ts"]
+        n_rows, n = len(ts), len(self.steps)
+        entry = self._step_rows(np, a, 1)
+        if self.start is not None:
+            entry = entry[ts[entry] >= self._us(self.start)]
+        if self.end is not None:
+            entry = entry[ts[entry] < self._us(self.end)]
+        if self.reentry == "first" and len(entry):  # the first entry of each partition
+            entry = entry[np.append(True, ~self._same_rows(np, a, entry[1:], entry[:-1]))]
+        m = len(entry)
+        P = np.full((n, m), -1, dtype=np.int64)
+        T = np.zeros((n, m), dtype=np.int64)
+        P[0], T[0] = entry, ts[entry]
+        lim = T[0] + self.window_us
+        reach = np.ones(m, dtype=np.int32)
+        alive = np.arange(m)  # attempts that filled every step so far
+        for k in range(2, n + 1):
+            if not len(alive):
+                break
+            cur = P[k - 2, alive]
+            if self.order == "ordered":  # the first step-k row after the step k-1 row
+                rows_k = np.append(self._step_rows(np, a, k), n_rows)  # n_rows: none
+                nxt = rows_k[np.searchsorted(rows_k, cur, side="right")]
+                ok = self._same_rows(np, a, cur, nxt)
+            else:  # strict: the very next row of the partition, if it matches step k
+                nxt = cur + 1
+                ok = self._same_rows(np, a, cur, nxt)
+                ok[ok] = self._matches(np, a, nxt[ok], k)
+            alive, nxt = alive[ok], nxt[ok]
+            t = ts[nxt]
+            ok = t <= lim[alive]
+            w = self.step_window_us[k - 1]
+            if w is not None:  # inclusive, from the event that filled step k-1
+                ok &= t <= T[k - 2, alive] + w
+            alive, nxt, t = alive[ok], nxt[ok], t[ok]
+            P[k - 1, alive], T[k - 1, alive], reach[alive] = nxt, t, k
+        clean = np.ones(m, dtype=bool)
+        if self.exclusions and m:
+            clean = ~self._spoiled(np, a, P, T, reach, lim)
+        c = np.flatnonzero(clean)
+        # the best clean attempt per actor: furthest, then earliest entry (with a hold: then
+        # the held value, which orders an actor's rows, then the row)
+        e = P[0, c]
+        new_actor = np.append(True, a["ha"][e[1:]] != a["ha"][e[:-1]]) if len(c) \
+            else np.zeros(0, dtype=bool)
+        w = c[self._best(np, np.cumsum(new_actor), reach[c], T[0, c])]
+        return {"P": P[:, w], "T": T[:, w], "reach": reach[w]}
+
+    def _best(self, np: Any, group: Any, reach: Any, t1: Any) -> Any:
+        """Indexes of the first attempt per group with the highest reach and, among those, the
+        earliest t1 (attempts come in row order, so grouped)."""
+        def firsts(g: Any) -> Any:
+            return np.append(True, g[1:] != g[:-1]) if len(g) else np.zeros(0, dtype=bool)
+
+        def top(idx: Any, value: Any, reduce: Any) -> Any:
+            g = group[idx]
+            starts = np.flatnonzero(firsts(g))
+            if not len(starts):
+                return idx
+            per_group = reduce.reduceat(value[idx], starts)
+            counts = np.diff(np.append(starts, len(idx)))
+            return idx[value[idx] == np.repeat(per_group, counts)]
+
+        idx = top(np.arange(len(group)), reach, np.maximum)
+        if self.hold:  # an actor's partitions do not run in time order
+            idx = top(idx, t1, np.minimum)
+        return idx[firsts(group[idx])]
+
+    def _spoiled(self, np: Any, a: dict[str, Any], P: Any, T: Any, reach: Any,
+                 lim: Any) -> Any:
+        """Per attempt, whether an exclusion event spoils it (module docstring, Exclusions)."""
+        ts, xmask = a["ts"], a["xmask"]
+        m = len(reach)
+        # the last instant an attempt's next step could still have come
+        deadline = lim.copy()
+        for k, w in enumerate(self.step_window_us, start=1):
+            if w is not None:
+                at = reach == k - 1
+                deadline[at] = np.minimum(lim[at], T[k - 2, at] + w)
+        # the rows that end a run of equal times in their partition
+        run_last = np.ones(len(ts), dtype=bool)
+        run_last[:-1] = (ts[1:] != ts[:-1]) | ~self._same_rows(
+            np, a, np.arange(len(ts) - 1), np.arange(1, len(ts)))
+        run_last_rows = np.flatnonzero(run_last)
+        spoiled = np.zeros(m, dtype=bool)
+        for x_no, x in enumerate(self.exclusions):
+            i, j = x.from_step, x.to_step
+            x_rows = np.flatnonzero(xmask & (1 << x_no))
+            att = np.flatnonzero(reach >= i)
+            if not len(x_rows) or not len(att):
+                continue
+            # the first X row of the partition strictly later than step i: the first after the
+            # last row of step i's instant
+            p_i = P[i - 1, att]
+            after = run_last_rows[np.searchsorted(run_last_rows, p_i)]
+            x_rows = np.append(x_rows, len(ts))
+            xr = x_rows[np.searchsorted(x_rows, after, side="right")]
+            has = self._same_rows(np, a, p_i, xr)
+            xt = ts[np.minimum(xr, len(ts) - 1)]
+            reached_j = reach[att] >= j
+            hit = has & np.where(reached_j, xt < T[j - 1, att], xt <= deadline[att])
+            spoiled[att[hit]] = True
+        return spoiled
+
+    def _write_counted(self, np: Any, a: dict[str, Any], c: dict[str, Any]) -> str:
+        """The temp table of `funnel_actors` columns from the counted attempts: actor, held
+        value and breakdown value joined back from ev by row id."""
+        n = len(self.steps)
+        rid = a["rid"]
+        P, T, reach = c["P"], c["T"], c["reach"]
+        cols: dict[str, Any] = {"rid_e": rid[P[0]], "reach": reach}
+        for k in range(1, n + 1):
+            cols[f"t{k}"] = T[k - 1]
+        data_end = self.data_end_us
+        cols["complete"] = (T[0] + self.window_us <= data_end) if data_end is not None \
+            else np.zeros(len(reach), dtype=bool)
+        bd_cols, bd_join = "", ""
+        if self.breakdown is not None:
+            if self.attr_kind == "first":
+                row, attributed = P[0], np.ones(len(reach), dtype=bool)
+            elif self.attr_kind == "last":
+                row = P[reach - 1, np.arange(len(reach))]
+                attributed = np.ones(len(reach), dtype=bool)
+            else:
+                attributed = reach >= self.attr_step
+                row = np.where(attributed, P[self.attr_step - 1], -1)
+            cols["rid_b"] = np.where(row >= 0, rid[np.maximum(row, 0)], -1)
+            cols["attributed"] = attributed
+            bd_cols = ", b.bd as breakdown_value, c.attributed"
+            bd_join = f"left join {self._tmp('ev')} b on b.rowid = c.rid_b"
+        if self.hold is not None:
+            bd_cols += ", e.hv as held_value"
+        step_cols = ", ".join(
+            f"case when c.reach >= {k} then make_timestamp(c.t{k}) end as step_{k}_ts"
+            for k in range(1, n + 1))
+        view, out = self._tmp("counted"), self._tmp("actors")
+        self.con.register(view, cols)
+        try:
+            self.con.execute(
+                f"create or replace temp table {out} as "
+                f"select e.actor, make_timestamp(c.t1) as entry_ts, c.reach as furthest_step, "
+                f"{step_cols}, c.complete{bd_cols} "
+                f"from {view} c join {self._tmp('ev')} e on e.rowid = c.rid_e {bd_join}")
+        finally:
+            self.con.unregister(view)
+        return out
 
     def _attempts_any(self) -> None:
         """Any order: per attempt, fill steps greedily with a list_reduce over its window."""
@@ -847,10 +1143,15 @@ def _parse_attribution(attribution: str, n: int) -> tuple[str, int]:
     return "step", k
 
 
+def _is_text(type_name: str) -> bool:
+    t = type_name.upper()
+    return t in ("VARCHAR", "TEXT", "STRING") or t.startswith("VARCHAR")
+
+
 def _utc_expr(col: str, type_name: str, name: str) -> str:
     """SQL turning the time column into a naive UTC TIMESTAMP (NULL when text does not parse)."""
     t = type_name.upper()
-    if t in ("VARCHAR", "TEXT", "STRING") or t.startswith("VARCHAR"):
+    if _is_text(t):
         # Text with an offset is an instant; naive text is read in the session TimeZone, which
         # `_Plan.run` pins to UTC for the duration of the query (one cast, no regex: 2x faster).
         return f"timezone('UTC', try_cast(trim({col}) as timestamptz))"
