@@ -71,6 +71,13 @@ Method (`find_changes`)
 
 The result (`Finding`s) is written by `findings_table` (table ``findings``, one row per finding)
 and `finding_days_table` (the daily series behind each, for its chart).
+
+Cost (issue 13: it must not grow much with the history): every series is read by one query per
+segment column and unit (`_series_list`), the observed scan scores all its windows in one pass,
+and a Monte Carlo replicate is decided without logarithms: per window, the LLR is convex in the
+window's successes, so two cutoffs found once per test (`_exceeding`) say which sums reach the
+observed LLR. Draws, seeds and decisions are those of scoring every window of every replicate
+(tests/transforms/test_findings_scan.py), so the p-values are the same to the last bit.
 No Dagster import; the rates are plain shares (successes / attempts), as ``step_conversion`` of
 transforms/sql/definitions.sql.
 """
@@ -343,11 +350,25 @@ def _eligible(n: np.ndarray, blocked: np.ndarray, pooled: float, *, max_len: int
 
 def _max_llr(x: np.ndarray, total_n: float, windows: list[tuple]) -> tuple[np.ndarray, list]:
     """Per row of `x` (replicates x days): the largest LLR over `windows`, and (first row
-    only) the (start, end inclusive) of the window that has it."""
+    only) the (start, end inclusive) of the window that has it (of equal ones, the first in
+    the order of `windows`)."""
     x = np.atleast_2d(x).astype(float)
     total_x = x.sum(axis=1, keepdims=True)
     cx = np.concatenate([np.zeros((len(x), 1)), np.cumsum(x, axis=1)], axis=1)
     ll_all = _ll(total_x[:, 0], np.full(len(x), total_n))
+    if len(x) == 1:  # every window at once (the same values, element by element)
+        s, e, nw, no = (np.concatenate([w[k] for w in windows]) for k in range(4))
+        xw = cx[0, e] - cx[0, s]
+        llr = _ll(xw, nw) + _ll(total_x[0] - xw, no) - ll_all[0]
+        best, where, start = -math.inf, None, 0
+        for w in windows:
+            part = llr[start:start + len(w[0])]
+            i = int(np.argmax(part))
+            if part[i] > best + 1e-12:
+                where = (int(w[0][i]), int(w[1][i]) - 1)
+            best = max(best, float(part[i]))
+            start += len(w[0])
+        return np.array([best]), [where]
     best = np.full(len(x), -math.inf)
     where: list = [None]
     for s, e, nw, no in windows:
@@ -365,19 +386,136 @@ def _monte_carlo_p(n: np.ndarray, x: np.ndarray, observed: float, windows: list[
     """P(max LLR >= observed) under no change, by Monte Carlo: the day's successes are
     redrawn as a random split of all successes over the attempts (multivariate hypergeometric,
     margins fixed), up to MC_MAX_REPLICATES, stopping after MC_EXCEEDANCES exceedances
-    (Besag & Clifford's sequential p-value)."""
+    (Besag & Clifford's sequential p-value). A replicate exceeds when one of its windows has an
+    LLR >= observed - 1e-9 (`_exceeding`: the same decision as `_max_llr`'s largest LLR)."""
     rng = np.random.default_rng(seed)
     colors, total_x = n.astype(np.int64), int(x.sum())
+    exceeds = _exceeding(n, total_x, observed - 1e-9, windows)
     done = over = 0
     while done < MC_MAX_REPLICATES:
         draws = rng.multivariate_hypergeometric(colors, total_x, size=MC_BATCH,
                                                 method="marginals")
-        stats, _ = _max_llr(draws, float(n.sum()), windows)
-        over += int((stats >= observed - 1e-9).sum())
+        over += int(exceeds(draws).sum())
         done += MC_BATCH
         if over >= MC_EXCEEDANCES:
             return over / done
     return (over + 1) / (done + 1)
+
+
+def _exceeding(n: np.ndarray, total_x: int, threshold: float, windows: list[tuple]):
+    """A function of replicates (rows of successes per day, each summing to `total_x`, as the
+    Monte Carlo draws them): per row, whether its largest LLR over `windows` is >= `threshold`,
+    the LLR computed exactly as `_max_llr` does, so the decision is the same.
+
+    With the margins fixed, a window's LLR depends on its successes xw alone and is strictly
+    convex in xw, least where the window's rate equals the rest's (xw = nw X / N). So per
+    window two whole numbers bound the xw that reach the threshold: lo (the largest below that
+    point whose LLR is >= threshold) and hi (the smallest above it). They are found once per
+    call (`_last_true`, evaluating the same LLR formula, starting from the normal
+    approximation), and a replicate then needs only its windows' sums, compared with them:
+    integer work instead of logarithms. Windows no possible xw brings to the threshold are
+    dropped. Below a threshold of 1e-6 (rounding could then blur the convex shape near its
+    least point) every replicate is scored in full by `_max_llr`."""
+    total_n = float(n.sum())
+    if threshold < 1e-6:
+        return lambda draws: _max_llr(draws, total_n, windows)[0] >= threshold
+    s = np.concatenate([w[0] for w in windows])
+    e = np.concatenate([w[1] for w in windows])
+    nw = np.concatenate([w[2] for w in windows]).astype(float)
+    no = np.concatenate([w[3] for w in windows]).astype(float)
+    big_x = float(total_x)
+    ll_all = _ll(np.array([big_x]), np.array([total_n]))[0]
+
+    def reaches(xw: np.ndarray, i: np.ndarray) -> np.ndarray:  # windows i with successes xw
+        xw = xw.astype(float)
+        return _ll(xw, nw[i]) + _ll(big_x - xw, no[i]) - ll_all >= threshold
+
+    lowest = np.maximum(0, total_x - no.astype(np.int64))  # the xw a replicate can have
+    highest = np.minimum(nw.astype(np.int64), total_x)
+    centre = nw * big_x / total_n
+    below = np.clip(np.floor(centre).astype(np.int64), lowest, highest)
+    above = np.clip(np.ceil(centre).astype(np.int64), lowest, highest)
+    # where to start looking: LLR ~ z^2 / 2, z the window's successes in standard deviations
+    # of the hypergeometric (a guess only; the cutoffs are searched on the LLR itself)
+    reach = np.sqrt(2 * threshold * nw * no * big_x * (total_n - big_x)) / total_n ** 1.5
+    # lo: the largest xw in [lowest, below] reaching the threshold (the LLR falls there), or
+    # lowest - 1 when none does (searched from lowest - 1, which stands for "reaches")
+    lo = _last_true(lambda x, i: (x < lowest[i]) | reaches(np.maximum(x, lowest[i]), i),
+                    lowest - 1, below, np.floor(centre - reach).astype(np.int64))
+    # hi: the smallest xw in [above, highest] reaching it (the LLR rises there), or
+    # highest + 1 when none does: the same search on -xw
+    hi = -_last_true(lambda x, i: (x < -highest[i]) | reaches(np.minimum(-x, highest[i]), i),
+                     -highest - 1, -above, -np.ceil(centre + reach).astype(np.int64))
+    has_lo, has_hi = lo >= lowest, hi <= highest
+    # the windows of one length are scored as one slice of the cumulative sums (a position
+    # with no window there, or none able to reach the threshold, can never exceed); the rest
+    # (the change-of-level splits) one by one
+    t = len(n)
+    dtype = np.int32 if total_x < 2**31 - 1 else np.int64
+    never_lo, never_hi = -1, np.iinfo(dtype).max
+    by_length: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    length = e - s
+    fixed = np.zeros(len(s), dtype=bool)
+    start = 0
+    for w in windows:
+        stop = start + len(w[0])
+        fixed[start:stop] = length[start] == length[start:stop].max() == length[start:stop].min()
+        start = stop
+    keep = has_lo | has_hi
+    for size in np.unique(length[fixed & keep]):
+        i = np.flatnonzero(fixed & keep & (length == size))
+        lo_at = np.full(t - size + 1, never_lo, dtype=dtype)
+        hi_at = np.full(t - size + 1, never_hi, dtype=dtype)
+        lo_at[s[i]], hi_at[s[i]] = lo[i], hi[i]
+        by_length[int(size)] = (lo_at, hi_at)
+    rest = ~fixed & keep
+    s, e, lo, hi = s[rest], e[rest], lo[rest].astype(dtype), hi[rest].astype(dtype)
+
+    def exceeds(draws: np.ndarray) -> np.ndarray:
+        cx = np.zeros((len(draws), draws.shape[1] + 1), dtype=dtype)
+        np.cumsum(draws, axis=1, out=cx[:, 1:])
+        hit = np.zeros(len(draws), dtype=bool)
+        for size, (lo_at, hi_at) in by_length.items():
+            xw = cx[:, size:] - cx[:, :-size]
+            hit |= ((xw <= lo_at) | (xw >= hi_at)).any(axis=1)
+        if len(s):
+            xw = cx[:, e] - cx[:, s]
+            hit |= ((xw <= lo) | (xw >= hi)).any(axis=1)
+        return hit
+
+    return exceeds
+
+
+def _last_true(pred, first: np.ndarray, last: np.ndarray, guess: np.ndarray) -> np.ndarray:
+    """Per element i: the largest whole x in [first[i], last[i]] with pred(x, i) true, where
+    pred(first[i], i) is true and pred, along x, is true up to a point and false after it.
+    `pred(xs, idx)` evaluates the elements idx at xs. The search starts at `guess` (clipped),
+    gallops (steps 1, 2, 4, ...) to bracket the point, then bisects: a good guess costs a
+    few evaluations."""
+    every = np.arange(len(first))
+    g = np.clip(guess, first, last)
+    ok = pred(g, every)
+    # invariant: pred(left) is true and the answer lies in [left, right]
+    left, right = np.where(ok, g, first), np.where(ok, last, g - 1)
+    up, step = ok.copy(), np.ones(len(first), dtype=np.int64)
+    galloping = np.ones(len(first), dtype=bool)
+    while (open_ := galloping & (left < right)).any():
+        i = np.flatnonzero(open_)
+        x = np.where(up[i], np.minimum(left[i] + step[i], right[i]),
+                     np.maximum(right[i] - step[i], left[i]))
+        res = pred(x, i)
+        left[i] = np.where(res, x, left[i])
+        right[i] = np.where(res, right[i], x - 1)
+        # going up, a false ends the gallop; going down, a true does
+        galloping[i] = np.where(up[i], res, ~res)
+        step[i] *= 2
+    while (open_ := left < right).any():
+        i = np.flatnonzero(open_)
+        mid = (left[i] + right[i] + 1) // 2
+        res = pred(mid, i)
+        left[i] = np.where(res, mid, left[i])
+        right[i] = np.where(res, right[i], mid - 1)
+    return left
 
 
 def _fisher(xw: float, nw: float, xo: float, no: float) -> float:
@@ -495,22 +633,90 @@ def _day_list(span: tuple) -> list[dt.date]:
 def _series_list(con: duckdb.DuckDBPyConnection, src: str, spans: dict,
                  segments: Sequence[str], hourly: bool = False) -> list[_Series]:
     """Every series to scan: per transition, everyone and each known value of each segment;
-    daily, and hourly too when `hourly`."""
-    out: list[_Series] = []
-    for (f, t), span in spans.items():
-        days = _day_list(span)
-        groups: list[Group] = [()]
-        for col in segments:
-            values = con.execute(
-                f"select distinct cast({ident(col)} as varchar) as v from {src} "
-                f"where {_transition_sql(f, t)} and v is not null and v <> ? order by v",
-                [UNKNOWN]).fetchall()
-            groups += [((col, v),) for (v,) in values]
-        for group in groups:
-            out.append(_daily(con, src, f, t, group, days))
-            if hourly:
-                out.append(_hourly(con, src, f, t, group, days))
+    daily, and hourly too when `hourly`. A value without attempts in the transition's span
+    has no series (it would have nothing to scan). One query per segment column (and one for
+    everyone), per unit, reads every transition's series at once."""
+    if not spans:
+        return []
+    first_day = min(first for first, _ in spans.values())
+    # per transition: its days as offsets from first_day (both ends included)
+    offsets = {k: ((first - first_day).days, (last - first_day).days)
+               for k, (first, last) in spans.items()}
+    series: dict[tuple, _Series] = {}
+    columns: list[str | None] = [None, *segments]
+    for unit in ("day", "hour") if hourly else ("day",):
+        for pos, col in enumerate(columns):
+            value = "''" if col is None else f"cast({ident(col)} as varchar)"
+            known = "true" if col is None else f"{value} is not null and {value} <> ?"
+            bin_sql = ("day - ?" if unit == "day" else
+                       "(epoch_us(date_trunc('hour', ts)) - epoch_us(cast(? as timestamp)))"
+                       " // 3600000000")
+            got = con.execute(f"""
+                select cast(from_step as varchar) as f, cast(to_step as varchar) as t,
+                       {value} as v, day - ? as d, {bin_sql} as b, count(*) as n,
+                       count(*) filter (where success) as x
+                from {src}
+                where day is not null and from_step is not null and to_step is not null
+                  and {known}{' and ts is not null' * (unit == 'hour')}
+                group by all order by f, t, v""",
+                [first_day, first_day, *([UNKNOWN] if col else [])]).fetchnumpy()
+            f_, t_, v_ = (np.asarray(got[c], dtype=object) for c in ("f", "t", "v"))
+            d, b, cnt, ok = (np.asarray(got[c], dtype=np.int64) for c in ("d", "b", "n", "x"))
+            if not len(d):
+                continue
+            new_key = np.ones(len(d), dtype=bool)
+            new_key[1:] = (f_[1:] != f_[:-1]) | (t_[1:] != t_[:-1]) | (v_[1:] != v_[:-1])
+            starts = np.flatnonzero(new_key)
+            for lo, hi in zip(starts, [*starts[1:], len(d)], strict=True):
+                f, t, v = f_[lo], t_[lo], v_[lo]
+                span = offsets.get((f, t))
+                if span is None:
+                    continue
+                rows = slice(lo, hi)
+                inside = (d[rows] >= span[0]) & (d[rows] <= span[1])
+                if not inside.any():
+                    continue
+                days = _day_list(spans[(f, t)])
+                group: Group = () if col is None else ((col, v),)
+                if unit == "day":
+                    i, size = b[rows] - span[0], len(days)
+                    bins: Sequence = days
+                else:
+                    i, size = b[rows] - 24 * span[0], 24 * len(days)
+                    bins = _Hours(dt.datetime.combine(days[0], dt.time()), size)
+                keep = inside & (i >= 0) & (i < size)
+                n = np.zeros(size, dtype=np.int64)
+                x = np.zeros(size, dtype=np.int64)
+                np.add.at(n, i[keep], cnt[rows][keep])
+                np.add.at(x, i[keep], ok[rows][keep])
+                series[(f, t, pos, v, unit)] = _Series(f, t, group, bins, n, x, unit=unit)
+    # in the order of a scan: per transition, everyone then each column's values in order;
+    # daily before hourly
+    out = []
+    for f, t in spans:
+        keys = sorted((k for k in series if k[:2] == (f, t)),
+                      key=lambda k: (k[2], k[3] or "", k[4] == "hour"))
+        out += [series[k] for k in keys]
     return out
+
+
+class _Hours(Sequence):
+    """The starts of `count` consecutive hours from `start`: an hourly series' bins."""
+
+    def __init__(self, start: dt.datetime, count: int) -> None:
+        self.start, self.count = start, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.count))]
+        if i < 0:
+            i += self.count
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        return self.start + dt.timedelta(hours=i)
 
 
 def _daily(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, group: Group,
@@ -529,28 +735,6 @@ def _daily(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, group: Grou
     for d, cnt, ok in rows:
         n[index[d]], x[index[d]] = cnt, ok
     return _Series(f, t, group, days, n, x)
-
-
-def _hourly(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, group: Group,
-            days: list[dt.date]) -> _Series:
-    """The hourly (n, x) series (by `ts`) of the transition's attempts in `group` over
-    `days`, every hour present."""
-    rows = con.execute(f"""
-        select date_trunc('hour', ts), count(*), count(*) filter (where success)
-        from {src}
-        where {_transition_sql(f, t)} and {_days_sql(days[0], days[-1])}
-          and ts is not null and {_group_sql(group)}
-        group by 1""").fetchall()
-    t0 = dt.datetime.combine(days[0], dt.time())
-    bins = [t0 + dt.timedelta(hours=i) for i in range(24 * len(days))]
-    n = np.zeros(len(bins), dtype=np.int64)
-    x = np.zeros(len(bins), dtype=np.int64)
-    for h, cnt, ok in rows:
-        i = int((h - t0).total_seconds() // 3600)
-        if 0 <= i < len(bins):
-            n[i] += cnt
-            x[i] += ok
-    return _Series(f, t, group, bins, n, x, unit="hour")
 
 
 def _counts(con: duckdb.DuckDBPyConnection, src: str, f: str, t: str, inside: str,
@@ -829,8 +1013,7 @@ def findings_table(con: duckdb.DuckDBPyConnection, findings: Sequence[Finding],
              f.baseline_n, f.lost, "drop" if f.lost > 0 else "rise", f.p_value, f.p_scan,
              f.p_adjusted, f.start_ts, f.end_ts, f.sentence())
             for rank, f in enumerate(findings, start=1)]
-    if rows:
-        con.executemany(f"insert into {ident(table)} values ({', '.join(['?'] * 23)})", rows)
+    _insert_rows(con, table, FINDINGS_COLUMNS, rows)
     return table
 
 
@@ -856,6 +1039,18 @@ def finding_days_table(con: duckdb.DuckDBPyConnection, attempts_table: str,
             for d, n, x in zip(s.days, s.n, s.x, strict=True):
                 rows.append((rank, name, d, f.start <= d <= f.end, int(n), int(x),
                              float(x / n) if n else None))
-    if rows:
-        con.executemany(f"insert into {ident(table)} values (?, ?, ?, ?, ?, ?, ?)", rows)
+    _insert_rows(con, table, FINDING_DAYS_COLUMNS, rows)
     return table
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str,
+                 rows: Sequence[tuple]) -> None:
+    """Append `rows` (tuples in the order of `columns`, a table's "name TYPE, ..." list) to
+    `table` in one statement: each column is one list parameter, unnested side by side (a
+    statement per row costs milliseconds each)."""
+    if not rows:
+        return
+    types = [c.split()[1] for c in columns.split(", ")]
+    values = [list(col) for col in zip(*rows, strict=True)]
+    con.execute(f"insert into {ident(table)} select "
+                + ", ".join(f"unnest(?::{t}[])" for t in types), values)
