@@ -7,7 +7,9 @@ Writes one tab-separated orders file (no date in its name, YYYYMMDD dates) with 
 example's generator and config (examples/orders), runs the whole pipeline in its own process and
 prints
 wall seconds, CPU seconds and peak resident memory, and the raw step's own time from the run's
-progress lines.
+progress lines. The load alone (`transforms.ingest.load_range`, without Dagster's bookkeeping of
+one materialisation per daily partition) is measured by
+`bench/bench_ingest.py --history --rows N --days D`.
 """
 
 from __future__ import annotations

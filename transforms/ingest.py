@@ -55,6 +55,7 @@ names come from the validated config and are quoted.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -85,8 +86,12 @@ SQL_TYPES = {
 # the largest magnitude DECIMAL(18,2) holds is just under 10^16; a larger amount is
 # quarantined as out of range (never NULL, never a crash of a later step)
 DECIMAL_LIMIT = 10 ** 16
-# bound the memory a load needs: a range is processed this many partition days at a time
+# bound the memory a load needs: a range is loaded in passes of at least CHUNK_DAYS partition
+# days, each reading about CHUNK_BYTES of export files (as stored); a range whose files fit is
+# one pass, so each file is read once (a pass over days D..E reads the files exported on
+# D - max_days_after_export .. E + late_days: consecutive passes share those few files)
 CHUNK_DAYS = 3
+CHUNK_BYTES = 1 << 30
 OFFSET_RE = r"(Z|z|[+-][0-9]{2}:?[0-9]{2})$"
 # the hours and minutes of a numeric UTC offset after an ISO 8601 time (+02, +0200, -05:30)
 TZ_OFFSET_RE = r"[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?\s*[+-]([0-9]{2}):?([0-9]{2})?\s*$"
@@ -404,21 +409,24 @@ def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: li
     undecodable = f"undecodable bytes: the file is not {source.encoding}"
     # an id (the record's identity, its customer, its anonymous id) is a JSON string or
     # number; true, an object or an array would become a customer named 'true' or '{"id":1}'
+    # (the id columns' JSON values come with the json columns' in one json_extract, and their
+    # types are read from those small values: each line is parsed by json_valid and twice more)
     id_checks = []
+    id_cols = [c for c in _id_columns(source) if c in text_cols]
     for col, what in _id_columns(source).items():
         if col in text_cols:
             i = text_cols.index(col) + 1
+            k = len(json_cols) + id_cols.index(col) + 1
             id_checks.append(
-                f"when ok and jtypes[{i}] not in ('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', "
-                f"'NULL') then {literal(f'{what} is not text or a number in {col}: ')} "
+                f"when ok and json_type(jvals[{k}]) not in ('VARCHAR', 'BIGINT', 'UBIGINT', "
+                f"'DOUBLE', 'NULL') then {literal(f'{what} is not text or a number in {col}: ')} "
                 f"|| left(vals[{i}], 60)")
     fields = [f"vals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(text_cols)]
     fields += [f"jvals[{i + 1}] as {ident('s_' + c)}" for i, c in enumerate(json_cols)]
     params: list[object] = [
         [str(p) for p in plain] or [""],
         [json_path(source.columns[c]) for c in text_cols] or ["$"],
-        [json_path(source.columns[c]) for c in json_cols] or ["$"],
-        [json_path(source.columns[c]) for c in text_cols] or ["$"],
+        [json_path(source.columns[c]) for c in json_cols + id_cols] or ["$"],
     ]
     try:
         con.execute(f"""
@@ -441,23 +449,28 @@ def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: li
         ), stripped as (
             select n.source_file, f.file_date, n.source_line, n.undecodable,
                    -- a byte-order mark opens the file, it is not part of its first record
-                   case when n.source_line = 1 then ltrim(rtrim(n.raw_record, chr(13)),
-                                                          chr(65279))
-                        else rtrim(n.raw_record, chr(13)) end as raw_record
+                   -- (the guards spare the copy of a line with nothing to trim)
+                   case when n.source_line = 1 and starts_with(n.raw_record, chr(65279))
+                        then ltrim(rtrim(n.raw_record, chr(13)), chr(65279))
+                        when ends_with(n.raw_record, chr(13)) then rtrim(n.raw_record, chr(13))
+                        else n.raw_record end as raw_record
             from numbered n join _files f using (source_file)
         ), lines as (
+            -- a valid line is an object when its first character after JSON whitespace is a
+            -- brace (DuckDB's JSON reader takes no comments): no second parse of the line
             select *,
-                   case when json_valid(raw_record)
-                        then json_type(raw_record) = 'OBJECT' else false end as ok
+                   coalesce(json_valid(raw_record)
+                            and (starts_with(raw_record, '{{') or starts_with(
+                                 ltrim(raw_record, ' ' || chr(9) || chr(10) || chr(13)), '{{')),
+                            false) as ok
             from stripped
             -- a blank line (nothing but spaces and tabs, or the empty string after the final
-            -- newline) is no record, as in CSV
-            where trim(raw_record, ' ' || chr(9)) <> ''
+            -- newline) is no record, as in CSV (a line opening an object is none: no trim)
+            where starts_with(raw_record, '{{') or trim(raw_record, ' ' || chr(9)) <> ''
         ), extracted as (
             select *,
                    case when ok then json_extract_string(raw_record, ?::VARCHAR[]) end as vals,
-                   case when ok then json_extract(raw_record, ?::VARCHAR[]) end as jvals,
-                   case when ok then json_type(raw_record, ?::VARCHAR[]) end as jtypes
+                   case when ok then json_extract(raw_record, ?::VARCHAR[]) end as jvals
             from lines
         )
         select source_file, file_date, source_line, raw_record,
@@ -618,14 +631,150 @@ def _whole_record(line: str, width: int | None, source: Source) -> bool:
     return len(rows) == 1 and len(rows[0]) == width
 
 
+def _plain_csv(path: Path, source: Source) -> tuple[str, dict[int, list[str]]] | None:
+    """(header line, fields of the lines holding a quote character by line number) of a CSV
+    file that DuckDB can split line by line with exactly the outcome of `_csv_records`, else
+    None: a plain (uncompressed) UTF-8 file with a header, no CR (every line ends at LF), no NUL
+    byte (which the csv module refuses), no line longer than the csv module's field size limit,
+    and every quote closed on its own line (each line holding one parses alone in strict mode,
+    so no record spans lines; those few lines are split by the csv module, the others at each
+    delimiter)."""
+    if source.delimiter == "whitespace" or not source.header or \
+            source.encoding.replace("_", "-").lower() not in ("utf-8", "utf8", "utf-8-sig"):
+        return None
+    if sniff_compression(path) is not None:
+        return None
+    quote, limit = source.quote.encode(), csv.field_size_limit()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    head, line = b"", 0  # the first line's bytes; the length of the line being read
+    quoted = False
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                if b"\r" in chunk or b"\x00" in chunk:
+                    return None
+                quoted = quoted or quote in chunk
+                decoder.decode(chunk)
+                if b"\n" not in head and len(head) <= limit:
+                    head += chunk[: limit + 1]
+                pieces = chunk.split(b"\n")
+                line += len(pieces[0])
+                if len(pieces) > 1:
+                    line = max(line, *map(len, pieces[1:-1]), 0)
+                    if line > limit:
+                        return None
+                    line = len(pieces[-1])
+                if line > limit:
+                    return None
+            decoder.decode(b"", final=True)
+        fields: dict[int, list[str]] = {}
+        if quoted:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                for n, text in enumerate(fh, start=1):
+                    if source.quote not in text:
+                        continue
+                    rows = list(csv.reader([text.removesuffix("\n")], strict=True,
+                                           delimiter=source.delimiter,
+                                           quotechar=source.quote))
+                    if len(rows) != 1:
+                        return None
+                    fields[n] = rows[0]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return head.split(b"\n", 1)[0].decode("utf-8").removeprefix("\ufeff"), fields
+
+
+def _header_positions(source: Source, header_line: str
+                      ) -> tuple[dict[str, int], list[str], int, str | None]:
+    """(column -> field position, fields the header lacks, header width, hint) of a file's
+    header line read as `_stage_csv` reads it."""
+    row = next(csv.reader([header_line], delimiter=source.delimiter, quotechar=source.quote),
+               [])
+    header = [h.strip().lstrip("\ufeff") for h in row]
+    positions = {c: header.index(f) for c, f in source.columns.items() if f in header}
+    missing = [f for c, f in source.columns.items() if c not in positions]
+    hint = _other_delimiter(header_line, source) if missing else None
+    return positions, missing, len(header), hint
+
+
+def _stage_plain_csv(con: duckdb.DuckDBPyConnection, source: Source,
+                     files: list[tuple[Path, str, dict[int, list[str]]]]) -> None:
+    """`_stage_csv_plain`: the records of plain CSV files (`_plain_csv`), one row per line
+    after the header, split by DuckDB (a line holding a quote as the csv module split it): the
+    same rows `_csv_records` gives (blank lines, nothing but spaces and tabs without a
+    delimiter, are no record; a row of the wrong width, a file header lacking a mapped field, a
+    U+FFFD character are malformed with the same reasons)."""
+    cols = list(source.columns)
+    layout = []
+    quoted: dict[str, list] = {"source_file": [], "source_line": [], "f": []}
+    for path, header_line, fields_of in files:
+        for n, row in fields_of.items():
+            quoted["source_file"].append(str(path))
+            quoted["source_line"].append(n)
+            quoted["f"].append(row)
+        positions, missing, width, hint = _header_positions(source, header_line)
+        malformed = (f"file header lacks column(s): {', '.join(missing)}{hint or ''}"
+                     if missing else None)
+        layout.append((str(path), file_date(path), width, malformed,
+                       [positions.get(c, -1) + 1 for c in cols]))
+    con.execute("create or replace temp table _csv_layout (source_file VARCHAR, "
+                "file_date DATE, width BIGINT, header_problem VARCHAR, positions BIGINT[])")
+    con.executemany("insert into _csv_layout values (?, ?, ?, ?, ?)", [list(r) for r in layout])
+    con.register("_csv_quoted", pa.table({
+        "source_file": pa.array(quoted["source_file"], pa.string()),
+        "source_line": pa.array(quoted["source_line"], pa.int64()),
+        "f": pa.array(quoted["f"], pa.list_(pa.string()))}))
+    undecodable = f"undecodable bytes: the file is not {source.encoding}"
+    fields = ", ".join(
+        f"case when malformed is null and positions[{i + 1}] > 0 "
+        f"then f[positions[{i + 1}]] end as {ident('s_' + c)}" for i, c in enumerate(cols))
+    con.execute(f"""
+        create or replace temp table _stage_csv_plain as
+        with texts as (
+            select filename as source_file,
+                   string_split(case when starts_with(content, chr(65279))
+                                     then substr(content, 2) else content end, chr(10)) as lines
+            from read_text($files)
+        ), numbered as (
+            select source_file, generate_subscripts(lines, 1) as source_line,
+                   unnest(lines) as raw_record
+            from texts
+        ), records as (
+            select n.source_file, l.file_date, n.source_line, n.raw_record, l.positions,
+                   coalesce(q.f, string_split(n.raw_record, $delim)) as f, l.width,
+                   l.header_problem
+            from numbered n join _csv_layout l using (source_file)
+            left join _csv_quoted q on q.source_file = n.source_file
+                                   and q.source_line = n.source_line
+            where n.source_line > 1
+              and (contains(n.raw_record, $delim) or trim(n.raw_record, ' ' || chr(9)) <> '')
+        ), checked as (
+            select *, case when header_problem is not null then header_problem
+                           when contains(raw_record, chr(65533)) then $undecodable
+                           when len(f) <> width then 'malformed CSV row: expected '
+                                || width::VARCHAR || ' fields, got ' || len(f)::VARCHAR
+                      end as malformed
+            from records
+        )
+        select source_file, file_date, source_line, raw_record, malformed, {fields}
+        from checked
+    """, {"delim": source.delimiter, "undecodable": undecodable,
+          "files": [str(p) for p, _, _ in files]})
+    con.unregister("_csv_quoted")
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
-    """Stage CSV files as one row per record: file, line, raw text and field strings."""
+    """Stage CSV files as one row per record: file, line, raw text and field strings. Plain
+    files (`_plain_csv`: no record spans lines, ...) are split by DuckDB, the others read record
+    by record with Python's csv module (`_csv_records`); both give the same rows."""
     cols = list(source.columns)
     data: dict[str, list] = {k: [] for k in
                              ("source_file", "file_date", "source_line", "raw_record", "malformed")}
     for c in cols:
         data["s_" + c] = []
-    for path in files:
+    plain = [(p, *h) for p in files if (h := _plain_csv(p, source)) is not None]
+    slow = [p for p in files if p not in {q for q, _, _ in plain}]
+    for path in slow:
         day = file_date(path)
         records = _csv_records(path, source)
         header_missing: list[str] = []
@@ -674,7 +823,13 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
     staged = pa.Table.from_pydict(data, schema=schema)
     con.register("_stage_arrow", staged)
     try:
-        con.execute("create or replace temp table _stage as select * from _stage_arrow")
+        if plain:
+            _stage_plain_csv(con, source, plain)
+            con.execute("create or replace temp table _stage as select * from _stage_arrow "
+                        "union all by name select * from _stage_csv_plain")
+            con.execute("drop table _stage_csv_plain")
+        else:
+            con.execute("create or replace temp table _stage as select * from _stage_arrow")
     finally:
         con.unregister("_stage_arrow")
 
@@ -863,6 +1018,8 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
         "then 'arrived too late: ' || (file_date - cast(_event_ts as DATE))::VARCHAR "
         f"|| ' days after its event day (late_days is ' || {late}::VARCHAR || ')'"
     )
+    # the field strings are read here only: _classified holds the typed columns
+    staged = ", ".join(ident("s_" + c) for c in source.columns)
     con.execute(f"""
         create or replace temp table _classified as
         with typed as (
@@ -874,20 +1031,23 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
             select *, {skew} as _skew from typed
         ), timed as (
             select *, {event_ts} as _event_ts from skewed
-        ), checked as (
+        ), checked as not materialized (
             select *, case when malformed is not null then malformed
                            {' '.join(checks)}
                       end as reason
             from timed
         ), gapped as (
             -- a file without a date: days between a valid row and the next later valid row,
-            -- the row's place in time order and the file's count of valid rows
-            select *, case when reason is null and file_date is null then
+            -- the row's place in time order and the file's count of valid rows (only the rows
+            -- of files without a date are sorted: a dated file's rows belong to their event
+            -- day, or when rejected to the file's day)
+            select *, case when reason is null then
                        cast(lead(_event_ts) over w as DATE) - cast(_event_ts as DATE) end
                       as _gap,
                    row_number() over w as _rn,
                    count(*) over (partition by source_file, reason is null) as _valid_rows
             from checked
+            where file_date is null
             window w as (partition by source_file, reason is null
                          order by _event_ts, source_line)
         ), cut as (
@@ -916,10 +1076,16 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                        over (partition by source_file) as _file_first_day
             from cut_reason
         )
-        select * exclude (_file_first_day),
+        select * exclude (_file_first_day, {staged}),
                case when reason is null then cast(_event_ts as DATE)
-                    else coalesce(file_date, _file_first_day) end as partition_date
+                    else _file_first_day end as partition_date
         from anchored
+        union all by name
+        select * exclude ({staged}),
+               case when reason is null then cast(_event_ts as DATE)
+                    else file_date end as partition_date
+        from checked
+        where file_date is not null
     """, p.values)
 
 
@@ -1005,15 +1171,39 @@ def undated_day_range(source: Source) -> tuple[dt.date, dt.date] | None:
     return _RANGE_CACHE[key]
 
 
+def _chunk_days(source: Source, first: dt.date, last: dt.date) -> int:
+    """Partition days per pass of a load of first..last: the whole range when a file without a
+    date is among the source's files (it may hold rows of any day: one pass reads it once) or
+    when the range's files hold at most CHUNK_BYTES; else as many days as the average export
+    day's bytes let a pass read within CHUNK_BYTES (at least CHUNK_DAYS)."""
+    days = (last - first).days + 1
+    sizes: dict[dt.date, int] = {}
+    for path in _files_for(source, first, last):
+        day = file_date(path)
+        if day is None:
+            return days
+        try:
+            sizes[day] = sizes.get(day, 0) + path.stat().st_size
+        except OSError:
+            continue  # the load rejects it
+    total = sum(sizes.values())
+    if total <= CHUNK_BYTES:
+        return days
+    per_day = total / len(sizes)
+    reach = source.max_days_after_export + source.late_days  # extra export days a pass reads
+    return max(CHUNK_DAYS, min(days, int(CHUNK_BYTES / per_day) - reach))
+
+
 def load_range(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date, last: dt.date,
                on_partition: object = None) -> list[PartitionStats]:
-    """(Re)load partitions first..last of `source`; returns one PartitionStats per day."""
+    """(Re)load partitions first..last of `source`; returns one PartitionStats per day.
+
+    The range is one pass when its files fit in CHUNK_BYTES (each file read and parsed once,
+    every row's partition derived from its event time in that pass), else passes of
+    `_chunk_days` days; the tables are the same either way."""
     ensure_tables(con, source)
     stats: list[PartitionStats] = []
-    # dated files are read a few days at a time (bounded memory); a file without a date may
-    # hold rows of any day, so then the whole range is one pass (each file read once)
-    undated = any(file_date(p) is None for p in source.files())
-    step = (last - first).days + 1 if undated else CHUNK_DAYS
+    step = _chunk_days(source, first, last)
     day = first
     while day <= last:
         chunk_last = min(last, day + dt.timedelta(days=step - 1))
@@ -1035,7 +1225,9 @@ def _rank_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
     read by this load (of any partition) and the rows already loaded into other partitions;
     the first in (export day, file, line) order is the original. A later copy whose content
     (any mapped column) differs from the original's is a conflicting duplicate. Also `_copies`,
-    which `_demote_later_copies` reads: the rank of every candidate."""
+    which `_demote_later_copies` reads: the rank of every candidate of an identity that has more
+    than one (an identity with one candidate is its own original, `_copy` 1: only the few
+    identities with copies are sorted, not every row)."""
     table = ident(raw_table(source))
     ids = list(source.identity)
     id_cols = ", ".join(ident(c) for c in ids)
@@ -1057,16 +1249,22 @@ def _rank_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
             from _classified where reason is null
         ), keys as (
             select distinct {id_cols} from staged where _in_chunk
+        ), candidates as not materialized (
+            select * from staged
+            union all by name
+            select r.source_file, af.file_date, r.source_line, r.partition_date, {r_cols},
+                   false as _in_chunk, false as _staged
+            from {table} r left join _all_files af using (source_file)
+            where {loaded} and r.partition_date not between $first and $last
+              and exists (select 1 from keys k where {same_id})
+              and not exists (select 1 from staged s where s.source_file = r.source_file
+                                                       and s.source_line = r.source_line)
+        ), copied as (
+            -- the identities with more than one candidate (one hash aggregate, no sort)
+            select {id_cols} from candidates group by all having count(*) > 1
         )
-        select * from staged
-        union all by name
-        select r.source_file, af.file_date, r.source_line, r.partition_date, {r_cols},
-               false as _in_chunk, false as _staged
-        from {table} r left join _all_files af using (source_file)
-        where {loaded} and r.partition_date not between $first and $last
-          and exists (select 1 from keys k where {same_id})
-          and not exists (select 1 from staged s where s.source_file = r.source_file
-                                                   and s.source_line = r.source_line)
+        select * from candidates r
+        where exists (select 1 from copied k where {same_id})
     """, {"first": first, "last": last})
     differs = ", ".join(
         f"case when cast({ident(c)} as VARCHAR) is distinct from "
@@ -1089,15 +1287,19 @@ def _rank_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
                                            || ': differs in ' || _differs end as _dup_reason
         from ranked
     """)
-    con.execute("""
-        create or replace temp table _ranked as
-        select c.*, case when c.reason is null then d._copy end as _copy,
+    # a view: _copies holds the few rows with copies, so each reader joins it cheaply
+    # instead of a third wide copy of every row (a view takes no parameters: the days are
+    # dates, written as literals)
+    con.execute(f"""
+        create or replace temp view _ranked as
+        select c.*, case when c.reason is null then coalesce(d._copy, 1) end as _copy,
                case when c.reason is null then d._dup_reason end as _dup_reason
         from _classified c
         left join _copies d on d._staged and d.source_file = c.source_file
                            and d.source_line = c.source_line
-        where c.partition_date between ? and ?
-    """, [first, last])
+        where c.partition_date between {literal(first.isoformat())}::DATE
+                                   and {literal(last.isoformat())}::DATE
+    """)
 
 
 def _demote_later_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
@@ -1166,6 +1368,7 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
     if bad:
         con.executemany("insert into _bad_files values (?, ?, ?)", bad)
     _classify(con, source)
+    con.execute("drop table _stage")  # _classified holds all of it, typed
     table = ident(raw_table(source))
     _rank_copies(con, source, first, last)
     cols = ", ".join(ident(c) for c in source.columns)
@@ -1198,7 +1401,7 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
             select {cols}, _event_ts, partition_date, _skew, source_file, source_line,
                    now()::TIMESTAMP
             from _ranked where reason is null and _copy = 1
-            order by partition_date, _event_ts""")
+            order by partition_date, _event_ts, source_file, source_line""")
         con.execute(f"""
             insert into {QUARANTINE_TABLE}
             select ?, partition_date, source_file, source_line, raw_record,

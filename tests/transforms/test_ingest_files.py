@@ -429,9 +429,12 @@ def test_a_row_for_a_day_outside_the_run_is_said_until_that_day_is_run(
     assert ingest.reconciliation_problems(con, source) == []
 
 
-def test_a_range_longer_than_a_chunk_notes_nothing_inside_it(tiny: TinyProject) -> None:
+def test_a_range_longer_than_a_chunk_notes_nothing_inside_it(
+        tiny: TinyProject, monkeypatch: pytest.MonkeyPatch) -> None:
     # every day's file holds a late row of the day before: inside one run's range, chunks
-    # (CHUNK_DAYS days each) must leave those to the chunk that loads their day
+    # (CHUNK_DAYS days each) must leave those to the chunk that loads their day; a pass's
+    # byte budget of 1 makes every pass the shortest, so the range takes several
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 1)
     days = [dt.date(2026, 10, 1) + dt.timedelta(days=i) for i in range(2 * ingest.CHUNK_DAYS + 1)]
     for i, day in enumerate(days):
         before = day - dt.timedelta(days=1)

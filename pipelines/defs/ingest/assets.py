@@ -68,6 +68,10 @@ def _metadata(stats: list[ingest.PartitionStats], first: dt.date, last: dt.date,
                                                                key=lambda kv: -kv[1]))
     return {
         "dagster/row_count": sum(s.rows_loaded for s in stats),
+        "range_rows_read": sum(s.rows_read for s in stats),
+        "range_rows_loaded": sum(s.rows_loaded for s in stats),
+        "range_rows_quarantined": sum(s.rows_quarantined for s in stats),
+        "range_rows_duplicate": sum(s.rows_duplicate for s in stats),
         "rows_read": sum(s.rows_read for s in stats),
         "rows_loaded": sum(s.rows_loaded for s in stats),
         "rows_quarantined": sum(s.rows_quarantined for s in stats),
@@ -85,10 +89,27 @@ def _metadata(stats: list[ingest.PartitionStats], first: dt.date, last: dt.date,
     }
 
 
+def partition_metadata(s: ingest.PartitionStats) -> dict:
+    """The metadata of one partition's materialisation: that day's own counts (a run over a
+    range loads it in one pass and gives each day its figures, not the range's)."""
+    return {
+        "dagster/row_count": s.rows_loaded,
+        "rows_read": s.rows_read,
+        "rows_loaded": s.rows_loaded,
+        "rows_quarantined": s.rows_quarantined,
+        "rows_duplicate": s.rows_duplicate,
+        "clock_skew_corrected": s.clock_skew_corrected,
+        "quarantine_reasons": ", ".join(f"{why} ({n:,})" for why, n in sorted(
+            s.reasons.items(), key=lambda kv: (-kv[1], kv[0]))) or "none",
+    }
+
+
 def raw_asset(name: str, partitions: dg.PartitionsDefinition
               ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
     """The `raw_<name>` asset of one source and its blocking reconciliation check. Its
-    materialisation says when it is built on partial data: `files_rejected`,
+    materialisation of each partition day carries that day's counts (`partition_metadata`) and
+    the load's: `range_rows_read` … over the range loaded, and when it is built on partial data:
+    `files_rejected`,
     `rows_in_rejected_files` and the `rejected_files` table (every file of the source the
     glob matches but no load could read), and `rows_outside_range` (rows read that belong to
     days outside the loaded range); the run log says it in a warning line."""
@@ -137,6 +158,10 @@ def raw_asset(name: str, partitions: dg.PartitionsDefinition
         for warning in (rejected_summary(rejected), outside_summary(outside)):
             if warning:
                 progress.report(context, f"  raw_{name:<12} warning: {warning}")
+        if context.has_partition_key_range or context.has_partition_key:
+            for s in stats:
+                context.add_asset_metadata(partition_metadata(s),
+                                           partition_key=s.partition_date.isoformat())
         return dg.MaterializeResult(
             metadata=_metadata(stats, first, last, started, rejected, outside))
 
