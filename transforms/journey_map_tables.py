@@ -27,6 +27,12 @@ CREATE OR REPLACE. Grains and columns are in docs/TABLES.md. The rules:
   complete cohort. Journeys whose window is still open belong to no period: every row of a
   map, touchpoints, pains and metrics included, counts the same journeys.
 
+- **Set-based.** Each per-persona table is one statement over every (period, persona) at
+  once: the journeys of each (period length x persona) are a group of temp table
+  `_jm_group_members` (an integer g per group, `_build_scope`), the rows per customer are
+  counted once (`_count_per_customer`) and joined to the members, and the metrics run as a
+  LATERAL subquery per group. Period lengths holding the same journeys are computed once.
+
 All are assembled here: their rows follow the map's stages, touchpoints, pains and
 metric roles.
 """
@@ -56,16 +62,16 @@ def build_stage_touchpoints(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
     """(Re)build `stage_touchpoints`: one row per (stage x dimension x value) over
     `stage_events`, ranked by events within stage x dimension; then its per-persona table
     `stage_touchpoint_segments`. Returns the rows of `stage_touchpoints`."""
-    p = Params()
-    body = _touches_sql(jmap, p)
+    _build_touches(con, jmap)
     con.execute(
-        f"""
+        """
         create or replace table stage_touchpoints as
-        with touches as ({body}),
-        counted as (
-            select stage, stage_index, dimension, value, count(*) as events,
-                   count(distinct customer_id) as customers
-            from touches group by all
+        with counted as (
+            select k.stage, k.stage_index, k.dimension, k.value, c.events, c.customers
+            from (select k, cast(sum(events) as bigint) as events,
+                         count(customer_id) as customers
+                  from _jm_touches group by all) c
+            join _jm_touches_keys k using (k)
         ),
         final as (
             select *, events / sum(events) over (partition by stage_index, dimension) as share,
@@ -74,11 +80,44 @@ def build_stage_touchpoints(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
             from counted
         )
         select * from final order by stage_index, dimension, rank
-        """,
-        p.values,
+        """
     )
-    build_stage_touchpoint_segments(con, jmap)
+    _build_scope(con, jmap)
+    build_stage_touchpoint_segments(con, jmap, scope_built=True, touches_built=True)
+    con.execute("drop table if exists _jm_touches")
+    con.execute("drop table if exists _jm_touches_keys")
     return count_rows(con, "stage_touchpoints")
+
+
+def _build_touches(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
+    """(Re)build temp tables `_jm_touches` / `_jm_touches_keys`: `_touches_sql` counted per
+    customer (`_count_per_customer`), so the touchpoint tables scan `stage_events` once."""
+    p = Params()
+    _count_per_customer(con, "_jm_touches", _touches_sql(jmap, p),
+                        ["stage", "stage_index", "dimension", "value"], p.values)
+
+
+def _count_per_customer(con: duckdb.DuckDBPyConnection, table: str, rows_sql: str,
+                        keys: list[str], values: dict[str, object]) -> None:
+    """(Re)build temp tables `table` (k, customer_id, events): one row per distinct `keys` x
+    customer of `rows_sql` (which has those columns and customer_id), events = its rows; and
+    `table`_keys (k, <keys>): one row per distinct keys, k an integer. A customer's row counts
+    once in the customers of a group, so the per-persona tables join the members on
+    customer_id and group on two integers (g, k)."""
+    cols = ", ".join(keys)
+    con.execute(f"""
+        create or replace temp table {table}_all as
+        select {cols}, customer_id, count(*) as events from ({rows_sql}) group by all""",
+                values)
+    con.execute(f"""
+        create or replace temp table {table}_keys as
+        select cast(row_number() over (order by {cols}) as integer) as k, {cols}
+        from (select distinct {cols} from {table}_all)""")
+    same = " and ".join(f"a.{c} is not distinct from k.{c}" for c in keys)
+    con.execute(f"""
+        create or replace temp table {table} as
+        select k.k, a.customer_id, a.events from {table}_all a join {table}_keys k on {same}""")
+    con.execute(f"drop table {table}_all")
 
 
 def _touches_sql(jmap: JourneyMap, p: Params) -> str:
@@ -127,7 +166,16 @@ def _build_scope(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
     segment_value, customer_id): one row per period x journey entering in it (complete, entry
     day in the period's window) x ('all' and each of its journey-map segment values that is
     offered: `transforms.periods.build_segment_members`, known values, at most
-    MAX_SEGMENT_VALUES per segment)."""
+    MAX_SEGMENT_VALUES per segment).
+
+    And for the tables computed per group: `_jm_same` (rep, period_days), per period length
+    the first length whose window holds the same journeys (the same entry days once clipped
+    to the first complete journey's: on data shorter than a length, that length and the whole
+    data hold the same journeys), so those rows are computed once and copied; `_jm_groups`
+    (g, period_days, segment, segment_value), one row per (rep length x persona with a
+    journey in it), g an integer; `_jm_group_members` (g, customer_id), one row per group x
+    journey, so the per-persona tables join and group on integers. Built once per public
+    build_* function; the builders of the per-persona tables read them."""
     p = Params()
     windows = period_windows(con)
     if windows:
@@ -162,17 +210,39 @@ def _build_scope(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
         p.values,
     )
     con.execute("drop table _jm_members")
+    first = con.execute("select min(entry_date) from journeys where complete").fetchone()[0]
+    reps: dict[tuple[object, object], int] = {}
+    same = []
+    for days, start, end in windows:
+        clipped = (max(start, first) if first is not None else start, end)
+        same.append((reps.setdefault(clipped, int(days)), int(days)))
+    con.execute("create or replace temp table _jm_same as select * from (values "
+                + (", ".join(f"({a}, {b})" for a, b in same) or "(0, 0)")
+                + ") s(rep, period_days)")
+    con.execute("""
+        create or replace temp table _jm_groups as
+        select cast(row_number() over (order by period_days, segment, segment_value)
+                    as integer) as g, period_days, segment, segment_value
+        from (select distinct period_days, segment, segment_value from _jm_scope
+              where period_days in (select rep from _jm_same))""")
+    con.execute("""
+        create or replace temp table _jm_group_members as
+        select g.g, sc.customer_id
+        from _jm_scope sc join _jm_groups g using (period_days, segment, segment_value)""")
 
 
-def build_journey_map_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+def build_journey_map_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                             scope_built: bool = False) -> int:
     """(Re)build `journey_map_funnel`: one row per (period_days x segment x segment value x
     stage): the stage funnel of the journeys entering in the period (segment 'all': every one,
     then per persona), with `period_start` / `period_end` (its entry days) and the per-step
     figures of `funnel_steps` (transforms/stage_funnels.py: entered, observed,
     overall_conversion, step_conversion, dropoff_count, dropout_rate, median / p75 / p90 / mean
     seconds from the previous stage). A persona without journeys in a period has no rows.
-    Needs `journeys`, `journey_stages`, `funnel_cohorts`."""
-    _build_scope(con, jmap)
+    Needs `journeys`, `journey_stages`, `funnel_cohorts`; `scope_built`: the temp tables of
+    _build_scope are already built."""
+    if not scope_built:
+        _build_scope(con, jmap)
     p = Params()
     con.execute(
         _funnel_sql("journey_map_funnel",
@@ -183,27 +253,31 @@ def build_journey_map_funnel(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -
     return count_rows(con, "journey_map_funnel")
 
 
-def build_stage_touchpoint_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+def build_stage_touchpoint_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                                    scope_built: bool = False,
+                                    touches_built: bool = False) -> int:
     """(Re)build `stage_touchpoint_segments`: one row per (period_days x segment x segment value
     x stage x dimension x value) over the stage events of the journeys entering in the period
     (module docstring: Periods): segment 'all' = every one, then per persona = journey-map
     segment value; ranked by events within period x persona x stage x dimension. Needs
-    `stage_events`, `journeys`, `funnel_cohorts`."""
-    _build_scope(con, jmap)
-    p = Params()
-    body = _touches_sql(jmap, p)
+    `stage_events`, `journeys`, `funnel_cohorts`. `scope_built` / `touches_built`: the temp
+    tables of _build_scope / _build_touches are already built (by build_stage_touchpoints)."""
+    if not scope_built:
+        _build_scope(con, jmap)
+    if not touches_built:
+        _build_touches(con, jmap)
     con.execute(
-        f"""
+        """
         create or replace table stage_touchpoint_segments as
-        with base as ({body}),
-        touches as (
-            select sc.period_days, sc.segment, sc.segment_value, b.*
-            from base b join _jm_scope sc using (customer_id)
+        with per_group as (
+            select m.g, t.k, cast(sum(t.events) as bigint) as events, count(*) as customers
+            from _jm_touches t join _jm_group_members m using (customer_id) group by all
         ),
         counted as (
-            select period_days, segment, segment_value, stage, stage_index, dimension, value,
-                   count(*) as events, count(distinct customer_id) as customers
-            from touches group by all
+            select s.period_days, grp.segment, grp.segment_value, k.stage, k.stage_index,
+                   k.dimension, k.value, c.events, c.customers
+            from per_group c join _jm_groups grp using (g) join _jm_touches_keys k using (k)
+            join _jm_same s on s.rep = grp.period_days
         ),
         final as (
             select *, events / sum(events) over (partition by period_days, segment,
@@ -217,38 +291,43 @@ def build_stage_touchpoint_segments(con: duckdb.DuckDBPyConnection, jmap: Journe
         select * from final
         order by period_days, segment <> 'all', segment, segment_value, stage_index, dimension,
                  rank
-        """,
-        p.values,
+        """
     )
     return count_rows(con, "stage_touchpoint_segments")
 
 
-def build_stage_pain_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+def build_stage_pain_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                              scope_built: bool = False, pains_built: bool = False) -> int:
     """(Re)build `stage_pain_segments`: one row per (period_days x segment x segment value x
     stage x pain x reason): the pains of `stage_pains` over the customers whose journey enters
     in the period (module docstring: Periods), segment 'all' = every one, then per persona =
     journey-map segment value; share = customers / the period's persona journeys reaching the
-    stage. Needs `journeys`, `journey_stages`, `funnel_cohorts`."""
-    _build_scope(con, jmap)
-    p = Params()
-    parts = _pain_parts(jmap, p)
+    stage. Needs `journeys`, `journey_stages`, `funnel_cohorts`. `scope_built` /
+    `pains_built`: the temp tables of _build_scope / _build_pains are already built (by
+    build_stage_pains)."""
+    if not scope_built:
+        _build_scope(con, jmap)
+    if not pains_built:
+        _build_pains(con, jmap)
     con.execute(
-        f"""
+        """
         create or replace table stage_pain_segments as
-        with base as ({' union all '.join(parts)}),
-        pains as (
-            select sc.period_days, sc.segment, sc.segment_value, b.*
-            from base b join _jm_scope sc using (customer_id)
-        ),
-        reached as (
-            select sc.period_days, sc.segment, sc.segment_value, s.stage_index,
-                   count(*) as journeys
-            from journey_stages s join _jm_scope sc using (customer_id) group by all
+        with per_group as (
+            select m.g, b.k, cast(sum(b.events) as bigint) as events, count(*) as customers
+            from _jm_pains b join _jm_group_members m using (customer_id) group by all
         ),
         counted as (
-            select period_days, segment, segment_value, stage, stage_index, pain, reason,
-                   count(*) as events, count(distinct customer_id) as customers
-            from pains group by all
+            select s.period_days, grp.segment, grp.segment_value, k.stage, k.stage_index,
+                   k.pain, k.reason, c.events, c.customers
+            from per_group c join _jm_groups grp using (g) join _jm_pains_keys k using (k)
+            join _jm_same s on s.rep = grp.period_days
+        ),
+        reached as (
+            select s.period_days, grp.segment, grp.segment_value, r.stage_index, r.journeys
+            from (select m.g, js.stage_index, count(*) as journeys
+                  from journey_stages js join _jm_group_members m using (customer_id)
+                  group by all) r
+            join _jm_groups grp using (g) join _jm_same s on s.rep = grp.period_days
         ),
         final as (
             select c.*, c.customers / nullif(r.journeys, 0) as share,
@@ -261,13 +340,13 @@ def build_stage_pain_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) 
         )
         select * from final
         order by period_days, segment <> 'all', segment, segment_value, stage_index, rank
-        """,
-        p.values,
+        """
     )
     return count_rows(con, "stage_pain_segments")
 
 
-def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
+def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
+                            scope_built: bool = False) -> int:
     """(Re)build `stage_exit_events`: one row per (period_days x segment x segment value x stage
     x dimension x value): what the journeys that ended at a stage did last. A leaver is a
     journey entering in the period (module docstring: Periods; all complete) that did not
@@ -276,22 +355,31 @@ def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
     within the journey (entry_ts to window_end_ts, ties by event_id): dimension `event_name`
     is that event's name, dimension `screen` (when `events` has one) the screen of the latest
     event with a screen. Segment 'all' = every leaver; then per persona = journey-map segment
-    value (transforms/sql/stage_exit_events.sql). Needs `journeys`, `events`,
-    `funnel_cohorts`."""
-    _build_scope(con, jmap)
+    value (transforms/sql/stage_exit_events.sql), computed once per set of period lengths
+    holding the same journeys (`_jm_same`). Needs `journeys`, `events`,
+    `funnel_cohorts`; `scope_built`: the temp tables of _build_scope are already built."""
+    if not scope_built:
+        _build_scope(con, jmap)
     has_screen = "screen" in table_columns(con, "events")
     leavers = "complete and not reached_last_stage"
     dims = [("event_name", "e.event_name is not null")]
     if has_screen:
         dims.append(("screen", "e.screen is not null"))
-    last = " union all ".join(
-        f"""select l.customer_id, '{dim}' as dimension,
-                   arg_max(cast(e.{ident(dim)} as varchar), (e.event_ts, e.event_id)) as value
-            from leavers l join events e
-              on e.customer_id = l.customer_id
-             and e.event_ts between l.entry_ts and l.window_end_ts
-            where {cond} group by all"""
+    # one scan of the leavers' events for every dimension: per dimension the latest of its
+    # events with a value (NULL when none)
+    latest = ", ".join(
+        f"arg_max(cast(e.{ident(dim)} as varchar), (e.event_ts, e.event_id)) "
+        f"filter (where {cond}) as {ident(dim)}"
         for dim, cond in dims)
+    last = f"""
+        select customer_id, dimension, value
+        from (select l.customer_id, {latest}
+              from leavers l join events e
+                on e.customer_id = l.customer_id
+               and e.event_ts between l.entry_ts and l.window_end_ts
+              where {' or '.join(cond for _, cond in dims)}
+              group by all)
+        unpivot (value for dimension in ({', '.join(ident(d) for d, _ in dims)}))"""
     dim_list = ", ".join(f"('{d}')" for d, _ in dims)
     con.execute(
         f"""
@@ -307,7 +395,9 @@ def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
         -- over all of them
         select sc.period_days, sc.segment, sc.segment_value, l.stage, l.stage_index,
                d.dimension, x.value, l.customer_id
-        from leavers l join _jm_scope sc using (customer_id)
+        from leavers l
+        join (select * from _jm_scope where period_days in (select rep from _jm_same)) sc
+          using (customer_id)
         cross join (values {dim_list}) d(dimension)
         left join last x on x.customer_id = l.customer_id and x.dimension = d.dimension
         """
@@ -315,6 +405,15 @@ def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) ->
     con.execute(sql_file("stage_exit_events"),
                 {"conversion_stage_index": jmap.stage(jmap.conversion_stage).index})
     con.execute("drop table if exists _exit_last")
+    # the lengths holding the same journeys as an earlier one (`_jm_same`): its rows, in the
+    # order of transforms/sql/stage_exit_events.sql
+    if con.execute("select count(*) from _jm_same where rep <> period_days").fetchone()[0]:
+        con.execute("""
+            create or replace table stage_exit_events as
+            select s.period_days, e.* exclude (period_days)
+            from stage_exit_events e join _jm_same s on e.period_days = s.rep
+            order by period_days, segment <> 'all', segment, segment_value, stage_index,
+                     dimension, rank""")
     return count_rows(con, "stage_exit_events")
 
 
@@ -324,19 +423,19 @@ def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
     then, per period and persona, `journey_map_funnel`, `stage_pain_segments` and
     `stage_exit_events` (what the journeys ending at a stage did last). Needs `journeys`,
     `journey_stages`, `events`, `funnel_cohorts`. Returns the rows of `stage_pains`."""
-    p = Params()
-    parts = _pain_parts(jmap, p)
+    _build_pains(con, jmap)
     con.execute(
-        f"""
+        """
         create or replace table stage_pains as
-        with pains as ({' union all '.join(parts)}),
+        with counted as (
+            select k.stage, k.stage_index, k.pain, k.reason, c.events, c.customers
+            from (select k, cast(sum(events) as bigint) as events,
+                         count(customer_id) as customers
+                  from _jm_pains group by all) c
+            join _jm_pains_keys k using (k)
+        ),
         reached as (
             select stage_index, count(*) as journeys from journey_stages group by all
-        ),
-        counted as (
-            select stage, stage_index, pain, reason, count(*) as events,
-                   count(distinct customer_id) as customers
-            from pains group by all
         ),
         final as (
             select c.*, c.customers / nullif(r.journeys, 0) as share,
@@ -346,13 +445,23 @@ def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
             from counted c left join reached r using (stage_index)
         )
         select * from final order by stage_index, rank
-        """,
-        p.values,
+        """
     )
-    build_journey_map_funnel(con, jmap)
-    build_stage_pain_segments(con, jmap)
-    build_stage_exit_events(con, jmap)
+    _build_scope(con, jmap)
+    build_journey_map_funnel(con, jmap, scope_built=True)
+    build_stage_pain_segments(con, jmap, scope_built=True, pains_built=True)
+    con.execute("drop table if exists _jm_pains")
+    con.execute("drop table if exists _jm_pains_keys")
+    build_stage_exit_events(con, jmap, scope_built=True)
     return count_rows(con, "stage_pains")
+
+
+def _build_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
+    """(Re)build temp tables `_jm_pains` / `_jm_pains_keys`: the pains of `_pain_parts`
+    counted per customer (`_count_per_customer`), so the pain tables scan `events` once."""
+    p = Params()
+    _count_per_customer(con, "_jm_pains", " union all ".join(_pain_parts(jmap, p)),
+                        ["stage", "stage_index", "pain", "reason"], p.values)
 
 
 def _pain_parts(jmap: JourneyMap, p: Params) -> list[str]:
@@ -384,6 +493,7 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     Needs `journeys`, `journey_stages`, `funnel_steps`, `booking_outcomes`, `payment_attempts`,
     `payment_failures`, `repeat_purchase`, `purchases`, `stage_events`; then its per-persona
     table `stage_metric_segments`. Returns the rows of `stage_metrics`."""
+    _build_app_time(con, jmap)
     sql, values = _stage_metrics_sql(con, jmap, currency)
     con.execute(f"""
         create or replace table stage_metrics as
@@ -391,24 +501,33 @@ def build_stage_metrics(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
         select * from final order by stage_index, metric, segment <> 'all', segment,
                                   segment_value
     """, values)
-    build_stage_metric_segments(con, jmap, currency)
+    _build_scope(con, jmap)
+    build_stage_metric_segments(con, jmap, currency, scope_built=True)
+    con.execute("drop table if exists _jm_app_time")
     return count_rows(con, "stage_metrics")
 
 
 # the tables a persona's metrics read from its own customers' rows (p_<table>)
 PERSONA_TABLES = ("journeys", "events", "journey_stages", "booking_outcomes", "purchases",
                   "funnel_steps", "payment_attempts", "repeat_purchase")
-_FROM_TABLE = re.compile(rf"\b(from|join)\s+({'|'.join(PERSONA_TABLES)})\b")
+# the CTEs of the metrics that are per customer, from that customer's rows alone (their time
+# in app, from the activity gaps within their journey): a group's rows are those of its
+# customers among everyone's, so they are computed once over everyone (a temp table) and read
+# cut to the group (p_<cte>)
+_PER_CUSTOMER_CTES = ("app_time",)
+_CUT_CTES = _PER_CUSTOMER_CTES
+_FROM_TABLE = re.compile(rf"\b(from|join)\s+({'|'.join(PERSONA_TABLES + _CUT_CTES)})\b")
 
 
 def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
-                       currency: str | None, persona: tuple[int, str, str] | None = None,
+                       currency: str | None, persona: bool = False,
                        segments: bool = False) -> tuple[str, dict[str, object]]:
     """The WITH clause (ending in CTE `final`) of the stage metrics and its parameters.
 
-    persona None: every customer (`stage_metrics`). persona (period_days, segment, value): the
-    same metric rows over the customers of that `_jm_scope` row set (the journeys entering in
-    the period, 'all' or with that segment value) — every table read is cut to their rows
+    persona False: every customer (`stage_metrics`). persona True: the same metric rows over
+    the customers of one group of `_jm_group_members` (the journeys entering in a period, 'all'
+    or with one segment value), correlated on the outer query's `grp.g` (a LATERAL subquery
+    per group, build_stage_metric_segments) — every table read is cut to their rows
     (p_<table> CTEs; the funnel counted from their journey stages, payment attempts and repeat
     rates from their events and purchases as transforms/bookings.py and repeat.py count them).
     segments (`stage_metric_segments`, always with a persona): plus the all-customer value of
@@ -422,9 +541,7 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     click = role_sql(jmap, "campaign_click", p)
     impression = role_sql(jmap, "campaign_impression", p)
     offer = role_sql(jmap, "offer_view", p)
-    activity = role_sql(jmap, "app_activity", p)
     has_impressions = "campaign_impression" in jmap.metric_events
-    gap_s = float(jmap.session_gap_minutes) * 60
     horizons = list(jmap.repeat_horizons)
     conv_idx = idx[jmap.conversion_stage]
     dec_idx = idx.get(at.get("decision"), 0)
@@ -474,17 +591,8 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
         "consider": (f"""
             select count(*) as customers from journey_stages
             where stage_index = {consider_idx}""", ["journey_stages"]),
-        "clicks_seq": (f"""
-            select e.customer_id, e.event_ts,
-                   epoch(e.event_ts - lag(e.event_ts) over (partition by e.customer_id
-                                                           order by e.event_ts)) as gap
-            from events e join j using (customer_id)
-            where {activity} and e.event_ts between j.entry_ts and j.window_end_ts""",
-                       ["j"]),
-        "app_time": (f"""
-            select customer_id, sum(case when gap <= {gap_s} then gap else 0 end) / 60
-                       as minutes
-            from clicks_seq group by all""", ["clicks_seq"]),
+        # per customer, built once for both tables (_build_app_time)
+        "app_time": ("select * from _jm_app_time", ["journeys"]),
         "bookings": ("select * from booking_outcomes where created_ts is not null",
                      ["booking_outcomes"]),
         "funnel": ("select * from funnel_steps", ["funnel_steps"]),
@@ -500,7 +608,7 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     have = {t for t in tables if table_columns(con, t)}
     have |= {f"events.{c}" for c in table_columns(con, "events")}
     have |= {f"journeys.{c}" for c in table_columns(con, "journeys")}
-    if persona is not None:  # the funnel of the scope's journeys, from their journey stages
+    if persona:  # the funnel of the scope's journeys, from their journey stages
         if "journey_stages" in have:
             have.add("funnel_steps")
         else:
@@ -526,12 +634,22 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     columns = "stage, metric, segment, segment_value, value, unit"
     if segments:
         columns += ", row_order"
-    if persona is not None:
-        own = _persona_ctes(con, jmap, p, persona, used | {r for _, (_, rs) in ctes.items()
+    if persona:
+        own = _persona_ctes(con, jmap, p, used | {r for _, (_, rs) in ctes.items()
                                                             for r in rs if r in tables})
-        with_parts = own + [(n, _FROM_TABLE.sub(r"\1 p_\2", sql)) for n, sql in with_parts]
+        cut = []
+        for n, sql in with_parts:
+            if n not in _PER_CUSTOMER_CTES:
+                cut.append((n, _FROM_TABLE.sub(r"\1 p_\2", sql)))
+                continue
+            cut.append((n, sql))  # over everyone: uncorrelated, computed once
+            cut.append((f"p_{n}", _group_rows(n)))
+        with_parts = own + cut
         kept = [_FROM_TABLE.sub(r"\1 p_\2", sql) for sql in kept]
-    with_sql = ",\n".join(f"{n} as ({sql})" for n, sql in with_parts)
+    # per group not materialized: each reader's filters reach the scans of the big tables
+    with_sql = ",\n".join(
+        f"{n} as {'not materialized ' if persona and n not in _PER_CUSTOMER_CTES else ''}({sql})"
+        for n, sql in with_parts)
     metrics_sql = f"""
         with {with_sql + "," if with_sql else ""}
         rows as (
@@ -549,26 +667,57 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     return metrics_sql, values
 
 
+def _build_app_time(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
+    """(Re)build temp table `_jm_app_time` (customer_id, minutes): one row per customer with
+    an `app_activity` event within their journey (entry_ts to window_end_ts), minutes = the
+    sum of the gaps between consecutive such events of at most `session_gap_minutes` (the
+    `time_in_app_minutes` metric is their median). Read by `stage_metrics` and, cut to each
+    group, by `stage_metric_segments`; empty without `journeys`."""
+    p = Params()
+    if not table_columns(con, "journeys"):
+        con.execute("create or replace temp table _jm_app_time "
+                    "(customer_id varchar, minutes double)")
+        return
+    activity = role_sql(jmap, "app_activity", p)
+    gap_s = float(jmap.session_gap_minutes) * 60
+    con.execute(f"""
+        create or replace temp table _jm_app_time as
+        with clicks_seq as (
+            select e.customer_id, e.event_ts,
+                   epoch(e.event_ts - lag(e.event_ts) over (partition by e.customer_id
+                                                           order by e.event_ts)) as gap
+            from events e join journeys j using (customer_id)
+            where {activity} and e.event_ts between j.entry_ts and j.window_end_ts
+        )
+        select customer_id, sum(case when gap <= {gap_s} then gap else 0 end) / 60
+                   as minutes
+        from clicks_seq group by all""", p.values)
+
+
+def _group_rows(table: str) -> str:
+    """The rows of `table` (a table or CTE with customer_id) of the customers of group `grp.g`
+    of `_jm_group_members`: a join with the members and an equality on the outer group, which
+    DuckDB decorrelates into a join on g (an IN subquery here would become a cross product of
+    the table and the groups)."""
+    return (f"select t.* from _jm_group_members m join {table} t using (customer_id) "
+            "where m.g = grp.g")
+
+
 def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
-                  persona: tuple[int, str, str], reads: set[str]) -> list[tuple[str, str]]:
-    """The p_<table> CTEs: each table the metrics read, cut to the customers of one
-    (period_days, segment, value) of `_jm_scope`."""
-    days, segment, value = persona
-    mine = "customer_id in (select customer_id from p_journeys)"
+                  reads: set[str]) -> list[tuple[str, str]]:
+    """The p_<table> CTEs: each table the metrics read, cut to the customers of the group
+    `grp.g` of `_jm_group_members` (correlated: the outer query names `grp`)."""
+    mine = _group_rows
     succeeded = role_sql(jmap, "payment_succeeded", p)
     failed = role_sql(jmap, "payment_failed", p)
     horizons = ", ".join(f"({int(h)})" for h in jmap.repeat_horizons) or "(0)"
     end = p.add(data_end(con))
     ctes = {
-        "journeys": f"""
-            select * from journeys where customer_id in (
-                select customer_id from _jm_scope
-                where period_days = {int(days)} and segment = {p.add(segment)}
-                  and segment_value = {p.add(value)})""",
-        "events": f"select * from events where {mine}",
-        "journey_stages": f"select * from journey_stages where {mine}",
-        "booking_outcomes": f"select * from booking_outcomes where {mine}",
-        "purchases": f"select * from purchases where {mine}",
+        "journeys": mine("journeys"),
+        "events": mine("events"),
+        "journey_stages": mine("journey_stages"),
+        "booking_outcomes": mine("booking_outcomes"),
+        "purchases": mine("purchases"),
         # every journey of the scope is complete: its funnel counts all of them
         "funnel_steps": "select stage_index, count(*) as entered from p_journey_stages "
                         "group by all",
@@ -595,10 +744,8 @@ def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
             from per_customer c cross join (values {horizons}) h(horizon_days)
             group by all""",
     }
-    needs = {"events": {"journeys"}, "journey_stages": {"journeys"},
-             "funnel_steps": {"journey_stages"},
-             "booking_outcomes": {"journeys"}, "purchases": {"journeys"},
-             "payment_attempts": {"events"}, "repeat_purchase": {"purchases"}}
+    needs = {"funnel_steps": {"journey_stages"}, "payment_attempts": {"events"},
+             "repeat_purchase": {"purchases"}}
     want = {t for t in PERSONA_TABLES if t in reads}
     for t in list(want):
         want |= needs.get(t, set())
@@ -608,48 +755,42 @@ def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
 
 
 def build_stage_metric_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
-                                currency: str | None = None) -> int:
+                                currency: str | None = None, scope_built: bool = False) -> int:
     """(Re)build `stage_metric_segments`: one row per (period_days x segment x segment value x
     stage x metric): the metrics of `stage_metrics` over the journeys entering in the period
     (module docstring: Periods) and their events, bookings, payments and purchases — segment
     'all' = every one (plus the by-channel campaign metrics over all channels), then per
     persona = journey-map segment value — with `metric_order`: the metric's position in the
-    definitions (repeat horizons ascending). Periods with the same entry days are computed
-    once. Needs what `stage_metrics` needs, plus `funnel_cohorts`."""
-    _build_scope(con, jmap)
-    con.execute("""create or replace temp table _metric_segments (
-        period_days integer, segment varchar, segment_value varchar, stage varchar,
-        stage_index integer, metric varchar, value double, unit varchar, row_order integer)""")
-    windows: dict[tuple[object, object], list[int]] = {}
-    for days, first, last in period_windows(con):
-        windows.setdefault((first, last), []).append(int(days))
-    for lengths in windows.values():
-        days = lengths[0]
-        personas = [(str(a), str(b)) for a, b in con.execute(
-            "select distinct segment, segment_value from _jm_scope where period_days = ? "
-            "order by segment <> 'all', segment, segment_value", [days]).fetchall()]
-        for segment, value in personas:
-            sql, values = _stage_metrics_sql(con, jmap, currency, (days, segment, value),
-                                             segments=True)
-            con.execute(f"""
-                insert into _metric_segments
-                {sql}
-                select $days, $seg, $val, stage, stage_index, metric, value, unit, row_order
-                from final where segment = 'all'
-            """, {**values, "days": days, "seg": segment, "val": value})
-        for other in lengths[1:]:  # the same entry days: the same rows
-            con.execute("insert into _metric_segments select * replace (? as period_days) "
-                        "from _metric_segments where period_days = ?", [other, days])
+    definitions (repeat horizons ascending). Periods holding the same journeys are computed
+    once (`_jm_same`). Needs what `stage_metrics` needs, plus `funnel_cohorts`.
+
+    One statement for every (period, persona): the metric statement of `stage_metrics` as a
+    LATERAL subquery per row of `_jm_groups` (_build_scope), its tables cut to that group's
+    customers (`_stage_metrics_sql` with `persona=True`); DuckDB decorrelates it into joins on
+    the group, so each table is scanned once for all groups. `scope_built`: the temp tables
+    of _build_scope and _build_app_time are already built (by build_stage_metrics)."""
+    if not scope_built:
+        _build_scope(con, jmap)
+        _build_app_time(con, jmap)
+    sql, values = _stage_metrics_sql(con, jmap, currency, persona=True, segments=True)
     con.execute(f"""
         create or replace table stage_metric_segments as
+        with computed as (
+            select grp.period_days, grp.segment, grp.segment_value, r.stage, r.stage_index,
+                   r.metric, r.value, r.unit, r.row_order
+            from _jm_groups grp, lateral ({sql} select * from final where segment = 'all') r
+        ),
+        copied as (
+            select s.period_days, c.* exclude (period_days)
+            from computed c join _jm_same s on c.period_days = s.rep
+        )
         select period_days, segment, segment_value, stage, stage_index, metric, value, unit,
                cast(dense_rank() over (order by row_order, {_HORIZON}) as integer)
                    as metric_order
-        from _metric_segments
+        from copied
         order by period_days, segment <> 'all', segment, segment_value, stage_index,
                  metric_order
-    """)
-    con.execute("drop table if exists _metric_segments")
+    """, values)
     return count_rows(con, "stage_metric_segments")
 
 
