@@ -45,6 +45,12 @@ Lifecycle = Literal["all", "complete"]
 
 
 
+def _is_temporal(column_type: str) -> bool:
+    """A DuckDB column type that `readers.timestamp_sql` converts without parsing text."""
+    t = column_type.upper()
+    return t.startswith("TIMESTAMP") or t in ("DATE", "DATETIME")
+
+
 def detect_format(path: str | Path) -> str:
     """The log format implied by the file name: 'xes', 'csv', 'parquet' or 'jsonl' (see
     `transforms.readers.detect_format`)."""
@@ -159,12 +165,27 @@ def _build_log_table(
         readers.require_values(con, raw, act_c, activities, what="activity",
                                flag="--activities", path=path)
         where.append(f"CAST({ident(act_c)} AS VARCHAR) IN (SELECT unnest($activities))")
-    has_time = f"__has_time_{uuid.uuid4().hex[:8]}"
-    con.execute(f"ALTER TABLE {ident(raw)} ADD COLUMN {ident(has_time)} BOOLEAN")
-    con.execute(f"UPDATE {ident(raw)} SET {ident(has_time)} = "
-                f"nullif(trim(CAST({ident(time_c)} AS VARCHAR)), '') IS NOT NULL")
-    readers.parse_times(con, raw, time_c, time_format=time_format, timezone=timezone,
-                        path=path)
+    params: dict[str, object] = {}
+    if activities is not None:
+        params["activities"] = list(activities)
+    time_type = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ident(raw)})"
+                                 ).fetchall()).get(time_c, "")
+    if _is_temporal(time_type):
+        # a typed time (e.g. Parquet) is converted in the one pass that builds the log:
+        # it has a time exactly when it is not NULL, and it always converts
+        ts_params = readers.Params()
+        ts = readers.timestamp_sql(ident(time_c), time_format, timezone, ts_params,
+                                   source_type=time_type)
+        has_time_sql = f"{ident(time_c)} IS NOT NULL"
+        params |= ts_params.values
+    else:
+        has_time = f"__has_time_{uuid.uuid4().hex[:8]}"
+        con.execute(f"ALTER TABLE {ident(raw)} ADD COLUMN {ident(has_time)} BOOLEAN")
+        con.execute(f"UPDATE {ident(raw)} SET {ident(has_time)} = "
+                    f"nullif(trim(CAST({ident(time_c)} AS VARCHAR)), '') IS NOT NULL")
+        readers.parse_times(con, raw, time_c, time_format=time_format, timezone=timezone,
+                            path=path)
+        ts, has_time_sql = ident(time_c), ident(has_time)
     lc_select = f", CAST({lc} AS VARCHAR) AS lifecycle" if has_lifecycle else ""
     con.execute(
         f"""
@@ -175,15 +196,15 @@ def _build_log_table(
         select
             CAST({ident(case_c)} AS VARCHAR) AS "case",
             CAST({ident(act_c)} AS VARCHAR) AS activity,
-            {ident(time_c)} AS ts
+            {ts} AS ts
             {lc_select},
             __event_index AS event_index,
-            {ident(has_time)} AS __has_time
+            {has_time_sql} AS __has_time
         from numbered
         {"where " + " and ".join(where) if where else ""}
         order by __event_index
         """,
-        {"activities": list(activities)} if activities is not None else None,
+        params or None,
     )
     bad = con.execute(
         f"""select count(*) filter (where "case" is null),

@@ -10,10 +10,12 @@ events but no journey (at the end of the data: a device whose app open is still 
 its next screens, or the booking the server wrote, are already exported) is in no mining table
 built from the log, so `journey_variants` has exactly one row per journey.
 
-Everything per event runs in DuckDB (transforms.mining); pm4py sees one trace per variant for
-the discovered model (inductive miner, exported as BPMN and PNML) and for conformance
-(token-based replay against the designed journey, prefix-closed: stopping early is drop-off,
-reported by the funnel, not a deviation). Grains:
+Everything per event runs in DuckDB (transforms.mining): the mining log is sorted once into
+per-case paths (`mining.case_paths`) that the variant, DFG, endpoint and drop-off tables all
+read, and stage events once per customer for `stage_event_variants`. pm4py sees one trace per
+variant for the discovered model (inductive miner, exported as BPMN and PNML) and for
+conformance (token-based replay against the designed journey, prefix-closed: stopping early
+is drop-off, reported by the funnel, not a deviation). Grains:
 
 - `mining_log`: one row per stage visit of a customer (case, activity, ts, event_index).
 - `variants`: one row per distinct stage path (variant).
@@ -122,16 +124,19 @@ def build_mining_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
         select l.*, coalesce(j.converted, false) as converted
         from mining_log l left join journeys j on j.customer_id = l."case"
     """)
-    counts = mining.variant_counts(con, "_mining_cases")
+    # the one sort of the mining log: every path table below reads these per-case paths
+    paths = mining.case_paths(con, "_mining_cases", table="_mining_paths")
+    counts = mining.variant_counts(con, paths)
     designed = mining.DesignedJourney(
         tuple(jmap.stage_names),
         frozenset(s.name for s in jmap.stages if s.optional),
     )
     result = mining.conformance(counts, designed)
-    _variants_table(con, result)
-    _dfg_tables(con)
-    _dropoff_table(con)
+    _variants_table(con, result, paths)
+    _dfg_tables(con, paths)
+    _dropoff_table(con, paths)
     _conformance_tables(con, jmap, result)
+    paths.drop(con)
     _stage_event_variants(con)
     build_stage_returns(con)
     models_dir = Path(models_dir)
@@ -146,7 +151,8 @@ def build_mining_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
                        result.fitting_cases_share, files)
 
 
-def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance) -> None:
+def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance,
+                    paths: mining.CasePaths) -> None:
     fitness = [(list(v.activities), v.fitness, v.is_fit,
                 list(v.deviations.skipped), list(v.deviations.repeated),
                 list(v.deviations.out_of_order), list(v.deviations.unexpected))
@@ -158,7 +164,7 @@ def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance) 
     if fitness:
         con.executemany("insert into _variant_fitness values (?, ?, ?, ?, ?, ?, ?)", fitness)
     con.execute("create or replace temp table _mining_variants as "
-                + mining.variants(con, "_mining_cases").sql_query())
+                + mining.variants(con, paths).sql_query())
     con.execute("""
         create or replace table variants as
         with base as (
@@ -184,11 +190,11 @@ def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance) 
         )
         select * from final order by variant_id
     """)
-    con.execute("""
+    con.execute(f"""
         create or replace table journey_variants as
         with paths as (
-            select "case" as customer_id, list(activity order by ts, event_index) as stages
-            from mining_log group by "case"
+            select p."case" as customer_id, list_transform(p.codes, lambda c: n.names[c]) as stages
+            from {ident(paths.table)} p, {ident(paths.names_table)} n
         )
         select p.customer_id, v.variant_id, v.fitness, v.is_fit
         from paths p join variants v on v.stages = p.stages
@@ -196,36 +202,38 @@ def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance) 
     """)
 
 
-def _dfg_tables(con: duckdb.DuckDBPyConnection) -> None:
-    edges = mining.dfg(con, "_mining_cases")
+def _dfg_tables(con: duckdb.DuckDBPyConnection, paths: mining.CasePaths) -> None:
+    edges = mining.dfg(con, paths)
     con.execute(f"""
         create or replace table dfg_edges as
         select "from" as source, "to" as target, count, mean_seconds as mean_s,
                median_seconds as median_s, p90_seconds as p90_s
         from ({edges.sql_query()}) order by count desc, source, target
     """)
-    con.execute("""
+    con.execute(f"""
         create or replace table dfg_endpoints as
-        with paths as (
-            select list(activity order by ts, event_index) as stages
-            from mining_log group by "case"
+        with ends as (
+            select codes[1] as first, codes[-1] as last from {ident(paths.table)}
         ),
         final as (
-            select stages[1] as activity, 'start' as kind, count(*) as count from paths
-            group by 1
+            select n.names[first] as activity, 'start' as kind, count(*) as count
+            from ends, {ident(paths.names_table)} n group by 1
             union all
-            select stages[-1], 'end', count(*) from paths group by 1
+            select n.names[last], 'end', count(*) from ends, {ident(paths.names_table)} n
+            group by 1
         )
         select * from final order by kind desc, count desc, activity
     """)
 
 
-def _dropoff_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""
+def _dropoff_table(con: duckdb.DuckDBPyConnection, paths: mining.CasePaths) -> None:
+    # a case's last visit in path order is its last by event_index (build_mining_log numbers
+    # the visits in time order)
+    con.execute(f"""
         create or replace table dropoff_points as
         with ends as (
-            select "case", arg_max(activity, event_index) as stage, bool_or(converted) as conv
-            from _mining_cases group by "case"
+            select p."case", n.names[p.codes[-1]] as stage, p.converted as conv
+            from {ident(paths.table)} p, {ident(paths.names_table)} n
         ),
         final as (
             select stage, count(*) as journeys, count(*) / sum(count(*)) over () as share
@@ -275,29 +283,52 @@ def _conformance_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
 def _stage_event_variants(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         create or replace table stage_event_variants as
-        with ordered as (
-            select customer_id, stage, stage_index, event_name, event_ts, event_id,
-                   lag(stage) over w as previous_stage
-            from stage_events where customer_id is not null
-            window w as (partition by customer_id order by event_ts, stage_index, event_id)
+        with pairs as (
+            -- (stage, event name) pairs as small integers: integer lists sort and group fast
+            select stage, event_name,
+                   (row_number() over (order by stage, event_name))::integer as code
+            from (select distinct stage, event_name from stage_events
+                  where customer_id is not null)
+        ),
+        dict as (
+            select list(stage order by code) as stage_of, list(event_name order by code) as name_of
+            from pairs
+        ),
+        per_customer as (
+            -- one ordered list per customer (the one sort); a visit = a run of consecutive
+            -- events of one stage in it
+            select list(p.code order by e.event_ts, e.stage_index, e.event_id) as codes
+            from stage_events e
+            join pairs p on p.stage is not distinct from e.stage
+                        and p.event_name is not distinct from e.event_name
+            where e.customer_id is not null
+            group by e.customer_id
+        ),
+        runs as (
+            select codes, list_filter(range(1, len(codes) + 1), lambda i: i = 1
+                   or stage_of[codes[i]] is distinct from stage_of[codes[i - 1]]) as starts
+            from per_customer, dict
         ),
         numbered as (
-            -- a visit = consecutive events of one stage; number the visits per customer
-            select *, sum(case when previous_stage is distinct from stage then 1 else 0 end)
-                      over (partition by customer_id order by event_ts, stage_index, event_id
-                            rows unbounded preceding) as visit
-            from ordered
+            select codes, starts, unnest(range(1, len(starts) + 1)) as visit from runs
         ),
         visits as (
-            select stage, list(event_name order by event_ts, stage_index, event_id) as events
-            from numbered group by customer_id, visit, stage
+            select codes[starts[visit]] as first_code,
+                   codes[starts[visit]:coalesce(starts[visit + 1] - 1, len(codes))] as visit_codes
+            from numbered
+        ),
+        counted as (
+            select stage_of[first(first_code)] as stage,
+                   list_transform(visit_codes, lambda c: name_of[c]) as events,
+                   count(*) as visits
+            from visits, dict group by visit_codes, stage_of, name_of
         ),
         grouped as (
-            select stage, events, count(*) as visits,
-                   count(*) / sum(count(*)) over (partition by stage) as share,
-                   row_number() over (partition by stage order by count(*) desc,
+            select stage, events, sum(visits)::bigint as visits,
+                   sum(visits) / sum(sum(visits)) over (partition by stage) as share,
+                   row_number() over (partition by stage order by sum(visits) desc,
                                       array_to_string(events, '>')) as rank
-            from visits group by stage, events
+            from counted group by stage, events
         )
         select stage, rank, events, array_to_string(events, ' → ') as path, visits, share
         from grouped where rank <= $top

@@ -26,8 +26,11 @@ Semantics, stated once:
   *unexpected* — an activity that is not a stage of the designed journey.
   A journey without deviations is a prefix of a designed path, so it replays with fitness 1.
 
-All per-event work runs in DuckDB; pm4py only ever sees one trace per variant. The model and
-replay use pm4py internals (inductive miner on a variant counter), pinned to pm4py 2.7.23 in
+All per-event work runs in DuckDB; pm4py only ever sees one trace per variant. `case_paths`
+sorts a log once into per-case paths from which variants, variant counts and the DFG are read
+(the per-log functions remain for one-off use). The model and replay use pm4py internals
+(inductive miner on a variant counter; token replay memoised per marking and activity,
+`_TokenReplay`), loaded without pm4py's package __init__ (`_pm4py`), pinned to pm4py 2.7.23 in
 pyproject.toml and checked against pm4py on the full log by tests/transforms/test_mining*.py.
 """
 
@@ -37,6 +40,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,11 +122,148 @@ def _journeys_ctes(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRel
     """
 
 
+@dataclass(frozen=True)
+class CasePaths:
+    """A log's cases, each as its ordered path, computed in one pass (`case_paths`).
+
+    `table` is a temporary table with one row per case: `case`, `path` (the case's events in
+    journey order, each packed into one integer: time offset in microseconds shifted left by
+    `bits`, ORed with the activity code), `codes` (INTEGER[]: the activity codes alone, the
+    variant), `duration_us` (last minus first event time) and `converted` (the case's flag, or
+    NULL). `names` maps codes (1-based, in name order) back to activities; the temporary table
+    `names_table` holds it as one row, column `names`. `variants`, `variant_counts` and `dfg`
+    accept it in place of the log, so one sort of the log serves them all, with the same
+    results (DFG means up to the last bits of floating-point summation order).
+    """
+
+    table: str
+    names: tuple[str, ...]
+    bits: int
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def names_table(self) -> str:
+        return f"{self.table}__names"
+
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        for name in (self.table, self.names_table):
+            con.execute(f"drop table if exists {ident(name)}")
+
+
+def case_paths(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelation,
+               table: str | None = None) -> CasePaths:
+    """Sort the log once into `CasePaths` (temporary table `table`, default a fresh name).
+
+    Sorting is what a per-case ordered list costs; sorting one integer per event that carries
+    both the activity and the time costs the same as sorting the activity alone, so variants
+    and directly-follows times come out of a single sort. Events without an activity are
+    ignored, as in `variants`. Without a time an event still takes its place in the path (last,
+    as in an ORDER BY), and its steps have no duration, as in `dfg`.
+    """
+    src = _source(con, log)
+    columns = _columns(con, src)
+    order = _order(con, src)
+    names, lo, hi = con.execute(f"""
+        select (select list(distinct activity order by activity) from {src}
+                where activity is not null),
+               epoch_us(min(ts)), epoch_us(max(ts))
+        from {src}
+    """).fetchone()
+    names = tuple(names or ())
+    bits = max(1, len(names).bit_length())
+    span = (hi - lo + 1) if lo is not None else 0
+    # an integer of time offset (0 = no time) and code; BIGINT when it fits, else HUGEINT
+    kind = "bigint" if span < 1 << (62 - bits) else "hugeint"
+    converted = "bool_or(converted)" if "converted" in columns else "null::boolean"
+    table = table or f"__case_paths_{uuid.uuid4().hex[:12]}"
+    con.execute(f"""
+        create or replace temp table {ident(table)} as
+        with acts as (
+            select unnest($names::varchar[]) as activity,
+                   unnest(range(1, len($names::varchar[]) + 1))::integer as code
+        ),
+        paths as (
+            select
+                "case",
+                list(((coalesce(epoch_us(ts) - $lo + 1, 0))::{kind} << {bits}) | code
+                     order by {order}) as path,
+                date_diff('microsecond', min(ts), max(ts)) as duration_us,
+                {converted} as converted
+            from {src} join acts using (activity)
+            group by "case"
+        )
+        select "case", path,
+               list_transform(path, lambda x: (x & {(1 << bits) - 1})::integer) as codes,
+               duration_us, converted
+        from paths
+    """, {"names": list(names), "lo": lo or 0})
+    paths = CasePaths(table, names, bits)
+    con.execute(f"create or replace temp table {ident(paths.names_table)} as "
+                "select $names::varchar[] as names", {"names": list(names)})
+    return paths
+
+
+def _paths_variants_sql(paths: CasePaths) -> str:
+    return f"""
+        with grouped as (
+            select
+                codes,
+                count(*) as cases,
+                count(*) / sum(count(*)) over () as share,
+                median(duration_us / 1e6) as median_duration_seconds,
+                count(*) filter (where converted) as converted_cases,
+                avg(converted::int) as conversion_rate
+            from {ident(paths.table)}
+            group by codes
+        ),
+        final as (
+            select
+                list_transform(codes, lambda c: names[c]) as activities,
+                cases, share, median_duration_seconds, converted_cases, conversion_rate
+            from grouped, {ident(paths.names_table)}
+        )
+        select * from final order by cases desc, activities
+    """
+
+
+def _paths_dfg_sql(paths: CasePaths) -> str:
+    mask, bits = paths.mask, paths.bits
+    return f"""
+        with pairs as (
+            select unnest(path[1:len(path) - 1]) as a, unnest(path[2:]) as b
+            from {ident(paths.table)} where len(path) > 1
+        ),
+        steps as (
+            select (a & {mask})::integer as f, (b & {mask})::integer as t,
+                   case when a >> {bits} > 0 and b >> {bits} > 0
+                        then ((b >> {bits}) - (a >> {bits}))::bigint / 1e6 end as seconds
+            from pairs
+        ),
+        grouped as (
+            select f, t, count(*) as count, avg(seconds) as mean_seconds,
+                   median(seconds) as median_seconds,
+                   quantile_cont(seconds, 0.9) as p90_seconds
+            from steps group by f, t
+        ),
+        final as (
+            select names[f] as "from", names[t] as "to", count,
+                   mean_seconds, median_seconds, p90_seconds
+            from grouped, {ident(paths.names_table)}
+        )
+        select * from final order by count desc, "from", "to"
+    """
+
+
 def variants(con: duckdb.DuckDBPyConnection,
-             log: str | duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+             log: str | duckdb.DuckDBPyRelation | CasePaths) -> duckdb.DuckDBPyRelation:
     """One row per variant: activities (list), cases, share of cases, median case duration in
     seconds, and — when the log has a `converted` column — converted cases and conversion rate.
     """
+    if isinstance(log, CasePaths):
+        return con.sql(_paths_variants_sql(log))
     sql = f"""
         with {_journeys_ctes(con, log)},
         grouped as (
@@ -149,8 +290,13 @@ def variants(con: duckdb.DuckDBPyConnection,
 
 
 def variant_counts(con: duckdb.DuckDBPyConnection,
-                   log: str | duckdb.DuckDBPyRelation) -> Counter[tuple[str, ...]]:
+                   log: str | duckdb.DuckDBPyRelation | CasePaths) -> Counter[tuple[str, ...]]:
     """The variant counter (pm4py's UVCL): activity tuple -> number of cases."""
+    if isinstance(log, CasePaths):
+        names = log.names
+        rows = con.execute(f"select codes, count(*) from {ident(log.table)} group by codes"
+                           ).fetchall()
+        return Counter({tuple(names[c - 1] for c in codes): n for codes, n in rows})
     rows = con.execute(f"""
         with {_journeys_ctes(con, log)},
         grouped as (select codes, count(*) as cases from journeys group by codes)
@@ -160,8 +306,10 @@ def variant_counts(con: duckdb.DuckDBPyConnection,
 
 
 def dfg(con: duckdb.DuckDBPyConnection,
-        log: str | duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+        log: str | duckdb.DuckDBPyRelation | CasePaths) -> duckdb.DuckDBPyRelation:
     """One row per directly-follows pair: from, to, count, mean/median/p90 seconds."""
+    if isinstance(log, CasePaths):
+        return con.sql(_paths_dfg_sql(log))
     src = _source(con, log)
     sql = f"""
         with steps as (
@@ -190,7 +338,7 @@ def dfg(con: duckdb.DuckDBPyConnection,
 
 
 def _endpoint_activities(con: duckdb.DuckDBPyConnection,
-                         log: str | duckdb.DuckDBPyRelation | VariantCounts,
+                         log: str | duckdb.DuckDBPyRelation | CasePaths | VariantCounts,
                          index: int) -> dict[str, int]:
     counts: Counter[str] = Counter()
     source = log if isinstance(log, Mapping) else variant_counts(con, log)
@@ -241,11 +389,77 @@ def summary(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelation,
 # Per-variant work: pm4py on one trace per variant
 # --------------------------------------------------------------------------------------------
 
-def _pm4py() -> Any:
-    os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
-    import pm4py
+# The pm4py modules the engine uses. `import pm4py` costs ~1.5 CPU s, more than mining a
+# million events in DuckDB: its package __init__s import every algorithm, visualisation and
+# connector. These modules alone take about a third of that (pandas and networkx remain; scipy
+# comes only with pm4py's token replay module, so `_TokenReplay` carries its steps itself).
+PM4PY_MODULES = {
+    "im_ds": "pm4py.algo.discovery.inductive.dtypes.im_ds",
+    "im": "pm4py.algo.discovery.inductive.variants.im",
+    "imf": "pm4py.algo.discovery.inductive.variants.imf",
+    "tree_util": "pm4py.objects.process_tree.utils.generic",
+    "tree_to_petri": "pm4py.objects.conversion.process_tree.variants.to_petri_net",
+    "tree_to_bpmn": "pm4py.objects.conversion.process_tree.variants.to_bpmn",
+    "bpmn_exporter": "pm4py.objects.bpmn.exporter.exporter",
+    "pnml_exporter": "pm4py.objects.petri_net.exporter.exporter",
+    "petri_utils": "pm4py.objects.petri_net.utils.petri_utils",
+    "semantics": "pm4py.objects.petri_net.semantics",
+}
 
-    return pm4py
+
+class _BarePackages:
+    """Import hook: pm4py's packages as bare packages (path only, __init__ not run)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        import importlib.machinery
+
+        if name != "pm4py" and not name.startswith("pm4py."):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.submodule_search_locations is None:
+            return spec
+        bare = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        bare.submodule_search_locations = spec.submodule_search_locations
+        return bare
+
+
+def _pm4py(module: str) -> Any:
+    """One pm4py module (a key of PM4PY_MODULES), imported without pm4py's package __init__s.
+
+    When pm4py is not imported yet, its packages are loaded, for the duration of the import,
+    as bare packages (`_BarePackages`), with pm4py's own switch for lazy imports
+    (PM4PY_ENABLE_INTERNAL_IMPORTS=False) set: the module then loads only what it imports
+    itself. The top package is removed again afterwards, so a later `import pm4py` anywhere in
+    the process runs pm4py's __init__ (its API) and finds these modules already loaded.
+    """
+    import importlib
+    import importlib.machinery
+    import sys
+
+    name = PM4PY_MODULES[module]
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
+    os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
+    if "pm4py" in sys.modules:
+        return importlib.import_module(name)
+    if importlib.machinery.PathFinder.find_spec("pm4py") is None:
+        raise UserError("pm4py is not installed; install the project's dependencies "
+                        "(pip install -e .) to mine journeys")
+    switch = os.environ.get("PM4PY_ENABLE_INTERNAL_IMPORTS")
+    os.environ["PM4PY_ENABLE_INTERNAL_IMPORTS"] = "False"
+    hook = _BarePackages()
+    sys.meta_path.insert(0, hook)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.meta_path.remove(hook)
+        sys.modules.pop("pm4py", None)
+        if switch is None:
+            del os.environ["PM4PY_ENABLE_INTERNAL_IMPORTS"]
+        else:
+            os.environ["PM4PY_ENABLE_INTERNAL_IMPORTS"] = switch
 
 
 def discover_model(variant_counts: VariantCounts, noise_threshold: float = 0.0) -> Any:
@@ -254,55 +468,51 @@ def discover_model(variant_counts: VariantCounts, noise_threshold: float = 0.0) 
     Same tree as `pm4py.discover_process_tree_inductive(log, noise_threshold)` on the full log:
     plain IM (noise 0) depends only on the set of variants, IMf on their counts too.
     """
-    _pm4py()
-    from pm4py.algo.discovery.inductive.dtypes.im_ds import IMDataStructureUVCL
-    from pm4py.algo.discovery.inductive.variants.im import IMUVCL
-    from pm4py.algo.discovery.inductive.variants.imf import IMFUVCL
-    from pm4py.objects.process_tree.utils import generic as pt_util
-
+    im_ds, pt_util = _pm4py("im_ds"), _pm4py("tree_util")
     uvcl = Counter({tuple(k): int(v) for k, v in variant_counts.items() if v > 0})
     parameters = {"noise_threshold": noise_threshold, "multiprocessing": False,
                   "disable_fallthroughs": False}
-    miner = IMFUVCL(parameters) if noise_threshold > 0 else IMUVCL(parameters)
-    tree = miner.apply(IMDataStructureUVCL(uvcl), parameters)
+    miner = (_pm4py("imf").IMFUVCL(parameters) if noise_threshold > 0
+             else _pm4py("im").IMUVCL(parameters))
+    tree = miner.apply(im_ds.IMDataStructureUVCL(uvcl), parameters)
     tree = pt_util.fold(tree)
     pt_util.tree_sort(tree)
     return tree
 
 
 def to_petri_net(model: Any) -> tuple[Any, Any, Any]:
-    """(net, initial marking, final marking) of a process tree, tree string or Petri net triple."""
-    pm4py = _pm4py()
+    """(net, initial marking, final marking) of a process tree, tree string or Petri net triple
+    (what `pm4py.convert_to_petri_net` gives for a process tree)."""
     if isinstance(model, tuple) and len(model) == 3:
         return model
     if isinstance(model, str):
         model = parse_tree(model)
-    return pm4py.convert_to_petri_net(model)
+    return _pm4py("tree_to_petri").apply(model)
 
 
 def parse_tree(text: str) -> Any:
-    """A pm4py process tree from its string form, or UserError."""
-    pm4py = _pm4py()
+    """A pm4py process tree from its string form (`pm4py.parse_process_tree`), or UserError."""
+    parse = _pm4py("tree_util").parse
     try:
-        return pm4py.parse_process_tree(text)
+        return parse(text)
     except Exception as exc:  # the pm4py parser raises bare AssertionError/IndexError
         raise UserError(f"not a process tree string ({type(exc).__name__}): {text[:80]}") from None
 
 
 def export_bpmn(model: Any, path: str | Path) -> Path:
-    """Write a process tree as BPMN 2.0 XML."""
-    pm4py = _pm4py()
+    """Write a process tree as BPMN 2.0 XML (`pm4py.write_bpmn`, no layout)."""
     if isinstance(model, str):
         model = parse_tree(model)
-    pm4py.write_bpmn(pm4py.convert_to_bpmn(model), str(path), auto_layout=False)
+    bpmn = _pm4py("tree_to_bpmn").apply(model)
+    _pm4py("bpmn_exporter").apply(bpmn, str(path), parameters={"encoding": "utf-8"})
     return Path(path)
 
 
 def export_pnml(model: Any, path: str | Path) -> Path:
-    """Write a process tree (or Petri net triple) as PNML."""
-    pm4py = _pm4py()
+    """Write a process tree (or Petri net triple) as PNML (`pm4py.write_pnml`)."""
     net, im, fm = to_petri_net(model)
-    pm4py.write_pnml(net, im, fm, str(path))
+    _pm4py("pnml_exporter").apply(net, im, str(path), final_marking=fm,
+                                  parameters={"encoding": "utf-8"})
     return Path(path)
 
 
@@ -433,6 +643,227 @@ class Conformance:
         }
 
 
+# pm4py's token replay constants (TechnicalParameters in its token_replay module)
+_TBR_MAX_REC_DEPTH = 50
+_TBR_MAX_IT_FINAL1 = 5
+_TBR_MAX_IT_FINAL2 = 5
+_TBR_MAX_REC_DEPTH_HIDTRANSENABL = 2
+
+
+def _consumed(t: Any) -> int:
+    return sum(a.weight for a in t.in_arcs)
+
+
+def _produced(t: Any) -> int:
+    return sum(a.weight for a in t.out_arcs)
+
+
+def _paths_between(marking_places: Iterable[Any], targets: Iterable[Any],
+                   shortest: Mapping[Any, Any]) -> list[Any]:
+    """Hidden-transition paths from the marked places to the target places, shortest first
+    (pm4py's get_hidden_transitions_to_enable / get_req_transitions_for_final_marking)."""
+    found = []
+    targets = sorted(targets, key=lambda x: x.name)
+    for p1 in sorted(marking_places, key=lambda x: x.name):
+        for p2 in targets:
+            if p1 in shortest and p2 in shortest[p1]:
+                found.append(shortest[p1][p2])
+    return sorted(found, key=len)
+
+
+class _TokenReplay:
+    """pm4py's token-based replay of one trace (`token_replay.apply_trace` of pm4py 2.7.23 with
+    the defaults of `pm4py.fitness_token_based_replay`: no caches, hidden transitions walked,
+    remaining tokens counted), computed step by step and memoised.
+
+    In that algorithm the handling of one event depends only on the current marking (in its
+    insertion order, which the hidden-transition search reads) and the event's activity; the
+    bookkeeping it carries along (fired transitions, visited markings) only grows and is never
+    read back, and the closing phase (reaching the final marking through hidden transitions,
+    counting remaining and missing tokens) depends only on the last marking. So each (marking,
+    activity) step and each closing marking is computed once, and a trace is a walk through
+    those memo tables: identical token counts, a fraction of the work. The steps are pm4py's
+    code, transcribed (its token_replay module drags in scipy, which costs more CPU than the
+    replay itself); tests/transforms/test_mining_fast_paths.py checks them against pm4py
+    trace by trace.
+    """
+
+    def __init__(self, net: Any, initial_marking: Any, final_marking: Any) -> None:
+        self._sem = _pm4py("semantics")
+        self.net, self.im, self.fm = net, initial_marking, final_marking
+        self.shortest = _pm4py("petri_utils").get_places_shortest_path_by_hidden(
+            net, _TBR_MAX_REC_DEPTH)
+        self.trans_map = {}
+        for t in sorted(net.transitions, key=lambda x: x.name):
+            self.trans_map[t.label] = t
+        self._ids: dict[tuple, int] = {}
+        self._markings: list[Any] = []
+        self._steps: dict[tuple[int, str], tuple[int, int, int, int]] = {}
+        self._ends: dict[int, tuple[int, int, int, int]] = {}
+        self.start = self._state(copy(initial_marking))
+
+    def _state(self, marking: Any) -> int:
+        key = tuple((id(p), n) for p, n in marking.items())
+        state = self._ids.get(key)
+        if state is None:
+            state = self._ids[key] = len(self._markings)
+            self._markings.append(marking)
+        return state
+
+    def _enable_hidden(self, marking: Any, fired: list[Any], visited: set[Any],
+                       paths: list[Any], t: Any) -> Any:
+        """pm4py's enable_hidden_transitions (non-exhaustive)."""
+        sem, net = self._sem, self.net
+        j_indexes = [0] * len(paths)
+        for z in range(10000000):
+            something_changed = False
+            zz = z % len(paths)
+            for _ in range(j_indexes[zz], len(paths[zz])):
+                t3 = paths[zz][j_indexes[zz]]
+                if t3 != t and sem.is_enabled(t3, net, marking) and t3 not in visited:
+                    marking = sem.execute(t3, net, marking)
+                    fired.append(t3)
+                    visited.add(t3)
+                    something_changed = True
+                j_indexes[zz] += 1
+                if sem.is_enabled(t, net, marking):
+                    break
+            if sem.is_enabled(t, net, marking) or not something_changed:
+                break
+        return marking
+
+    def _apply_hidden(self, t: Any, marking: Any, fired: list[Any], depth: int,
+                      visited: set[Any]) -> Any:
+        """pm4py's apply_hidden_trans: fire hidden transitions to enable `t`."""
+        sem, net = self._sem, self.net
+        if depth >= _TBR_MAX_REC_DEPTH_HIDTRANSENABL or t in visited:
+            return marking
+        visited.add(t)
+        marking_at_start = copy(marking)
+        missing_places = set()
+        for a in t.in_arcs:
+            if marking[a.source] < a.weight:
+                missing_places.add(a.source)
+        paths = _paths_between(marking, missing_places, self.shortest)
+        if paths:
+            marking = self._enable_hidden(marking, fired, visited, paths, t)
+            if not sem.is_enabled(t, net, marking):
+                paths = _paths_between(marking, missing_places, self.shortest)
+                for path in paths:
+                    for t4 in path:
+                        if t4 != t and t4 not in visited:
+                            if not sem.is_enabled(t4, net, marking):
+                                marking = self._apply_hidden(t4, marking, fired, depth + 1,
+                                                             visited)
+                            if sem.is_enabled(t4, net, marking):
+                                marking = sem.execute(t4, net, marking)
+                                fired.append(t4)
+                                visited.add(t4)
+            if not sem.is_enabled(t, net, marking) and not (marking_at_start == marking):
+                marking = self._apply_hidden(t, marking, fired, depth + 1, visited)
+        return marking
+
+    def _step(self, state: int, activity: str) -> tuple[int, int, int, int]:
+        """(next state, consumed, produced, missing) of one event: the loop body of
+        `apply_trace` under the defaults."""
+        sem, net = self._sem, self.net
+        marking = copy(self._markings[state])
+        consumed = produced = missing = 0
+        if activity in self.trans_map:
+            enabled = [x for x in sem.enabled_transitions(net, marking) if x.label == activity]
+            t = enabled[0] if enabled else self.trans_map[activity]
+            if not sem.is_enabled(t, net, marking):
+                fired: list[Any] = []
+                marking = self._apply_hidden(t, copy(marking), fired, 0, set())
+                for hidden in fired:
+                    consumed += _consumed(hidden)
+                    produced += _produced(hidden)
+            if not sem.is_enabled(t, net, marking):
+                for a in t.in_arcs:  # add the missing tokens
+                    if marking[a.source] < a.weight:
+                        missing += a.weight - marking[a.source]
+                        marking[a.source] = marking[a.source] + a.weight
+            consumed += _consumed(t)
+            produced += _produced(t)
+            if sem.is_enabled(t, net, marking):
+                marking = sem.execute(t, net, marking)
+        return self._state(marking), consumed, produced, missing
+
+    def _end(self, state: int) -> tuple[int, int, int, int]:
+        """(consumed, produced, missing, remaining) of the closing phase of `apply_trace`."""
+        sem, net, fm = self._sem, self.net, self.fm
+        marking = copy(self._markings[state])
+        consumed = produced = 0
+
+        def done(m: Any) -> bool:  # pm4py's break_condition_final_marking
+            return set(fm.keys()).issubset(set(m.keys()))
+
+        for _ in range(_TBR_MAX_IT_FINAL1):
+            if done(marking):
+                break
+            for group in _paths_between(marking, fm, self.shortest):
+                for t in group:
+                    if sem.is_enabled(t, net, marking):
+                        marking = sem.execute(t, net, marking)
+                        consumed += _consumed(t)
+                        produced += _produced(t)
+                if done(marking):
+                    break
+        if not done(marking) and len(fm) == 1:
+            sink = list(fm)[0]
+            connections = sorted(
+                ([p, self.shortest[p][sink]] for p in marking
+                 if p in self.shortest and sink in self.shortest[p]),
+                key=lambda x: len(x[1]))
+            for _ in range(_TBR_MAX_IT_FINAL2):
+                for _place, path in connections:
+                    for t in path:
+                        if not sem.is_enabled(t, net, marking):
+                            break
+                        marking = sem.execute(t, net, marking)
+                        consumed += _consumed(t)
+                        produced += _produced(t)
+        missing = sum(max(0, fm[p] - marking[p]) for p in fm)
+        remaining = 0
+        for p in marking:
+            remaining += max(0, marking[p] - fm[p]) if p in fm else marking[p]
+        consumed += sum(fm[p] for p in fm)
+        return consumed, produced, missing, remaining
+
+    def replay(self, activities: Sequence[str]) -> dict[str, Any]:
+        """pm4py's result fields for one trace: trace_is_fit, trace_fitness and the four token
+        counts."""
+        state = self.start
+        consumed, produced, missing = 0, sum(self.im[p] for p in self.im), 0
+        for activity in activities:
+            key = (state, activity)
+            step = self._steps.get(key)
+            if step is None:
+                step = self._steps[key] = self._step(state, activity)
+            state, c, p, m = step
+            consumed, produced, missing = consumed + c, produced + p, missing + m
+        end = self._ends.get(state)
+        if end is None:
+            end = self._ends[state] = self._end(state)
+        c, p, m_final, remaining = end
+        is_fit = missing == 0 and remaining == 0  # decided before the final marking's misses
+        consumed, produced, missing = consumed + c, produced + p, missing + m_final
+        fitness = 1.0
+        if consumed > 0 and produced > 0:
+            fitness = (0.5 * (1.0 - float(missing) / float(consumed))
+                       + 0.5 * (1.0 - float(remaining) / float(produced)))
+        return {"trace_is_fit": is_fit, "trace_fitness": fitness, "missing_tokens": missing,
+                "consumed_tokens": consumed, "remaining_tokens": remaining,
+                "produced_tokens": produced}
+
+
+def replay_variants(variants: Iterable[Sequence[str]], net: Any, initial_marking: Any,
+                    final_marking: Any) -> list[dict[str, Any]]:
+    """pm4py's token-based replay result (fitness, fit flag, token counts) of each trace."""
+    replayer = _TokenReplay(net, initial_marking, final_marking)
+    return [replayer.replay(acts) for acts in variants]
+
+
 def conformance(variant_counts: VariantCounts,
                 designed: DesignedJourney | str | Any) -> Conformance:
     """Token-based replay of one trace per variant, weighted by the variant counts.
@@ -440,18 +871,13 @@ def conformance(variant_counts: VariantCounts,
     `designed` is a `DesignedJourney` (then deviations are reported per variant), a process
     tree string, a pm4py ProcessTree or a (net, initial marking, final marking) triple.
     Log fitness = ½(1 − Σn·missing/Σn·consumed) + ½(1 − Σn·remaining/Σn·produced), which is
-    pm4py's token-based replay fitness on the full log.
+    pm4py's token-based replay fitness on the full log. The replay is `replay_variants`.
     """
-    _pm4py()
-    from pm4py.algo.conformance.tokenreplay import algorithm as token_replay
-    from pm4py.objects.log.obj import Event, EventLog, Trace
-
     journey = designed if isinstance(designed, DesignedJourney) else None
     net, im, fm = to_petri_net(designed.tree() if journey else designed)
     items = sorted(((tuple(k), int(n)) for k, n in variant_counts.items() if n > 0),
                    key=lambda kv: (-kv[1], kv[0]))
-    log = EventLog([Trace([Event({"concept:name": a}) for a in acts]) for acts, _ in items])
-    replayed = token_replay.apply(log, net, im, fm, parameters={"show_progress_bar": False})
+    replayed = replay_variants((acts for acts, _ in items), net, im, fm)
 
     results = []
     totals = Counter()
