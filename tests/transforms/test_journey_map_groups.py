@@ -55,7 +55,8 @@ PERSONAS = {
 }
 
 
-def _build(con, jmap, rows):
+def build_journey_map(con, jmap, rows):
+    """The journey-map tables of `rows` (event rows of tests.events) on `con`."""
     make_events_table(con, rows)
     _build_stage_metric_inputs(con, jmap)
     build_stage_touchpoints(con, jmap)
@@ -91,7 +92,7 @@ def _reference_rows(con, table):
 
 @pytest.fixture
 def built(con, jmap):
-    return _build(con, jmap, _rows())
+    return build_journey_map(con, jmap, _rows())
 
 
 @pytest.mark.parametrize("persona", sorted(PERSONAS))
@@ -99,7 +100,7 @@ def test_a_persona_is_the_whole_map_of_its_customers_alone(built, jmap, persona)
     segment, value = persona
     alone = memory_warehouse()
     try:
-        _build(alone, jmap, [r for r in _rows()
+        build_journey_map(alone, jmap, [r for r in _rows()
                              if r["customer_id"] in PERSONAS[persona] | {"x"}])
         for table in TABLES:
             mine = _persona_rows(built, table, segment, value)

@@ -23,12 +23,9 @@ import datetime as dt
 
 import pytest
 
-from tests.events import DAY, HOUR, T0, E, make_events_table
-from tests.transforms.test_metrics import _build_stage_metric_inputs
+from tests.events import DAY, HOUR, T0, E
+from tests.transforms.test_journey_map_groups import build_journey_map
 from transforms.journey_map_tables import (
-    build_stage_metrics,
-    build_stage_pains,
-    build_stage_touchpoints,
     period_windows,
 )
 
@@ -57,12 +54,7 @@ def _rows():
 
 @pytest.fixture
 def built(con, jmap):
-    make_events_table(con, _rows())
-    _build_stage_metric_inputs(con, jmap)
-    build_stage_touchpoints(con, jmap)
-    build_stage_pains(con, jmap)
-    build_stage_metrics(con, jmap, currency="EUR")
-    return con
+    return build_journey_map(con, jmap, _rows())
 
 
 def test_periods_end_at_the_latest_complete_cohort(built):
