@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from transforms.settings import read_settings
-from transforms.tables import SKIPPED_TABLE
+from transforms.tables import SKIPPED_TABLE, list_tables, table_columns
 
 # Which command produces a table, for the "not available: run X" notes.
 MINING_TABLES = frozenset({
@@ -47,11 +47,7 @@ class Warehouse:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-        rows = con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = current_schema()"
-        ).fetchall()
-        self._tables = {r[0] for r in rows}
+        self._tables = list_tables(con)
         self._columns: dict[str, set[str]] = {}
         # tables the run left out because the data cannot fill them, with the reason
         self.skipped: dict[str, str] = dict(con.execute(
@@ -76,11 +72,7 @@ class Warehouse:
 
     def columns(self, table: str) -> set[str]:
         if table not in self._columns:
-            rows = self.con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = current_schema() and table_name = ?", [table]
-            ).fetchall()
-            self._columns[table] = {r[0] for r in rows}
+            self._columns[table] = table_columns(self.con, table)
         return self._columns[table]
 
     def has_columns(self, table: str, *cols: str) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from transforms import warehouse
 from transforms.sources import ProjectConfig
+from transforms.tables import list_tables
 
 
 def print_summary(cfg: ProjectConfig, first: dt.date, last: dt.date, elapsed: float,
@@ -15,8 +16,7 @@ def print_summary(cfg: ProjectConfig, first: dt.date, last: dt.date, elapsed: fl
     if not cfg.warehouse.exists():
         return
     with warehouse.connect(cfg.warehouse, read_only=True) as con:
-        tables = {r[0] for r in con.execute("select table_name from information_schema.tables"
-                                            ).fetchall()}
+        tables = list_tables(con)
         if "ingest_reconciliation" in tables:
             rows = con.execute("""
                 select source, sum(rows_read), sum(rows_loaded), sum(rows_quarantined),

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 import duckdb
 
 from transforms.sqlutil import Params, ident, sql_file
-from transforms.tables import count_rows, skipped_without
+from transforms.tables import count_rows, list_tables, skipped_without, table_columns
 
 # Payment attempts a platform x method cell needs before it can be named the worst.
 MIN_ATTEMPTS_TO_RANK = 20
@@ -37,10 +37,6 @@ MIN_ATTEMPTS_TO_RANK = 20
 
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute(
-        "select table_name from information_schema.tables "
-        "where table_schema = current_schema()").fetchall()}
 
 
 def build_payment_failure_matrix(con: duckdb.DuckDBPyConnection,
@@ -81,7 +77,7 @@ def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build `source_summary` from `events`, `ingest_reconciliation`, `rejected_files`
     (when there: a warehouse without it has 0 rejected files) and the `raw_<source>` tables
     present (a missing one leaves `latest_file` NULL)."""
-    tables = _tables(con)
+    tables = list_tables(con)
     rejected = ("select source, source_file, rows_read from rejected_files"
                 if "rejected_files" in tables else
                 "select cast(null as varchar) as source, cast(null as varchar) as source_file, "
@@ -93,10 +89,7 @@ def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
     params = Params()
     for source in sources:
         raw = f"raw_{source}"
-        if raw in tables and con.execute(
-                "select count(*) from information_schema.columns where table_schema = "
-                "current_schema() and table_name = ? and column_name = 'source_file'",
-                [raw]).fetchone()[0]:
+        if raw in tables and "source_file" in table_columns(con, raw):
             files.append(f"select {params.add(source)} as source, "
                          f"max(source_file) as latest_file from {ident(raw)}")
     latest_files = (" union all ".join(files) if files else
@@ -165,7 +158,7 @@ def build_source_summary(con: duckdb.DuckDBPyConnection) -> int:
 def build_dashboard_tables(con: duckdb.DuckDBPyConnection,
                            settings: Mapping[str, object]) -> dict[str, int]:
     """Every table of this module whose inputs are in the warehouse; rows per table built."""
-    tables = _tables(con)
+    tables = list_tables(con)
     out: dict[str, int] = {}
     if "payment_attempts" in tables:
         out["payment_failure_matrix"] = build_payment_failure_matrix(con, settings)

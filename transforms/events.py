@@ -18,7 +18,8 @@ The rules, each written once here:
   own value wins where it has one. No such record: the event has no customer (an orphan, kept in
   `events`, left out of journeys).
 - **Carry forward**: an event with no value in a `carry_forward` column takes the customer's
-  value from their latest event at or before it that has one, else from their first.
+  value from their latest event at or before it that has one (of several at that time, the one
+  with the largest event id), else from their first (earliest time, then smallest event id).
 - **Privacy** (transforms/privacy.py, the config's `privacy:` block): with `pseudonymise`, the
   records' ids (event id after its `<source>:`, customer, anonymous id, the identifier columns
   and JSON keys) are replaced by keyed hashes before anything is stitched, so `identity_map`,
@@ -117,6 +118,8 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
     attrs = list(schema.columns)
     stitched = []
     lookups = []
+    # the record columns but the source's own customer (the stitched one replaces it)
+    kept = ["event_id", "source", "anonymous_id", "event_name", "event_ts", *attrs]
     for src in sources:
         ev = src.event
         s = p.add(src.name)
@@ -125,8 +128,9 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
             customer = "coalesce(r.own_customer_id, m.customer_id, 'anon:' || r.anonymous_id)"
         lk = ev.lookup
         if lk is None:
-            stitched.append(f"select r.* exclude (own_customer_id), {customer} as customer_id "
-                            f"from records r left join identity_map m using (anonymous_id) "
+            cols = ", ".join(f"r.{ident(c)}" for c in kept)
+            stitched.append(f"select {cols}, {customer} as customer_id "
+                            f"from _event_records r left join identity_map m using (anonymous_id) "
                             f"where r.source = {s}")
             continue
         owner = f"owner_{len(lookups)}"
@@ -141,36 +145,53 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
         )""")
         if "customer_id" in lk.columns:
             customer = f"coalesce({customer}, o.customer_id)"
-        replaced = ", ".join(f"coalesce(r.{ident(c)}, o.{ident(c)}) as {ident(c)}"
-                             for c in taken)
+        cols = ", ".join(f"coalesce(r.{ident(c)}, o.{ident(c)}) as {ident(c)}" if c in taken
+                         else f"r.{ident(c)}" for c in kept)
         stitched.append(
-            f"select r.* exclude (own_customer_id) "
-            f"{'replace (' + replaced + ')' if replaced else ''}, {customer} as customer_id "
-            f"from records r left join identity_map m using (anonymous_id) "
+            f"select {cols}, {customer} as customer_id "
+            f"from _event_records r left join identity_map m using (anonymous_id) "
             f"left join {owner} o on o._key = r.{ident(lk.by)} where r.source = {s}")
     # lookups read the stitched rows of the source they look in, so those come first
     direct = [q for q, src in zip(stitched, sources, strict=True) if src.event.lookup is None]
     looked = [q for q, src in zip(stitched, sources, strict=True) if src.event.lookup]
     carry = list(schema.carry_forward)
+    # carry forward as window functions both engines run (no as-of join): per customer, a
+    # narrow table of the events that have the column or miss it, ordered by time, then those
+    # that have it before those that miss it, then event id. The last value up to an event
+    # missing it is then the latest value at or before it (of equal times, the larger event
+    # id); the first value of all the first. Only the customers with an event missing the
+    # value are windowed (in the sample those with bookings or payments, which carry no
+    # platform).
     carry_ctes = "".join(f"""
         carry_{k} as (
-            select customer_id, event_ts, {ident(c)} as value
-            from unioned where {ident(c)} is not null
+            select customer_id, event_id, event_ts, {ident(c)} as value,
+                   {ident(c)} is null as missing
+            from unioned
+            where customer_id in (select customer_id from unioned where {ident(c)} is null)
         ),
-        first_{k} as (
-            select customer_id, arg_min(value, event_ts) as value from carry_{k} group by all
+        filled_{k} as (
+            select event_id, value from (
+                select event_id, missing,
+                       coalesce(
+                           last_value(value ignore nulls) over (
+                               partition by customer_id order by event_ts, missing, event_id
+                               rows between unbounded preceding and current row),
+                           first_value(value ignore nulls) over (
+                               partition by customer_id order by event_ts, missing, event_id
+                               rows between unbounded preceding and unbounded following))
+                           as value
+                from carry_{k}
+            ) w
+            where missing
         ),""" for k, c in enumerate(carry))
     carry_joins = "".join(f"""
-        asof left join carry_{k} on carry_{k}.customer_id = d.customer_id
-            and d.event_ts >= carry_{k}.event_ts
-        left join first_{k} on first_{k}.customer_id = d.customer_id"""
+        left join filled_{k} on filled_{k}.event_id = d.event_id"""
                           for k in range(len(carry)))
     values = []
     for col in attrs:
         if col in carry:
             k = carry.index(col)
-            values.append(f"coalesce(d.{ident(col)}, carry_{k}.value, first_{k}.value) "
-                          f"as {ident(col)}")
+            values.append(f"coalesce(d.{ident(col)}, filled_{k}.value) as {ident(col)}")
         else:
             values.append(f"d.{ident(col)}")
     core = """d.event_id, d.source, d.customer_id,
@@ -179,8 +200,8 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
                 d.anonymous_id, d.event_name, d.event_ts, cast(d.event_ts as date) as event_date"""
     final = f"select {core}, {', '.join(values)} from unioned d{carry_joins}"
     if carry:
-        # only the events missing a carried value need the as-of join (in the sample the
-        # bookings and payments, not the clickstream that carries its platform itself)
+        # only the events missing a carried value need the join (in the sample the bookings
+        # and payments, not the clickstream that carries its platform itself)
         have = " and ".join(f"d.{ident(c)} is not null" for c in carry)
         plain = ", ".join(f"d.{ident(c)}" for c in attrs)
         final = (f"select {core}, {plain} from unioned d where {have}\n"
@@ -191,9 +212,8 @@ def _events_sql(cfg: ProjectConfig, sources: list[Source], p: Params) -> str:
     lookup_ctes = "".join(f"{q},\n" for q in lookups)
     return f"""
         create or replace table events as
-        with records as (select * from _event_records),
-        stitched as (
-            {' union all by name '.join(direct)}
+        with stitched as (
+            {' union all '.join(direct)}
         ),
         {lookup_ctes}
         unioned as (

@@ -95,6 +95,7 @@ import numpy as np
 
 from transforms.errors import UserError
 from transforms.sqlutil import ident, literal
+from transforms.tables import table_columns
 
 UNKNOWN = "(unknown)"
 ALPHA = 0.05
@@ -936,7 +937,7 @@ def find_changes(
     src = ident(attempts_table)
     spans = _spans(con, src)
     compare = list(segments if compare is None else compare)
-    hourly = "ts" in [r[0] for r in con.execute(f"describe {src}").fetchall()]
+    hourly = "ts" in table_columns(con, attempts_table)
     tested: list[_Test] = []
     for s in _series_list(con, src, spans, segments, hourly):
         tested += _scan_series(s, alpha=alpha, max_window_days=max_window_days,
@@ -1043,14 +1044,30 @@ def finding_days_table(con: duckdb.DuckDBPyConnection, attempts_table: str,
     return table
 
 
+_ARROW_TYPES = {"INTEGER": "int32", "BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": "string",
+                "BOOLEAN": "bool", "DATE": "date32", "TIMESTAMP": "timestamp[us]"}
+
+
 def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str,
                  rows: Sequence[tuple]) -> None:
     """Append `rows` (tuples in the order of `columns`, a table's "name TYPE, ..." list) to
-    `table` in one statement: each column is one list parameter, unnested side by side (a
-    statement per row costs milliseconds each)."""
+    `table` in one statement: the rows go to the engine as one Arrow table (a statement per
+    row costs milliseconds each)."""
     if not rows:
         return
-    types = [c.split()[1] for c in columns.split(", ")]
-    values = [list(col) for col in zip(*rows, strict=True)]
-    con.execute(f"insert into {ident(table)} select "
-                + ", ".join(f"unnest(?::{t}[])" for t in types), values)
+    import pyarrow as pa
+
+    from transforms.tables import engine_of
+
+    names, types = zip(*(c.split()[:2] for c in columns.split(", ")), strict=True)
+    schema = pa.schema([(n, pa.type_for_alias(_ARROW_TYPES[t])) for n, t in zip(names, types,
+                                                                                  strict=True)])
+    arrow = pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows], schema=schema)
+    view = f"_rows_{table}"
+    eng = engine_of(con)
+    eng.register_arrow(view, arrow)
+    try:
+        eng.execute(f"insert into {ident(table)} select {', '.join(ident(n) for n in names)} "
+                    f"from {ident(view)}")
+    finally:
+        eng.unregister(view)

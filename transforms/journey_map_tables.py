@@ -53,6 +53,7 @@ from transforms.tables import (
     data_end,
     low_rating_sql,
     role_sql,
+    select_columns,
     stage_list_sql,
     table_columns,
 )
@@ -408,9 +409,10 @@ def build_stage_exit_events(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     # the lengths holding the same journeys as an earlier one (`_jm_same`): its rows, in the
     # order of transforms/sql/stage_exit_events.sql
     if con.execute("select count(*) from _jm_same where rep <> period_days").fetchone()[0]:
-        con.execute("""
+        rest = select_columns(con, "stage_exit_events", "e", exclude=("period_days",))
+        con.execute(f"""
             create or replace table stage_exit_events as
-            select s.period_days, e.* exclude (period_days)
+            select s.period_days, {rest}
             from stage_exit_events e join _jm_same s on e.period_days = s.rep
             order by period_days, segment <> 'all', segment, segment_value, stage_index,
                      dimension, rank""")
@@ -781,7 +783,8 @@ def build_stage_metric_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap
             from _jm_groups grp, lateral ({sql} select * from final where segment = 'all') r
         ),
         copied as (
-            select s.period_days, c.* exclude (period_days)
+            select s.period_days, c.segment, c.segment_value, c.stage, c.stage_index,
+                   c.metric, c.value, c.unit, c.row_order
             from computed c join _jm_same s on c.period_days = s.rep
         )
         select period_days, segment, segment_value, stage, stage_index, metric, value, unit,

@@ -45,6 +45,7 @@ import duckdb
 from transforms import mining
 from transforms.journey_map import JourneyMap
 from transforms.sqlutil import ident, sql_file
+from transforms.tables import table_columns
 
 TOP_STAGE_EVENT_VARIANTS = 15
 
@@ -249,9 +250,7 @@ def _conformance_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
                 "? as fitness, ? as fitting_share, ? as average_journey_fitness",
                 [sum(v.count for v in result.variants), result.log_fitness,
                  result.fitting_cases_share, result.average_case_fitness])
-    journey_cols = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = 'journeys'"
-    ).fetchall()}
+    journey_cols = table_columns(con, "journeys")
     segments = [s.name for s in jmap.segments if s.name in journey_cols]
     seg_rows = " union all ".join(
         ["select customer_id, 'all' as segment, 'all' as segment_value from journeys"]
@@ -264,10 +263,12 @@ def _conformance_tables(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
         with per_journey as (
             select jv.customer_id, d.deviation, unnest(d.stages) as stage
             from journey_variants jv
-            join variants v using (variant_id),
-            lateral (select * from (values ('skipped', v.skipped), ('repeated', v.repeated),
-                                           ('out_of_order', v.out_of_order))
-                     as t(deviation, stages)) d
+            join (select variant_id, 'skipped' as deviation, skipped as stages from variants
+                  union all
+                  select variant_id, 'repeated', repeated from variants
+                  union all
+                  select variant_id, 'out_of_order', out_of_order from variants) d
+                using (variant_id)
         ),
         segs as ({seg_rows}),
         final as (

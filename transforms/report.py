@@ -29,6 +29,7 @@ import datetime as dt
 import duckdb
 
 from transforms.settings import read_settings
+from transforms.tables import list_tables, table_columns
 
 NOT_AVAILABLE = "not available"
 SOURCE_FIGURES = ("read", "loaded", "quarantined", "duplicates", "rejected")
@@ -36,13 +37,7 @@ SOURCE_FIGURES = ("read", "loaded", "quarantined", "duplicates", "rejected")
 
 def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     """Tables and views of the current schema, with their column names."""
-    out: dict[str, set[str]] = {}
-    for table, column in con.execute(
-            "select table_name, column_name from information_schema.columns "
-            "where table_schema = current_schema() and table_catalog = current_database()"
-    ).fetchall():
-        out.setdefault(table, set()).add(column)
-    return out
+    return {t: table_columns(con, t) for t in list_tables(con)}
 
 
 def _sources(con: duckdb.DuckDBPyConnection, cols: dict[str, set[str]]) -> dict | None:

@@ -25,7 +25,7 @@ import duckdb
 
 from transforms.journey_map import JourneyMap, Stage, rule_sql
 from transforms.sqlutil import Params, ident, sql_file
-from transforms.tables import count_rows, fetch_row, table_columns
+from transforms.tables import count_rows, fetch_row, select_columns
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _create_rule_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> Non
     params = Params()
     selects = []
     # the json `properties` column stays in `events` (rules read it there), not in stage_events
-    drop = "exclude (properties)" if "properties" in table_columns(con, "events") else ""
+    kept = select_columns(con, "events", "e", exclude=("properties",))
     for st in jmap.stages:
         if st.repeat is not None:
             continue
@@ -65,14 +65,14 @@ def _create_rule_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> Non
         case = " ".join(f"when {p} then {j}" for j, p in enumerate(preds))
         where = " or ".join(rule_sql(r, params, "e") for r in st.rules)
         selects.append(
-            f"select e.* {drop}, {params.add(st.name)} as stage, "
+            f"select {kept}, {params.add(st.name)} as stage, "
             f"{st.index} as stage_index, case {case} end as rule_index "
             f"from events e where e.customer_id is not null and ({where})"
         )
     if selects:
         body = " union all ".join(selects)
     else:
-        body = (f"select e.* {drop}, cast(null as varchar) as stage, "
+        body = (f"select {kept}, cast(null as varchar) as stage, "
                 "0 as stage_index, 0 as rule_index from events e where false")
     con.execute(f"create or replace table stage_events as {body}", params.values)
 
@@ -88,6 +88,8 @@ def _insert_repeat_stage(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, st: S
                  f"where {rule_sql(rep.cancelled_by, p, 'e')} and {key} is not null"
                  if rep.cancelled_by is not None
                  else "select cast(null as varchar) as k where false")
+    replaced = select_columns(con, "stage_events", "b", replace={
+        "stage": p.add(st.name), "stage_index": str(st.index), "rule_index": "0"})
     con.execute(
         f"""
         insert into stage_events
@@ -109,8 +111,7 @@ def _insert_repeat_stage(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, st: S
             from firsts
         ),
         final as (
-            select b.* replace ({p.add(st.name)} as stage, {st.index} as stage_index,
-                                0 as rule_index)
+            select {replaced}
             from base b join ranked r using (event_id)
             where r.n >= {int(rep.min_occurrence)}
         )

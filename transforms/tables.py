@@ -84,11 +84,49 @@ def rating_group_sql(jmap: JourneyMap, column: str) -> str:
 SKIPPED_TABLE = "skipped_tables"
 
 
+def engine_of(con: object) -> object:
+    """`con` as an engine (transforms/engine.py): a bare DuckDB connection gets the DuckDB
+    engine's catalog look-ups."""
+    if callable(getattr(type(con), "tables", None)):
+        return con
+    from transforms.engine import DuckDBEngine
+
+    return DuckDBEngine(con)
+
+
+def list_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables and views of the warehouse's current schema (temporary ones included). The
+    one catalog look-up every transform, page and summary uses: it goes through the engine, so
+    it holds on every engine (no `information_schema` in the transforms)."""
+    return set(engine_of(con).tables())
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     """The columns of `table` (empty when it does not exist)."""
-    return {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = ? "
-        "and table_schema = current_schema()", [table]).fetchall()}
+    eng = engine_of(con)
+    if table not in eng.tables():
+        return set()
+    return {name for name, _ in eng.columns(table)}
+
+
+def column_names(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of `table` in order (empty when it does not exist)."""
+    eng = engine_of(con)
+    if table not in eng.tables():
+        return []
+    return [name for name, _ in eng.columns(table)]
+
+
+def select_columns(con: duckdb.DuckDBPyConnection, table: str, alias: str, *,
+                   exclude: tuple[str, ...] = (), replace: dict[str, str] | None = None) -> str:
+    """`alias.*` of `table` as an explicit column list, in the table's order, without the
+    columns in `exclude` and with the SQL of `replace` (column -> expression) in place of those
+    columns: what DuckDB writes `* EXCLUDE (...)` / `* REPLACE (...)`, in SQL every engine
+    runs."""
+    replace = replace or {}
+    a = ident(alias)
+    return ", ".join(f"{replace[c]} as {ident(c)}" if c in replace else f"{a}.{ident(c)}"
+                     for c in column_names(con, table) if c not in exclude)
 
 
 def missing_inputs(con: duckdb.DuckDBPyConnection, *, columns: tuple[str, ...] = (),

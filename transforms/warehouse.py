@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.definitions import create_macros
+from transforms.engine import DuckDBEngine, sql_log_from_env
 from transforms.errors import UserError
 
 DEFAULT_LOCK_TIMEOUT_S = 6 * 3600.0
@@ -63,8 +64,9 @@ def writer_lock(db_path: str | Path, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
 @contextlib.contextmanager
 def connect(db_path: str | Path, *, read_only: bool = False,
             lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-            on_wait: object = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, holding its lock for as long as the connection is open."""
+            on_wait: object = None) -> Iterator[DuckDBEngine]:
+    """Open the warehouse, holding its lock for as long as the connection is open: a
+    `DuckDBEngine`, which behaves as the DuckDB connection it wraps (transforms/engine.py)."""
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if read_only and not db_path.exists():
@@ -80,6 +82,6 @@ def connect(db_path: str | Path, *, read_only: bool = False,
             if not read_only:
                 spill = db_path.parent / f"{db_path.name}.tmp"
                 con.execute("SET temp_directory = ?", [str(spill)])
-            yield con
+            yield DuckDBEngine(con, sql_log_from_env())
         finally:
             con.close()

@@ -232,3 +232,40 @@ def test_stitching_links_anonymous_browsing_to_the_customer(tiny: TinyProject) -
     ]
     assert (stats.events, stats.customers, stats.identified_customers) == (7, 2, 1)
     assert (stats.anonymous_ids_linked, stats.without_customer) == (1, 1)
+
+
+def test_carry_forward_takes_the_latest_value_at_or_before_else_the_first(
+        tiny: TinyProject) -> None:
+    # the bookings export writes local time (Europe/Berlin, +02:00 in October): 10:00 there
+    # is 08:00 UTC. cust-7's platform, worked out by hand from the rule (transforms/events.py): b0 at 08:00
+    # comes before any click, so it takes the first value (m1's ios); b2 at 09:30 the latest
+    # at or before it (m1, ios); b1 at 10:00 ties with m3 (web) and m4 (android) at 10:00,
+    # which are "at or before" it, and of those the larger event id wins (m4: android)
+    tiny.clicks("2026-10-01",
+                click("m1", "anon-7", "app_opened", "2026-10-01T09:00:00Z", user="cust-7",
+                      platform="ios"),
+                click("m3", "anon-7", "service_viewed", "2026-10-01T10:00:00Z", platform="web"),
+                click("m4", "anon-7", "service_viewed", "2026-10-01T10:00:00Z",
+                      platform="android"),
+                click("m5", "anon-8", "app_opened", "2026-10-01T11:00:00Z", platform="web"))
+    tiny.bookings("2026-10-01",
+                  "b0,cust-7,s1,Berlin,hair,2026-10-05 10:00:00,45.00,EUR,created,,,,"
+                  "2026-10-01 10:00:00",
+                  "b2,cust-7,s1,Berlin,hair,2026-10-06 10:00:00,45.00,EUR,created,,,,"
+                  "2026-10-01 11:30:00",
+                  "b1,cust-7,s1,Berlin,hair,2026-10-07 10:00:00,45.00,EUR,created,,,,"
+                  "2026-10-01 12:00:00",
+                  # a customer with no click at all has nothing to carry
+                  "b9,cust-9,s1,Berlin,hair,2026-10-07 10:00:00,45.00,EUR,created,,,,"
+                  "2026-10-01 10:00:00")
+    cfg = load_config(tiny.config)
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    for name in ("clickstream", "bookings", "payments"):
+        ingest.load_range(con, cfg.sources[name], D1, D1)
+    build_events(con, cfg)
+    rows = dict(con.execute("select event_id, platform from events").fetchall())
+    assert rows == {
+        "clickstream:m1": "ios", "clickstream:m3": "web", "clickstream:m4": "android",
+        "clickstream:m5": "web", "bookings:b0:created": "ios", "bookings:b2:created": "ios",
+        "bookings:b1:created": "android", "bookings:b9:created": None}

@@ -66,5 +66,7 @@ final as (
     cross join bounds b
 )
 
-select * exclude (grain_order) from final
+select grain, source, period_start, period_end, partitions, days_covered, complete, is_default,
+       rows_read, rows_loaded, rows_quarantined, rows_duplicate, clock_skew_corrected
+from final
 order by grain_order, source, period_start
