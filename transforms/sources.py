@@ -32,6 +32,10 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # a file named with a day later than today in every time zone (UTC+14 is the furthest ahead)
 # is dated in the future
 FUTURE_FILE_HOURS = 14
+# days without any export file between two export days that `journeys run` points out when its
+# range spans them: a stray early file makes a run of every day since (each daily partition
+# costs run-history bookkeeping), which is usually not what was meant
+EXPORT_GAP_DAYS = 180
 NOW_ENV = "JOURNEYS_NOW"
 
 
@@ -213,6 +217,20 @@ class ProjectConfig:
         if not highs:
             return None
         return self.first_partition(), max(highs)
+
+
+    def export_gaps(self, first: dt.date, last: dt.date,
+                    min_days: int = EXPORT_GAP_DAYS) -> list[tuple[dt.date, dt.date, list[Path]]]:
+        """The stretches of more than `min_days` days inside first..last without any dated
+        export file of any source: (last export day before, first export day after, the
+        files dated before the stretch), earliest first."""
+        dated = sorted((d, f) for s in self.sources.values() for f in s.files()
+                       if (d := file_date(f)) is not None and first <= d <= last)
+        gaps = []
+        for (before, _), (after, _) in zip(dated, dated[1:], strict=False):
+            if (after - before).days - 1 > min_days:
+                gaps.append((before, after, [f for d, f in dated if d <= before]))
+        return gaps
 
 
 def _fail(path: Path, key: str, problem: str, fix: str) -> ConfigError:

@@ -63,6 +63,26 @@ def choose_range(cfg: object, start: dt.date | None,
     return first, last
 
 
+def gap_warnings(cfg: object, first: dt.date, last: dt.date) -> list[str]:
+    """One line per long stretch without export files inside the run's range (a stray early
+    file makes a run of every day since), naming the files before it and how to leave them
+    out."""
+    lines = []
+    late = max((s.late_days for s in cfg.sources.values()), default=0)
+    for before, after, files in cfg.export_gaps(first, last):
+        names = ", ".join(f.name for f in files[:3]) + (" …" if len(files) > 3 else "")
+        one = len(files) == 1
+        # the first partition the files after the gap hold rows of (their late rows included)
+        start = after - dt.timedelta(days=late)
+        lines.append(
+            f"no export file for {(after - before).days - 1:,} days between {before} and "
+            f"{after}, so the run covers {(last - first).days + 1:,} daily partitions; "
+            f"{len(files):,} file{'' if one else 's'} before that ({names}): if "
+            f"{'it is a stray' if one else 'they are strays'}, set start_date: {start} in "
+            f"{cfg.path} or pass --start {start}")
+    return lines
+
+
 def print_resolved(project: object) -> None:
     """One line each for where the run reads and writes, resolved to absolute paths: the
     warehouse, the output folder, every source's glob (and how many files it matches now),
@@ -91,6 +111,8 @@ def handle(args: argparse.Namespace) -> int:
     for source in cfg.sources.values():  # every mapped field is in the files' headers
         check_fields(source, cfg.path)
     first, last = choose_range(cfg, _day(args.start, "--start"), _day(args.end, "--end"))
+    for line in gap_warnings(cfg, first, last):
+        print(f"journeys run: warning: {line}", flush=True)
     home = dagster_home(cfg)
     os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
 

@@ -172,3 +172,29 @@ def test_a_mapped_field_missing_from_the_files_stops_before_any_work(tiny, capsy
                           "'salon' (it has: booking_id, customer_id, salon_id, ")
     assert "Fix: map the column to one of those fields" in err
     assert not tiny.warehouse.exists()
+
+
+def test_a_long_stretch_without_exports_is_pointed_out(tiny: TinyProject) -> None:
+    # one stray clickstream file seven years before the rest: the run would cover every day
+    # since; the warning names the file and the start that leaves it out (the first export
+    # after the gap, 2026-10-01, moved back by the largest late_days of the sample, 1 day)
+    import datetime as dt
+
+    from pipelines.cli.run import gap_warnings
+    from transforms.sources import load_config
+
+    tiny.clicks("2019-03-04", click("m0", "a0", "app_opened", "2019-03-04T08:00:00Z"))
+    tiny.clicks("2026-10-01", click("m1", "a1", "app_opened", "2026-10-01T08:00:00Z"))
+    tiny.clicks("2026-10-02", click("m2", "a1", "app_opened", "2026-10-02T08:00:00Z"))
+    cfg = load_config(tiny.config)
+    first, last = dt.date(2019, 3, 3), dt.date(2026, 10, 3)
+    assert gap_warnings(cfg, first, last) == [
+        f"no export file for 2,767 days between 2019-03-04 and 2026-10-01, so the run covers "
+        f"2,772 daily partitions; 1 file before that (2019-03-04.jsonl): if it is a stray, set "
+        f"start_date: 2026-09-30 in {tiny.config} or pass --start 2026-09-30"]
+    # a range that leaves the stray out, or a gap of 180 days or less, says nothing
+    assert gap_warnings(cfg, dt.date(2026, 9, 30), last) == []
+    tiny.clicks("2026-06-01", click("m3", "a3", "app_opened", "2026-06-01T08:00:00Z"))
+    # 2019-03-04 .. 2026-06-01 is 2,645 days without a file; 2026-06-01 .. 10-01 only 121
+    assert [w.split(", so")[0] for w in gap_warnings(cfg, first, last)] == [
+        "no export file for 2,645 days between 2019-03-04 and 2026-06-01"]
