@@ -13,12 +13,18 @@ $(BIN)/journeys: pyproject.toml
 
 setup: $(BIN)/journeys
 
+# the tests also run the Spark engine (PySpark, about 400 MB; its tests skip with a reason
+# when Java is missing), which `make run` does not need
+$(VENV)/.spark-installed: $(BIN)/journeys
+	$(BIN)/pip install --quiet -e '.[test,spark]'
+	@touch $@
+
 ## set up, then load the committed sample data and build everything; prints the dashboard path
 run: setup
 	$(BIN)/journeys run
 
 ## set up, then run the whole test suite (browser tests skip when Chromium is absent)
-test: setup
+test: setup $(VENV)/.spark-installed
 	$(BIN)/pytest
 
 ## the suite without the slow end-to-end runs and the browser tests

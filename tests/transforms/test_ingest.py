@@ -237,10 +237,11 @@ def test_stitching_links_anonymous_browsing_to_the_customer(tiny: TinyProject) -
 def test_carry_forward_takes_the_latest_value_at_or_before_else_the_first(
         tiny: TinyProject) -> None:
     # the bookings export writes local time (Europe/Berlin, +02:00 in October): 10:00 there
-    # is 08:00 UTC. cust-7's platform, worked out by hand from the rule (transforms/events.py): b0 at 08:00
-    # comes before any click, so it takes the first value (m1's ios); b2 at 09:30 the latest
-    # at or before it (m1, ios); b1 at 10:00 ties with m3 (web) and m4 (android) at 10:00,
-    # which are "at or before" it, and of those the larger event id wins (m4: android)
+    # is 08:00 UTC. cust-7's platform, worked out by hand from the rule (transforms/events.py),
+    # in UTC: b0 at 08:00 comes before any click, so it takes the first value (m1's ios); b2
+    # at 09:30 the latest at or before it (m1, ios); b1 at 10:00 ties with m3 (web) and m4
+    # (android) at 10:00, which are "at or before" it, and of those the larger event id wins
+    # (m4: android)
     tiny.clicks("2026-10-01",
                 click("m1", "anon-7", "app_opened", "2026-10-01T09:00:00Z", user="cust-7",
                       platform="ios"),
