@@ -8,9 +8,9 @@ and the cost of a long history in one undated file.
 Each source's load runs in its own process (`bench.measure.measure`), so its figures hold that
 load alone: CPU seconds (user + system of every thread), wall seconds and peak RSS. The config's
 warehouse is never written: the loads go to DIR/warehouse. `--profile` also writes DuckDB's
-per-statement costs (DIR/profile_<source>.txt: CPU and wall seconds per statement, costliest
-first) and a
-cProfile of the Python side (DIR/profile_<source>.pstats).
+per-statement costs (DIR/profile_<source>.txt: CPU and wall seconds and the peak RSS while it
+ran, per statement, costliest first) and a cProfile of the Python side
+(DIR/profile_<source>.pstats).
 """
 
 from __future__ import annotations
@@ -102,33 +102,58 @@ def _profiled_load(con, ingest, source, first, last, statements, profile: Path):
             return getattr(self._inner, name)
 
         def execute(self, sql, *args, **kwargs):
+            _reset_peak()
             started, cpu = time.perf_counter(), _cpu()
             result = self._inner.execute(sql, *args, **kwargs)
-            statements.append((time.perf_counter() - started, _cpu() - cpu,
+            statements.append((time.perf_counter() - started, _cpu() - cpu, _peak_mib(),
                                " ".join(str(sql).split())))
             return result
 
         def executemany(self, sql, *args, **kwargs):
+            _reset_peak()
             started, cpu = time.perf_counter(), _cpu()
             result = self._inner.executemany(sql, *args, **kwargs)
-            statements.append((time.perf_counter() - started, _cpu() - cpu,
+            statements.append((time.perf_counter() - started, _cpu() - cpu, _peak_mib(),
                                "MANY " + " ".join(sql.split())))
             return result
 
     stats = ingest.load_range(Timed(con), source, first, last)
-    by_text: dict[str, list[tuple[float, float]]] = {}
-    for seconds, cpu, text in statements:
-        by_text.setdefault(text, []).append((seconds, cpu))
-    ranked = sorted(by_text.items(), key=lambda kv: -sum(c for _, c in kv[1]))
-    wall = sum(s for s, _, _ in statements)
-    cpu = sum(c for _, c, _ in statements)
+    by_text: dict[str, list[tuple[float, float, float]]] = {}
+    for seconds, cpu, peak, text in statements:
+        by_text.setdefault(text, []).append((seconds, cpu, peak))
+    ranked = sorted(by_text.items(), key=lambda kv: -sum(c for _, c, _ in kv[1]))
+    wall = sum(s[0] for s in statements)
+    cpu = sum(s[1] for s in statements)
+    peak = max((s[2] for s in statements), default=0.0)
     with profile.open("w") as out:
-        out.write(f"{len(statements)} statements: {cpu:.2f} CPU s, {wall:.2f} s wall\n"
-                  "   CPU s   wall s  times  statement\n")
+        out.write(f"{len(statements)} statements: {cpu:.2f} CPU s, {wall:.2f} s wall, "
+                  f"peak RSS {peak:.0f} MiB\n"
+                  "   CPU s   wall s  peak MiB  times  statement (peak: the process's largest "
+                  "RSS while it ran)\n")
         for text, times in ranked[:40]:
-            out.write(f"{sum(c for _, c in times):8.2f} {sum(s for s, _ in times):8.2f}  "
-                      f"x{len(times):<4} {text[:400]}\n")
+            out.write(f"{sum(c for _, c, _ in times):8.2f} {sum(s for s, _, _ in times):8.2f}"
+                      f"  {max(m for _, _, m in times):8.0f}  x{len(times):<4} {text[:400]}\n")
     return stats
+
+
+def _reset_peak() -> None:
+    """Reset the process's peak RSS (Linux: /proc/self/clear_refs), so the next reading of
+    VmHWM is the peak of what runs in between; nothing elsewhere."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mib() -> float:
+    """The process's peak RSS since the last `_reset_peak` (VmHWM), MiB; 0 where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def _cpu() -> float:

@@ -2,19 +2,35 @@
 
     .venv/bin/python -m bench.suite --size 1m [--size 10m] [--size 100m] [--workdir DIR]
                                     [--json out.json] [--daily-days 30,90,365]
+                                    [--input-format text|parquet]
 
 Default: sizes 1m and 10m, work folder /tmp/journeys-bench, daily scenario at 30, 90 and 365
 days. For every size (events: 20k, 1m, 10m, 100m, ...) it generates the data once into
 WORKDIR/<size>/ and reuses it on later runs (same size, days and seed), then measures, each
 command in its own process (bench/measure.py: wall seconds, CPU seconds of the process tree,
-peak resident memory, from wait4):
+peak resident memory, from wait4).
+
+The raw files are read as the generator writes them (`text`: clickstream JSON lines, bookings
+and payments CSV; the default below 100M events) or, with `--input-format parquet` (the
+default from 100M events on, where the text would not fit the disk beside everything else),
+converted once into WORKDIR/<size>/raw-parquet/<source>/<day>.parquet (`to_parquet`): the
+same records, one row per record of the text file, every field as text as the text readers
+see it (clickstream's mapped fields nested as in the JSON, `context.platform` a field of
+struct `context`; `properties` its JSON text), a line that is no JSON object or a CSV row of
+the wrong width a row of NULLs (so ingest reads, loads, quarantines and finds duplicates in
+the same numbers; tests/bench/test_bench_parquet.py); the floor and `journeys run`
+(`format: parquet`) read those files. From 100M events each text file is deleted once
+converted.
+
+The parts:
 
 - **floor** — what any tool must do with these files at least: bare DuckDB (default settings,
   a fresh database file in the work folder) reads the same raw files the pipeline reads
   (clickstream JSON lines with `read_json`, bookings and payments CSV with `read_csv`, bad
-  lines skipped), unions them into one table `floor` (source, actor, event, ts, record: the
-  rest of the row as JSON; actor = userId else anonymousId, customer_id, booking_id for
-  payments, which carry no customer) and writes it sorted by (actor, ts). No identity
+  lines skipped; or the Parquet files with `read_parquet`), unions them into one table
+  `floor` (source, actor, event, ts, record: the rest of the row as JSON; actor = userId
+  else anonymousId, customer_id, booking_id for payments, which carry no customer) and
+  writes it sorted by (actor, ts). No identity
   stitching, no dedup, no quarantine: a lower bound, not an alternative.
 - **journeys run** — `journeys run` end to end on a fresh warehouse (config: the sample's, with
   the journey map of data/sample, pointed at the generated files), its total and one row per
@@ -59,6 +75,11 @@ from bench import mining as mining_bench
 from bench.measure import JOURNEYS, REPO, Measurement, measure
 
 EVENTS_PER_CUSTOMER = 10  # the generator's customers make ~10 events each over 30 days
+# the raw files the floor and `journeys run` read: as the generator writes them (JSON lines
+# and CSV) or converted to Parquet (`to_parquet`), the default from PARQUET_FROM events on,
+# where the text exports would not fit the disk beside everything else
+INPUT_FORMATS = ("text", "parquet")
+PARQUET_FROM = 100_000_000
 SEED = 7
 DAILY_START = dt.date(2025, 1, 1)  # the daily scenario's first day: 365 + 1 days end in the past
 
@@ -126,8 +147,9 @@ def generate_raw(raw: Path, customers: int, days: int, start: dt.date | None,
     return m
 
 
-def write_config(root: Path, raw: Path) -> Path:
-    """The sample's sources.yaml pointed at `raw`, warehouse and outputs under `root`."""
+def write_config(root: Path, raw: Path, input_format: str = "text") -> Path:
+    """The sample's sources.yaml pointed at `raw`, warehouse and outputs under `root`; with
+    input_format 'parquet', every source reads `raw`'s Parquet files (`format: parquet`)."""
     sample = REPO / "data" / "sample"
     text = (sample / "sources.yaml").read_text()
     text = (text.replace("warehouse: ../../warehouse/journeys.duckdb",
@@ -136,9 +158,141 @@ def write_config(root: Path, raw: Path) -> Path:
             .replace("journey_map: journey_map.yaml",
                      f"journey_map: {sample / 'journey_map.yaml'}")
             .replace("path: raw/", f"path: {raw}/"))
-    config = root / "sources.yaml"
+    if input_format == "parquet":
+        text, paths = re.subn(r"(path: \S+/[^/\s]+/\*)\.(jsonl|csv)\b", r"\1.parquet", text)
+        text, formats = re.subn(r"(?m)^(\s+format: )(jsonl|csv)\s*$", r"\1parquet", text)
+        if paths != formats or not paths:
+            raise SystemExit(f"cannot point {sample / 'sources.yaml'} at Parquet files: "
+                             f"{paths} paths and {formats} formats replaced")
+    config = root / ("sources.yaml" if input_format == "text" else "sources-parquet.yaml")
     config.write_text(text)
     return config
+
+
+# --------------------------------------------------------------------------------------------
+# Parquet input
+
+
+def input_format(events: int, chosen: str | None = None) -> str:
+    """The raw files' format at this size: the one chosen, else text below PARQUET_FROM
+    events and Parquet from there on."""
+    return chosen or ("parquet" if events >= PARQUET_FROM else "text")
+
+
+def _json_path(field: str) -> str:
+    return "$." + ".".join('"' + part.replace('"', '\\"') + '"' for part in field.split("."))
+
+
+def _jsonl_select(source) -> str:
+    """The SELECT that turns one JSON line (`line`, `ok`: a JSON object) into a Parquet row:
+    every field the source maps, nested as in the JSON (`context.platform` a field of struct
+    `context`), as text exactly as the JSON-lines reader extracts it (a `json` column as its
+    JSON text); a line that is no JSON object gives a row of NULLs, so the Parquet file holds
+    as many records as the JSON file has lines (and ingest quarantines that row)."""
+    from transforms.sqlutil import ident, literal
+
+    tree: dict = {}
+    for column, field_path in source.columns.items():
+        *parents, leaf = field_path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SystemExit(f"{source.name}: {field_path} lies inside a mapped field")
+        node[leaf] = (field_path, source.type_of(column) == "json")
+
+    def value_sql(value: dict | tuple) -> str:
+        if isinstance(value, dict):  # a struct of the fields below it
+            return "struct_pack(" + ", ".join(f"{ident(k)} := {value_sql(v)}"
+                                              for k, v in value.items()) + ")"
+        field_path, is_json = value
+        if is_json:
+            return f"json_extract(line, {literal(_json_path(field_path))})::VARCHAR"
+        return f"json_extract_string(line, {literal(_json_path(field_path))})"
+
+    return ", ".join(f"case when ok then {value_sql(v)} end as {ident(k)}"
+                     for k, v in tree.items())
+
+
+def _jsonl_to_parquet(con, source, path: Path, out: Path) -> int:
+    """One JSON-lines file as Parquet (`_jsonl_select`), its lines in file order; blank lines
+    (nothing but spaces and tabs) are no record, as in ingest. Returns the rows written."""
+    # (a line that is no JSON object is not parsed: NULL, however CASE is evaluated)
+    lines = ("select case when ok then line end as line, ok from (select line, "
+             "coalesce(json_valid(line) and starts_with(ltrim(line, ' ' || chr(9) || chr(13)), "
+             "'{'), false) as ok "
+             "from read_csv($file, columns = {'line': 'VARCHAR'}, delim = '\x01', "
+             "quote = '', escape = '', header = false, auto_detect = false) "
+             "where trim(line, ' ' || chr(9)) <> '')")
+    from transforms.sqlutil import literal
+
+    tmp = out.with_name(out.name + ".part")
+    con.execute(f"copy (select {_jsonl_select(source)} from ({lines})) to {literal(str(tmp))} "
+                "(format parquet, compression zstd)", {"file": str(path)})
+    tmp.replace(out)
+    return con.execute("select count(*) from read_parquet(?)", [str(out)]).fetchone()[0]
+
+
+def _csv_to_parquet(source, path: Path, out: Path) -> int:
+    """One CSV file as Parquet: one text column per header field, one row per record (blank
+    lines are none); a record of another width than the header gives a row of NULLs (so the
+    records stay as many, and ingest quarantines it). Returns the rows written."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=source.delimiter, quotechar=source.quote)
+        header = [h.strip() for h in next(reader)]
+        columns: list[list[str | None]] = [[] for _ in header]
+        for row in reader:
+            if len(row) <= 1 and "".join(row).strip(" \t") == "":
+                continue
+            values = row if len(row) == len(header) else [None] * len(header)
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+    table = pa.table({h: pa.array(c, pa.string()) for h, c in zip(header, columns, strict=True)})
+    tmp = out.with_name(out.name + ".part")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(out)
+    return table.num_rows
+
+
+def to_parquet(root: Path, raw: Path, out: Path, drop_text: bool) -> dict[str, int] | None:
+    """The text exports in `raw` (the sample config's sources) as Parquet files of the same
+    names under `out` (`<source>/<day>.parquet`), unless there from the same exports; with
+    `drop_text`, each text file is removed once converted (so the data never needs the disk
+    twice over). Returns rows per source, or None when reused."""
+    import duckdb
+
+    from transforms.sources import load_config
+
+    marker, params = out / "bench.json", json.loads((raw / "bench.json").read_text())
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        return None
+    shutil.rmtree(out, ignore_errors=True)
+    sources = load_config(write_config(root, raw)).sources
+    con = duckdb.connect()
+    rows: dict[str, int] = {}
+    try:
+        for name, source in sources.items():
+            (out / name).mkdir(parents=True, exist_ok=True)
+            for path in source.files():
+                target = out / name / (path.name.split(".")[0] + ".parquet")
+                if source.format == "jsonl":
+                    n = _jsonl_to_parquet(con, source, path, target)
+                else:
+                    n = _csv_to_parquet(source, path, target)
+                rows[name] = rows.get(name, 0) + n
+                if drop_text:
+                    path.unlink()
+    finally:
+        con.close()
+    if drop_text:
+        (raw / "bench.json").unlink()
+    marker.write_text(json.dumps(params))
+    return rows
 
 
 def _fresh(root: Path) -> dict[str, str]:
@@ -159,30 +313,42 @@ with clickstream as (
     select 'clickstream' as source, coalesce(userId, anonymousId) as actor, event,
            try_cast("timestamp" as timestamptz) as ts,
            to_json(struct_pack(messageId, receivedAt, context, properties)) as record
-    from read_json({clicks}, format = 'newline_delimited', ignore_errors = true,
-                   columns = {{messageId: 'VARCHAR', anonymousId: 'VARCHAR',
-                              userId: 'VARCHAR', event: 'VARCHAR', "timestamp": 'VARCHAR',
-                              receivedAt: 'VARCHAR', context: 'JSON', properties: 'JSON'}})
+    from {clicks}
 ),
 bookings as (
     select 'bookings' as source, customer_id as actor, 'booking_' || status as event,
            try_cast(changed_at as timestamptz) as ts, to_json(b) as record
-    from read_csv({bookings}, header = true, all_varchar = true, ignore_errors = true,
-                  union_by_name = true) b
+    from {bookings} b
 ),
 payments as (
     select 'payments' as source, booking_id as actor, 'payment_' || status as event,
            try_cast(created_at as timestamptz) as ts, to_json(p) as record
-    from read_csv({payments}, header = true, all_varchar = true, ignore_errors = true,
-                  union_by_name = true) p
+    from {payments} p
 )
 select * from (select * from clickstream union all select * from bookings
                union all select * from payments)
 order by actor, ts
 """
+FLOOR_TEXT = {
+    "clicks": """read_json({clicks}, format = 'newline_delimited', ignore_errors = true,
+                   columns = {{messageId: 'VARCHAR', anonymousId: 'VARCHAR',
+                              userId: 'VARCHAR', event: 'VARCHAR', "timestamp": 'VARCHAR',
+                              receivedAt: 'VARCHAR', context: 'JSON', properties: 'JSON'}})""",
+    "bookings": "read_csv({bookings}, header = true, all_varchar = true, ignore_errors = true, "
+                "union_by_name = true)",
+    "payments": "read_csv({payments}, header = true, all_varchar = true, ignore_errors = true, "
+                "union_by_name = true)",
+}
+# the Parquet files hold clickstream's properties as JSON text (`to_parquet`)
+FLOOR_PARQUET = {
+    "clicks": "(select * replace (properties::JSON as properties) "
+              "from read_parquet({clicks}, union_by_name = true))",
+    "bookings": "read_parquet({bookings}, union_by_name = true)",
+    "payments": "read_parquet({payments}, union_by_name = true)",
+}
 
 
-def worker_floor(raw: Path, db: Path) -> dict:
+def worker_floor(raw: Path, db: Path, input_format: str = "text") -> dict:
     import duckdb
 
     db.unlink(missing_ok=True)
@@ -192,9 +358,15 @@ def worker_floor(raw: Path, db: Path) -> dict:
     def files(src: str, ext: str) -> str:
         return "'" + str(raw / src / f"*.{ext}").replace("'", "''") + "'"
 
-    con.execute(FLOOR_SQL.format(clicks=files("clickstream", "jsonl"),
-                                 bookings=files("bookings", "csv"),
-                                 payments=files("payments", "csv")))
+    if input_format == "parquet":
+        globs = {"clicks": files("clickstream", "parquet"),
+                 "bookings": files("bookings", "parquet"), "payments": files("payments", "parquet")}
+        readers = FLOOR_PARQUET
+    else:
+        globs = {"clicks": files("clickstream", "jsonl"), "bookings": files("bookings", "csv"),
+                 "payments": files("payments", "csv")}
+        readers = FLOOR_TEXT
+    con.execute(FLOOR_SQL.format(**{k: readers[k].format(**globs) for k in readers}))
     rows = con.execute("select count(*) from floor").fetchone()[0]
     con.close()
     return {"rows": rows}
@@ -266,12 +438,28 @@ def bench_size(label: str, events: int, args: argparse.Namespace, report: Report
     root.mkdir(parents=True, exist_ok=True)
     raw = root / "raw"
     customers = max(1, events // EVENTS_PER_CUSTOMER)
-    print(f"== {label}: {customers:,} customers over {args.days} days ({root})", flush=True)
-    gen = generate_raw(raw, customers, args.days, None, root / "generate.log")
-    print(f"   data: {f'generated in {gen.wall_s:.0f} s' if gen else 'reused'}", flush=True)
+    fmt = input_format(events, args.input_format)
+    print(f"== {label}: {customers:,} customers over {args.days} days ({root}), "
+          f"{fmt} input", flush=True)
+    parquet = root / "raw-parquet"
+    params = {"customers": customers, "days": args.days, "seed": SEED, "start": None}
+    marker = parquet / "bench.json"
+    if fmt == "parquet" and marker.exists() and json.loads(marker.read_text()) == params:
+        print("   data: Parquet reused", flush=True)
+    else:
+        gen = generate_raw(raw, customers, args.days, None, root / "generate.log")
+        print(f"   data: {f'generated in {gen.wall_s:.0f} s' if gen else 'reused'}", flush=True)
+    if fmt == "parquet":
+        started = time.monotonic()
+        converted = to_parquet(root, raw, parquet, drop_text=events >= PARQUET_FROM)
+        if converted is not None:
+            print(f"   data: converted to Parquet in {time.monotonic() - started:.0f} s "
+                  f"({', '.join(f'{k} {v:,} rows' for k, v in converted.items())})", flush=True)
+        raw = parquet
 
     floor, out = measured_worker(_python("-m", "bench.suite", "--worker", "floor", "--raw",
-                                         str(raw), "--db", str(root / "floor.duckdb")),
+                                         str(raw), "--db", str(root / "floor.duckdb"),
+                                         "--input-format", fmt),
                                  root / "floor.log")
     if out is None:
         report.failures.append(f"{label} floor failed, see {floor.log}")
@@ -281,7 +469,7 @@ def bench_size(label: str, events: int, args: argparse.Namespace, report: Report
                                 f"{out['rows']:,} rows"))
         (root / "floor.duckdb").unlink(missing_ok=True)
 
-    config = write_config(root, raw)
+    config = write_config(root, raw, fmt)
     run = journeys_run(root, config, "run.log")
     text = run.log.read_text()
     events_line = next((ln.strip() for ln in text.splitlines() if ln.startswith("events:")), "")
@@ -434,12 +622,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--daily-customers-per-day", type=int, default=50)
     p.add_argument("--no-replay", action="store_true",
                    help="skip token replay in the mining comparison (both sides)")
+    p.add_argument("--input-format", choices=INPUT_FORMATS, default=None,
+                   help="raw files as the generator writes them (text: JSON lines and CSV) or "
+                        "converted to Parquet (same records; the floor reads them too); "
+                        f"default text, parquet from {PARQUET_FROM:,} events on")
     p.add_argument("--worker", choices=["floor"], help=argparse.SUPPRESS)
     p.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker == "floor":
-        print(json.dumps(worker_floor(args.raw, args.db)), flush=True)
+        print(json.dumps(worker_floor(args.raw, args.db, args.input_format or "text")),
+              flush=True)
         return 0
 
     labels = args.size or ["1m", "10m"]

@@ -92,6 +92,10 @@ DECIMAL_LIMIT = 10 ** 16
 # D - max_days_after_export .. E + late_days: consecutive passes share those few files)
 CHUNK_DAYS = 3
 CHUNK_BYTES = 1 << 30
+# within a pass, files are staged (read, split into records, fields pulled out) in groups of
+# about this many bytes as stored, each group typed into the pass's table before the next is
+# read: a file's text, its lines and their field strings are in memory for one group only
+STAGE_BYTES = 256 << 20
 OFFSET_RE = r"(Z|z|[+-][0-9]{2}:?[0-9]{2})$"
 # the hours and minutes of a numeric UTC offset after an ISO 8601 time (+02, +0200, -05:30)
 TZ_OFFSET_RE = r"[0-9]:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?\s*[+-]([0-9]{2}):?([0-9]{2})?\s*$"
@@ -256,7 +260,7 @@ def physical_records(path: Path, source: Source) -> int:
     for chunk in _readable_bytes(path):
         lines += chunk.count(b"\n")
         events += chunk.count(b"<event")
-        last = chunk[-1:]
+        last = chunk[-1:] or last  # a broken stream may yield nothing
     if source.format == "xes":
         return events
     lines += last != b"\n"
@@ -937,8 +941,10 @@ def _typed_expr(source: Source, col: str, p: Params) -> str:
     return f"nullif({s}, '')"
 
 
-def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
-    """Type every staged row and give each its partition and, if rejected, its reason.
+def _classify(con: duckdb.DuckDBPyConnection, source: Source, append: bool = False) -> None:
+    """Type every staged row and give each its partition and, if rejected, its reason
+    (`_classified`; with `append`, the staged rows are added to it: a load stages its files
+    in groups, `_stage_groups`, and every row depends on its own file's rows only).
 
     A rejected row of a dated file belongs to the file's export day; one of a file without a
     date in its name to the earliest event day of the file's valid rows. A file without a date
@@ -1020,8 +1026,10 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     )
     # the field strings are read here only: _classified holds the typed columns
     staged = ", ".join(ident("s_" + c) for c in source.columns)
+    head = ("insert into _classified by name select * from (" if append else
+            "create or replace temp table _classified as (")
     con.execute(f"""
-        create or replace temp table _classified as
+        {head}
         with typed as (
             select source_file, file_date, source_line, raw_record, malformed,
                    {', '.join(ident('s_' + c) for c in source.columns)},
@@ -1085,7 +1093,7 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                case when reason is null then cast(_event_ts as DATE)
                     else file_date end as partition_date
         from checked
-        where file_date is not null
+        where file_date is not null)
     """, p.values)
 
 
@@ -1214,6 +1222,25 @@ def load_range(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date, l
         stats.extend(chunk)
         day = chunk_last + dt.timedelta(days=1)
     return stats
+
+
+def _stage_groups(files: list[Path]) -> list[list[Path]]:
+    """The files of a pass in groups staged one at a time: consecutive files of at most
+    STAGE_BYTES together (as stored; a larger file is a group by itself), at least one group
+    (an empty one when there are no files)."""
+    groups: list[list[Path]] = [[]]
+    size = 0
+    for path in files:
+        try:
+            n = path.stat().st_size
+        except OSError:
+            n = 0  # the load rejects it
+        if groups[-1] and size + n > STAGE_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(path)
+        size += n
+    return groups
 
 
 def _rank_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
@@ -1362,13 +1389,17 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
     future = _future_files(con, source)
     files = _files_for(source, first, last)
     _register_files(con, files)
-    bad = _stage_files(con, source, files)
+    bad: list[list] = []
+    for n, group in enumerate(_stage_groups(files)):
+        # one group of files staged at a time: _classified holds them all, typed, and only
+        # one group's lines and field strings are in memory beside it
+        bad += _stage_files(con, source, group)
+        _classify(con, source, append=n > 0)
+        con.execute("drop table _stage")
     con.execute("create or replace temp table _bad_files "
                 "(source_file VARCHAR, rows_read BIGINT, reason VARCHAR)")
     if bad:
         con.executemany("insert into _bad_files values (?, ?, ?)", bad)
-    _classify(con, source)
-    con.execute("drop table _stage")  # _classified holds all of it, typed
     table = ident(raw_table(source))
     _rank_copies(con, source, first, last)
     cols = ", ".join(ident(c) for c in source.columns)

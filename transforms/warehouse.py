@@ -24,8 +24,10 @@ from transforms.errors import UserError
 
 DEFAULT_LOCK_TIMEOUT_S = 6 * 3600.0
 # DuckDB takes 80% of RAM by default; a bounded buffer pool spills big sorts and joins to disk
-# instead, so a run leaves room for the rest of the machine. JOURNEYS_DUCKDB_MEMORY overrides.
-DEFAULT_MEMORY_LIMIT = "4GB"
+# instead, so a run leaves room for the rest of the machine. 3 GB keeps a whole run at 10M events
+# under 4 GB of resident memory (3,359 MiB measured; 4,320 with 4 GB, same CPU seconds).
+# JOURNEYS_DUCKDB_MEMORY overrides.
+DEFAULT_MEMORY_LIMIT = "3GB"
 
 
 def memory_limit() -> str:

@@ -206,6 +206,48 @@ def test_several_passes_give_the_tables_of_one_pass(tiny: TinyProject,
     assert ingest.reconciliation_problems(several, source) == []
 
 
+def test_files_staged_in_groups_give_the_tables_of_one_group(
+        tiny: TinyProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_clicks(tiny, 8)
+    # an undated file (its rows' days come from the file's own valid rows) and a file that is
+    # no JSON text at all: each is one group when every file is
+    tiny.clicks("export", click("u1", "anonu", "app_opened", "2026-10-03T09:00:00Z"), "{bad")
+    (tiny.root / "raw" / "clickstream" / "2026-10-05-broken.jsonl").write_bytes(b"\x1f\x8b\x08")
+    tiny.bookings("2026-10-02", booking("b1", "created", "2026-10-02 10:00:00"), "b2,short")
+    tiny.bookings("2026-10-03", booking("b1", "created", "2026-10-02 10:00:00"),
+                  booking("b3", "created", "2026-10-03 11:00:00"))
+    cfg = load_config(tiny.config)
+    first, last = dt.date(2026, 9, 30), dt.date(2026, 10, 8)
+    one = connect()
+    for name in ("clickstream", "bookings"):
+        files = ingest._files_for(cfg.sources[name], first, last)
+        assert ingest._stage_groups(files) == [files]  # tiny files: one group
+        ingest.load_range(one, cfg.sources[name], first, last)
+    monkeypatch.setattr(ingest, "STAGE_BYTES", 1)
+    files = ingest._files_for(cfg.sources["clickstream"], first, last)
+    assert ingest._stage_groups(files) == [[f] for f in files] and len(files) == 10
+    assert ingest._stage_groups([]) == [[]]
+    grouped = connect()
+    for name in ("clickstream", "bookings"):
+        ingest.load_range(grouped, cfg.sources[name], first, last)
+        assert ingest.reconciliation_problems(grouped, cfg.sources[name]) == []
+    for name in ("clickstream", "bookings"):
+        assert tables(grouped, name) == tables(one, name)
+    # the raw tables in the same physical order too (read without ORDER BY)
+    for table in ("raw_clickstream", "raw_bookings"):
+        sql = f"select source_file, source_line from {table}"
+        assert grouped.execute(sql).fetchall() == one.execute(sql).fetchall()
+    # by hand: the broken file is rejected alone; b1's second copy is a duplicate, b2 short
+    assert [r[1:] for r in ingest.rejected_files(one, cfg.sources["clickstream"])] == [
+        (0, "a broken gzip stream (truncated or corrupt): the file ends before the end of "
+            "the compressed stream")]
+    assert one.execute("select booking_id from raw_bookings order by 1").fetchall() == [
+        ("b1",), ("b3",)]
+    assert one.execute("select kind, count(*) from quarantine where source = 'bookings' "
+                       "group by all order by 1").fetchall() == [("duplicate", 1),
+                                                                ("rejected", 1)]
+
+
 def test_a_range_is_read_in_passes_of_about_chunk_bytes(tiny: TinyProject,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     write_clicks(tiny, 8)
