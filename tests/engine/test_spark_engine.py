@@ -162,6 +162,7 @@ TRANSFORMS: list[tuple[str, str, tuple[str, ...]]] = [
     ("transforms.bookings", "build_payment_failures", ("payment_attempts", "payment_failures")),
     ("transforms.purchases", "build_purchases", ("purchases",)),
     ("transforms.repeat", "build_repeat_purchase", ("repeat_purchase", "purchase_frequency")),
+    ("transforms.repeat", "build_retention", ("retention_cohorts", "lifecycle")),
     ("transforms.daily_rates", "build_daily_stage_rates", ("daily_stage_rates",)),
     ("transforms.journey_map_tables", "build_stage_touchpoints", ("stage_touchpoints",)),
 ]

@@ -10,22 +10,33 @@ with bounds as (
 ),
 
 periods as (
-    select
-        b.period_type,
-        cast(unnest(generate_series(
-            cast(b.first_period as timestamp),
-            date_trunc(b.period_type, cast($data_end as timestamp)),
-            case b.period_type when 'week' then interval 7 day else interval 1 month end
-        )) as date) as period_start
-    from bounds b
+    -- weeks and months apart: a step of days and a step of months are two interval types on
+    -- some engines (Spark), so no expression mixes them; the series is cast to dates outside
+    -- the unnest (a generator cannot sit inside an expression there)
+    select period_type, cast(ts as date) as period_start
+    from (
+        select b.period_type,
+               unnest(generate_series(cast(b.first_period as timestamp),
+                                      date_trunc('week', cast($data_end as timestamp)),
+                                      interval 7 day)) as ts
+        from bounds b
+        where b.period_type = 'week'
+        union all
+        select b.period_type,
+               unnest(generate_series(cast(b.first_period as timestamp),
+                                      date_trunc('month', cast($data_end as timestamp)),
+                                      interval 1 month)) as ts
+        from bounds b
+        where b.period_type = 'month'
+    ) series
 ),
 
 final as (
     select
         period_type,
         period_start,
-        (case period_type when 'week' then period_start + interval 7 day
-              else period_start + interval 1 month end) <= $data_end as complete
+        case period_type when 'week' then period_start + interval 7 day <= $data_end
+             else period_start + interval 1 month <= $data_end end as complete
     from periods
 )
 
