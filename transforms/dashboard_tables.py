@@ -35,10 +35,6 @@ from transforms.tables import count_rows, list_tables, skipped_without, table_co
 MIN_ATTEMPTS_TO_RANK = 20
 
 
-
-
-
-
 def build_payment_failure_matrix(con: duckdb.DuckDBPyConnection,
                                  settings: Mapping[str, object]) -> int:
     """(Re)build `payment_failure_matrix` from `payment_attempts`."""

@@ -92,10 +92,11 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from transforms.errors import UserError
 from transforms.sqlutil import ident, literal
-from transforms.tables import table_columns
+from transforms.tables import engine_of, table_columns
 
 UNKNOWN = "(unknown)"
 ALPHA = 0.05
@@ -1055,10 +1056,6 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str,
     row costs milliseconds each)."""
     if not rows:
         return
-    import pyarrow as pa
-
-    from transforms.tables import engine_of
-
     names, types = zip(*(c.split()[:2] for c in columns.split(", ")), strict=True)
     schema = pa.schema([(n, pa.type_for_alias(_ARROW_TYPES[t])) for n, t in zip(names, types,
                                                                                   strict=True)])

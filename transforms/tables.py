@@ -101,20 +101,17 @@ def list_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return set(engine_of(con).tables())
 
 
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    """The columns of `table` (empty when it does not exist)."""
-    eng = engine_of(con)
-    if table not in eng.tables():
-        return set()
-    return {name for name, _ in eng.columns(table)}
-
-
 def column_names(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """The columns of `table` in order (empty when it does not exist)."""
     eng = engine_of(con)
     if table not in eng.tables():
         return []
     return [name for name, _ in eng.columns(table)]
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns of `table` (empty when it does not exist)."""
+    return set(column_names(con, table))
 
 
 def select_columns(con: duckdb.DuckDBPyConnection, table: str, alias: str, *,
