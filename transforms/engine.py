@@ -15,6 +15,7 @@ Spark transpile check (tests/engine/test_spark_transpile.py) reads a sample run'
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -23,7 +24,7 @@ import re
 import sys
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,16 +227,9 @@ class DuckDBEngine:
                           select_params: Params = None) -> None:
         """Delete the rows of `table` matching `where` and insert the rows of `select` instead,
         in one transaction (or inside the caller's, when one is open)."""
-        own = self._begin()
-        try:
+        with self.transaction():
             self.execute(f"delete from {ident(table)} where {where}", params)
             self.execute(f"insert into {ident(table)} {select}", select_params)
-        except BaseException:
-            if own:
-                self.execute("rollback")
-            raise
-        if own:
-            self.execute("commit")
 
     def _begin(self) -> bool:
         if self._in_transaction:  # the caller's transaction: join it
@@ -264,6 +258,20 @@ class DuckDBEngine:
         self._con.rollback()
         self._in_transaction = False
         return self
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[DuckDBEngine]:
+        """One transaction around the block (committed, or rolled back on an error); inside the
+        caller's open transaction the block joins it."""
+        own = self._begin()
+        try:
+            yield self
+        except BaseException:
+            if own:
+                self.execute("rollback")
+            raise
+        if own:
+            self.execute("commit")
 
     def tables(self) -> list[str]:
         """The tables and views of the current schema (temporary ones included), sorted."""

@@ -21,9 +21,10 @@ the sample (tests/engine/test_spark_engine.py).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -258,6 +259,16 @@ class SparkEngine:
 
     def register_arrow(self, name: str, table: pa.Table) -> None:
         self._save(name, self.spark.createDataFrame(table))
+
+    def register_dataframe(self, name: str, df: Any) -> None:
+        """A Spark DataFrame (e.g. from Spark's file readers) as table `name`, materialised."""
+        self._save(name, df)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[SparkEngine]:
+        """Spark SQL has no multi-statement transactions: each write replaces one table whole
+        (temp view or Parquet version), so the block's statements simply run in order."""
+        yield self
 
     def close(self) -> None:
         for name in self.tables():
