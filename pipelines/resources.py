@@ -42,10 +42,10 @@ class ProjectResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A warehouse connection holding its lock: concurrent runs wait here, never fail."""
+        """The warehouse on the project's engine (`engine:`, DuckDB by default), holding its
+        lock: concurrent runs wait here, never fail."""
         log = dg.get_dagster_logger()
-        with warehouse.connect(self.config.warehouse, read_only=read_only,
-                               on_wait=log.info) as con:
+        with warehouse.open_engine(self.config, read_only=read_only, on_wait=log.info) as con:
             yield con
 
 

@@ -13,9 +13,9 @@ from transforms.tables import list_tables
 def print_summary(cfg: ProjectConfig, first: dt.date, last: dt.date, elapsed: float,
                   home: Path, run_id: str) -> None:
     print(f"\nDone in {elapsed:.1f} s (run {run_id[:8]}).")
-    if not cfg.warehouse.exists():
+    if not cfg.warehouse.exists() and not cfg.spark.database:
         return
-    with warehouse.connect(cfg.warehouse, read_only=True) as con:
+    with warehouse.open_engine(cfg, read_only=True) as con:
         tables = list_tables(con)
         if "ingest_reconciliation" in tables:
             rows = con.execute("""

@@ -164,6 +164,25 @@ class Source:
         return sorted(anchor.glob(str(base.relative_to(anchor))))
 
 
+ENGINES = ("duckdb", "spark")
+SPARK_KEYS = ("master", "remote", "database", "conf")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """The `spark:` block (with `engine: spark`): where the session runs and where tables live.
+
+    master: local[N] (default local[*]), spark://host:7077, yarn, k8s://...; remote: a Spark
+    Connect URL (sc://host:15002), instead of master; database: keep the tables in this database
+    of the session's catalog (a cluster's metastore or Unity Catalog schema) instead of Parquet
+    folders under `warehouse`; conf: Spark settings (spark.driver.memory, ...)."""
+
+    master: str | None = None
+    remote: str | None = None
+    database: str | None = None
+    conf: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True)
 class ProjectConfig:
     path: Path
@@ -175,6 +194,10 @@ class ProjectConfig:
     start_date: dt.date | None = None
     events: EventsSchema = field(default_factory=lambda: EventsSchema({}))
     currency: str | None = None
+    # the warehouse engine: duckdb (a DuckDB file, the default) or spark (SparkSettings;
+    # `warehouse` is then a folder of Parquet tables, unless spark.database names a database)
+    engine: str = "duckdb"
+    spark: SparkSettings = field(default_factory=SparkSettings)
 
     def _day_bounds(self) -> tuple[list[dt.date], list[dt.date]]:
         """Earliest and latest days that can hold rows, per file: a dated file's export day
@@ -288,7 +311,7 @@ def load_config(config_path: str | Path) -> ProjectConfig:
 
     sources_raw = _mapping(raw.get("sources"), path, "sources")
     top_keys = {"warehouse", "journey_map", "output_dir", "sources", "schedule", "start_date",
-                "events", "currency", "privacy"}
+                "events", "currency", "privacy", "engine", "spark"}
     unknown = set(raw) - top_keys
     if unknown:
         key = sorted(unknown)[0]
@@ -339,8 +362,17 @@ def load_config(config_path: str | Path) -> ProjectConfig:
             if col == "customer_id" and other.event.customer is None:
                 raise _fail(path, f"{key}.columns", f"source {lk.source!r} has no customer",
                             f"set sources.{lk.source}.event.customer")
-    warehouse = rel("warehouse", "warehouse/journeys.duckdb")
-    _check_warehouse(path, warehouse)
+    engine = raw.get("engine", "duckdb")
+    if engine not in ENGINES:
+        raise _fail(path, "engine", f"{engine!r} is not an engine",
+                    "write `engine: duckdb` (the default) or `engine: spark`")
+    spark = _load_spark(raw.get("spark"), path, engine)
+    if engine == "spark":
+        warehouse = rel("warehouse", "warehouse/spark")
+        _check_spark_warehouse(path, warehouse, spark)
+    else:
+        warehouse = rel("warehouse", "warehouse/journeys.duckdb")
+        _check_warehouse(path, warehouse)
     journey_map = rel("journey_map", "journey_map.yaml")
     if journey_map.is_dir():
         raise _fail(path, "journey_map", f"{journey_map} is a folder, not a journey map file",
@@ -359,7 +391,83 @@ def load_config(config_path: str | Path) -> ProjectConfig:
         start_date=start_date,
         events=events,
         currency=currency.strip() if currency else None,
+        engine=engine,
+        spark=spark,
     )
+
+
+def _load_spark(raw: Any, path: Path, engine: str) -> SparkSettings:
+    """The `spark:` block, checked; Spark itself is looked for only when the engine is spark."""
+    if raw is None:
+        raw = {}
+    elif engine != "spark":
+        raise _fail(path, "spark", "is read only with `engine: spark`",
+                    "add `engine: spark` or remove the spark block")
+    raw = _mapping(raw, path, "spark")
+    unknown = sorted(set(raw) - set(SPARK_KEYS))
+    if unknown:
+        raise _fail(path, f"spark.{unknown[0]}", "unknown key",
+                    f"allowed keys are {', '.join(SPARK_KEYS)}")
+    for key in ("master", "remote", "database"):
+        if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key].strip()):
+            raise _fail(path, f"spark.{key}", f"{raw[key]!r} is not text",
+                        "write it as text, e.g. " + {"master": "`master: local[4]`",
+                                                     "remote": "`remote: sc://host:15002`",
+                                                     "database": "`database: journeys`"}[key])
+    if raw.get("master") and raw.get("remote"):
+        raise _fail(path, "spark.remote", "both master and remote are given",
+                    "keep one: remote for a Spark Connect server, master otherwise")
+    remote = raw.get("remote")
+    if remote and not remote.startswith("sc://"):
+        raise _fail(path, "spark.remote", f"{remote!r} is not a Spark Connect URL",
+                    "write it as sc://host:15002")
+    database = raw.get("database")
+    if database and not NAME_RE.match(database.replace(".", "_")):
+        raise _fail(path, "spark.database", f"{database!r} is not a database name",
+                    "use letters, digits and underscores (catalog.schema is allowed)")
+    conf = _mapping(raw.get("conf", {}) or {}, path, "spark.conf")
+    from transforms.spark_engine import REQUIRED_CONF
+
+    pairs = []
+    for key, value in conf.items():
+        if not isinstance(key, str) or not key.startswith("spark."):
+            raise _fail(path, f"spark.conf.{key}", "is not a Spark setting",
+                        "Spark settings start with spark., e.g. spark.driver.memory: 4g")
+        if isinstance(value, dict | list) or value is None:
+            raise _fail(path, f"spark.conf.{key}", "expected one value",
+                        f"write it as `{key}: <value>`")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if key in REQUIRED_CONF and text != REQUIRED_CONF[key]:
+            raise _fail(path, f"spark.conf.{key}", f"must be {REQUIRED_CONF[key]} (the "
+                        "numbers depend on it)", "remove it from spark.conf")
+        pairs.append((key, text))
+    if engine == "spark":
+        _check_spark_installed(path, remote)
+    return SparkSettings(master=raw.get("master"), remote=remote, database=database,
+                         conf=tuple(pairs))
+
+
+def _check_spark_installed(path: Path, remote: str | None) -> None:
+    """`engine: spark` needs pyspark here, and Java unless the session is remote."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise _fail(path, "engine", "spark needs pyspark, which is not installed",
+                    "run `pip install -e '.[spark]'` (or `engine: duckdb`)")
+    if not remote and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise _fail(path, "engine", "spark needs Java 17 on this machine (no `java` on PATH)",
+                    "install Java 17 (e.g. openjdk-17-jre-headless), or use spark.remote")
+
+
+def _check_spark_warehouse(path: Path, warehouse: Path, spark: SparkSettings) -> None:
+    """With Spark's Parquet tables the warehouse is a folder (created when missing)."""
+    if spark.database:
+        return
+    if warehouse.exists() and not warehouse.is_dir():
+        raise _fail(path, "warehouse", f"{warehouse} is a file; with `engine: spark` it is the "
+                    "folder of the Parquet tables", "name a folder, e.g. `warehouse: "
+                    "warehouse/spark`")
 
 
 # a DuckDB database file has this magic at bytes 8..11 (its first block header)

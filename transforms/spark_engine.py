@@ -1,22 +1,25 @@
 """The Spark engine: the engine interface of transforms/engine.py on a SparkSession.
 
 Each DuckDB statement is transpiled once (transforms/spark_sql.py, cached per text) and run with
-`spark.sql(text, args=params)`. Spark has no local tables a temp view cannot be, so locally the
-catalog is temp views, each materialised (`localCheckpoint`) when written so a chain of
-statements does not grow one ever longer plan:
+`spark.sql(text, args=params)`. Every table written is materialised (`localCheckpoint`) so a
+chain of statements does not grow one ever longer plan. The catalog (see `SparkEngine`): temp
+views, plus the stored tables, Parquet folders under the warehouse folder or managed tables of a
+database:
 
 - a query: `query()` / `execute()` then `fetchall()`, `fetchone()`, `to_arrow_table()`;
-- CREATE [OR REPLACE] [TEMP] TABLE t AS SELECT, CREATE VIEW: the select's rows become view t;
-- CREATE TABLE t (columns): an empty view of that schema;
+- CREATE [OR REPLACE] [TEMP] TABLE t AS SELECT: the select's rows become table t (stored unless
+  TEMP); CREATE VIEW: a view by its SQL text, resolved when read;
+- CREATE TABLE t (columns): an empty table of that schema;
 - INSERT INTO t SELECT: t's rows and the select's (by position, t's column names);
 - DELETE FROM t WHERE c: the rows where c is not true;
-- DROP TABLE/VIEW t: the view goes.
+- DROP TABLE/VIEW t: the table or view goes, with its stored copy.
 
 Anything else, and any DuckDB-only function left after transpiling, raises NotPortable. Results
 come back as Arrow (`toArrow`): PySpark warns it does not fully support pandas 3.
 
-Needs `pyspark` (the `spark` extra) and Java 17; `local_session` starts a local session sized for
-the sample (tests/engine/test_spark_engine.py).
+Needs `pyspark` (the `spark` extra) and Java 17 (or a Spark Connect server); `session` builds the
+session of the config's `spark:` block (transforms/warehouse.open_engine), `local_session` a
+small local one for the tests.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import re
+import shutil
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -42,19 +49,40 @@ LOCAL_CORES = 2
 
 
 def local_session(app_name: str = "observed-journeys") -> Any:
-    """A local SparkSession (starting the JVM the first time, about 20 s)."""
+    """A local SparkSession for the sample and the tests (starting the JVM the first time,
+    about 20 s)."""
+    return session(master=f"local[{LOCAL_CORES}]", app_name=app_name, conf={
+        "spark.driver.memory": LOCAL_DRIVER_MEMORY,
+        "spark.sql.shuffle.partitions": str(LOCAL_SHUFFLE_PARTITIONS),
+        "spark.default.parallelism": str(LOCAL_CORES),
+        "spark.ui.enabled": "false"})
+
+
+# settings the SQL's meaning depends on: every session gets them, a user's conf may not change
+# them (transforms/sources.py refuses it)
+REQUIRED_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    # DuckDB's TIMESTAMP has no time zone: so has Spark's, then
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+
+
+def session(*, master: str | None = None, remote: str | None = None,
+            conf: Mapping[str, str] | None = None, app_name: str = "observed-journeys") -> Any:
+    """The SparkSession of the `spark:` settings: a Spark Connect server (`remote`, sc://...),
+    or a master (local[N], spark://..., yarn, k8s://...; default local[*]), with `conf` and the
+    settings the SQL needs (REQUIRED_CONF). One per process (getOrCreate)."""
     from pyspark.sql import SparkSession
 
-    return (SparkSession.builder.master(f"local[{LOCAL_CORES}]").appName(app_name)
-            .config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.shuffle.partitions", str(LOCAL_SHUFFLE_PARTITIONS))
-            .config("spark.default.parallelism", str(LOCAL_CORES))
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            # DuckDB's TIMESTAMP has no time zone: so has Spark's, then
-            .config("spark.sql.timestampType", "TIMESTAMP_NTZ")
-            .getOrCreate())
+    builder = SparkSession.builder.appName(app_name)
+    builder = builder.remote(remote) if remote else builder.master(master or "local[*]")
+    for key, value in {**(conf or {}), **REQUIRED_CONF}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    for key, value in REQUIRED_CONF.items():  # a session that already ran keeps its own
+        spark.conf.set(key, value)
+    return spark
 
 
 # all the dialect needs to know of a parameter is its type (the `date - date` rule): the cache
@@ -99,18 +127,71 @@ def _table_name(table: exp.Table) -> str:
     return table.name
 
 
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _quoted(name: str) -> str:
+    """A Spark identifier in backquotes (a backquote inside doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
 class SparkEngine:
-    """The engine interface on a SparkSession (temp views as the catalog)."""
+    """The engine interface on a SparkSession.
+
+    The catalog: with neither `location` nor `database`, temp views only (the tests' scratch
+    engine). With `location` (a folder the driver can write: the local warehouse), each table
+    that is not TEMP is also a Parquet folder `<location>/<table>`, written whole on every change
+    (into a new folder, swapped in), and a new engine on the same folder finds the tables again.
+    With `database` (a cluster's metastore or Unity Catalog schema), each such table is a managed
+    table `<database>.<table>` (`saveAsTable`, overwritten on every change). TEMP tables, views
+    and registered Arrow tables are temp views in both cases."""
 
     name = "spark"
 
-    def __init__(self, spark: Any, *, column_types: Mapping[str, str] | None = None) -> None:
+    def __init__(self, spark: Any, *, column_types: Mapping[str, str] | None = None,
+                 location: str | Path | None = None, database: str | None = None) -> None:
+        if location is not None and database is not None:
+            raise ValueError("a Spark catalog is a Parquet folder or a database, not both")
         self.spark = spark
+        self.location = Path(location) if location is not None else None
+        self.database = database
         self._given = {k.lower(): v for k, v in (column_types or {}).items()}
         self._table_types: dict[str, dict[str, str]] = {}
         self._types: tuple[tuple[str, str], ...] | None = None
         self._result: Any = None
+        self._stored: set[str] = set()  # tables kept in the folder or database
+        self._open_catalog()
         self._retype()
+
+    def _open_catalog(self) -> None:
+        """The stored tables of the folder or database, each readable under its own name."""
+        if self.location is not None:
+            self.location.mkdir(parents=True, exist_ok=True)
+            for folder in sorted(self.location.iterdir()):
+                if folder.is_dir() and not folder.name.startswith((".", "_tmp_")) and \
+                        _TABLE_NAME.match(folder.name):
+                    self._view_of_folder(folder.name)
+            views = self.location / ".views"
+            for path in sorted(views.glob("*.sql")) if views.is_dir() else []:
+                self.spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {_quoted(path.stem)} AS "
+                               f"{path.read_text(encoding='utf-8')}")
+                self._stored.add(path.stem)
+        elif self.database is not None:
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {_quoted(self.database)}")
+            self.spark.catalog.setCurrentDatabase(self.database)
+            for t in self.spark.catalog.listTables(self.database):
+                if not t.isTemporary:
+                    self._stored.add(t.name)
+                    self._note_types(t.name, self.spark.table(self._stored_name(t.name)))
+
+    def _view_of_folder(self, name: str) -> None:
+        df = self.spark.read.parquet(str(self.location / name))
+        df.createOrReplaceTempView(name)
+        self._stored.add(name)
+        self._note_types(name, df)
+
+    def _stored_name(self, name: str) -> str:
+        return f"{_quoted(self.database)}.{_quoted(name)}"
 
     def _retype(self) -> None:
         """The column types the dialect is told: those of every view this engine wrote (a name
@@ -156,9 +237,8 @@ class SparkEngine:
         elif isinstance(tree, exp.Drop):
             for table in tree.args.get("tables") or [tree.this]:
                 name = _table_name(table)
-                if not self.spark.catalog.dropTempView(name) and not tree.args.get("exists"):
+                if not self._drop(name) and not tree.args.get("exists"):
                     raise NotPortable("DROP", detail=f"no table {name}")
-                self._table_types.pop(name, None)
             self._retype()
         elif isinstance(tree, exp.Query):
             self._result = self._run(tree, params)
@@ -179,11 +259,40 @@ class SparkEngine:
         return self._result.toArrow()
 
     # --- the catalog --------------------------------------------------------------------------
-    def _save(self, name: str, df: Any) -> None:
-        df.localCheckpoint(eager=True).createOrReplaceTempView(name)
+    def _note_types(self, name: str, df: Any) -> None:
         self._table_types[name] = {f.name.lower(): _duckdb_type(f.dataType.simpleString())
                                    for f in df.schema}
+
+    def _save(self, name: str, df: Any, *, temp: bool = False) -> None:
+        """`df`'s rows (computed now) as table `name`: stored when the catalog keeps tables and
+        `name` is not temporary (a TEMP table, or a name first made TEMP), else a temp view."""
+        df = df.localCheckpoint(eager=True)
+        keep = not temp and (self.location is not None or self.database is not None) and \
+            (name in self._stored or name not in self._temp_names())
+        if keep and self.location is not None:
+            final = self.location / name
+            staged = self.location / f"_tmp_{name}_{uuid.uuid4().hex}"
+            df.write.parquet(str(staged))
+            if final.exists():
+                old = self.location / f"_tmp_old_{name}_{uuid.uuid4().hex}"
+                final.rename(old)
+                staged.rename(final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                staged.rename(final)
+            self._view_of_folder(name)
+        elif keep:
+            df.write.mode("overwrite").saveAsTable(self._stored_name(name))
+            self.spark.catalog.dropTempView(name)
+            self._stored.add(name)
+            self._note_types(name, df)
+        else:
+            df.createOrReplaceTempView(name)
+            self._note_types(name, df)
         self._retype()
+
+    def _temp_names(self) -> set[str]:
+        return {t.name for t in self.spark.catalog.listTables() if t.isTemporary}
 
     def _create(self, tree: exp.Create, params: Params) -> None:
         kind = (tree.args.get("kind") or "").upper()
@@ -197,19 +306,20 @@ class SparkEngine:
             if tree.args.get("exists"):
                 return
             raise NotPortable("CREATE TABLE", detail=f"table {name} exists")
+        temp = tree.find(exp.TemporaryProperty) is not None
+        if kind == "VIEW" and tree.expression is not None:
+            self._create_view(name, tree.expression, params, temp=temp)
+            return
         if tree.expression is not None:
             df = self._run(tree.expression, params)
-            if kind == "VIEW":
-                df.createOrReplaceTempView(name)
-            else:
-                self._save(name, df)
+            self._save(name, df, temp=temp)
             return
         if schema is None:
             raise NotPortable("CREATE TABLE", detail="neither columns nor a query")
         cols = ", ".join(f"CAST(NULL AS {c.args['kind'].sql(dialect=Spark)}) AS "
                          f"{c.this.sql(dialect=Spark)}" for c in schema.expressions
                          if isinstance(c, exp.ColumnDef))
-        self._save(name, self.spark.sql(f"SELECT {cols}").limit(0))
+        self._save(name, self.spark.sql(f"SELECT {cols}").limit(0), temp=temp)
 
     def _insert(self, tree: exp.Insert, params: Params) -> None:
         target = tree.this
@@ -251,18 +361,55 @@ class SparkEngine:
         new = self.dataframe(select, select_params).toDF(*old.columns)
         self._save(table, keep.unionByName(new))
 
+    def _create_view(self, name: str, query: exp.Expression, params: Params, *,
+                     temp: bool) -> None:
+        """A view resolved by name when read (as DuckDB's): created from its SQL text, so a
+        table it reads may be replaced later; a view that is not TEMP is kept with the tables
+        (its text in `<location>/.views`; a database's own view)."""
+        if any(True for _ in query.find_all(exp.Placeholder)):  # Spark: no parameters in views
+            self._run(query, params).createOrReplaceTempView(name)
+            return
+        text = query.sql(dialect=Spark)
+        if not temp and self.database is not None:
+            self.spark.sql(f"CREATE OR REPLACE VIEW {self._stored_name(name)} AS {text}")
+            self._stored.add(name)
+            return
+        self.spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {_quoted(name)} AS {text}")
+        if not temp and self.location is not None:
+            views = self.location / ".views"
+            views.mkdir(exist_ok=True)
+            (views / f"{name}.sql").write_text(text, encoding="utf-8")
+            self._stored.add(name)
+
+    def _drop(self, name: str) -> bool:
+        """Drop table or view `name` (and its stored copy); False when there was none."""
+        found = self.spark.catalog.dropTempView(name)
+        if name in self._stored:
+            self._stored.discard(name)
+            found = True
+            if self.location is not None:
+                shutil.rmtree(self.location / name, ignore_errors=True)
+                (self.location / ".views" / f"{name}.sql").unlink(missing_ok=True)
+            elif self.database is not None:
+                kind = "VIEW" if self.spark.catalog.getTable(
+                    self._stored_name(name)).tableType == "VIEW" else "TABLE"
+                self.spark.sql(f"DROP {kind} IF EXISTS {self._stored_name(name)}")
+        self._table_types.pop(name, None)
+        return found
+
     def tables(self) -> list[str]:
-        return sorted(t.name for t in self.spark.catalog.listTables())
+        """The tables and views: the stored ones and this session's temp views, sorted."""
+        return sorted(self._temp_names() | self._stored)
 
     def columns(self, table: str) -> list[tuple[str, str]]:
         return [(f.name, f.dataType.simpleString()) for f in self.spark.table(table).schema]
 
     def register_arrow(self, name: str, table: pa.Table) -> None:
-        self._save(name, self.spark.createDataFrame(table))
+        self._save(name, self.spark.createDataFrame(table), temp=True)
 
     def register_dataframe(self, name: str, df: Any) -> None:
-        """A Spark DataFrame (e.g. from Spark's file readers) as table `name`, materialised."""
-        self._save(name, df)
+        """A Spark DataFrame (e.g. from Spark's file readers) as temp table `name`, materialised."""
+        self._save(name, df, temp=True)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[SparkEngine]:
@@ -271,7 +418,9 @@ class SparkEngine:
         yield self
 
     def close(self) -> None:
-        for name in self.tables():
+        """Drop this session's temp views (stored tables stay in their folder or database)."""
+        for name in self._temp_names():
             self.spark.catalog.dropTempView(name)
+        self._stored.clear()
         self._table_types.clear()
         self._retype()

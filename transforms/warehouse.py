@@ -15,12 +15,16 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from transforms.definitions import create_macros
 from transforms.engine import DuckDBEngine, sql_log_from_env
 from transforms.errors import UserError
+
+if TYPE_CHECKING:
+    from transforms.sources import ProjectConfig
 
 DEFAULT_LOCK_TIMEOUT_S = 6 * 3600.0
 # DuckDB takes 80% of RAM by default; a bounded buffer pool spills big sorts and joins to disk
@@ -87,3 +91,31 @@ def connect(db_path: str | Path, *, read_only: bool = False,
             yield DuckDBEngine(con, sql_log_from_env())
         finally:
             con.close()
+
+
+@contextlib.contextmanager
+def open_engine(config: ProjectConfig, *, read_only: bool = False,
+                lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+                on_wait: object = None) -> Iterator[Any]:
+    """The project's warehouse on its engine (`engine:` in sources.yaml): `connect` for DuckDB,
+    else a `SparkEngine` on the `spark:` session, its tables Parquet folders under `warehouse`
+    (or in `spark.database`), holding the same writer lock."""
+    if config.engine == "duckdb":
+        with connect(config.warehouse, read_only=read_only, lock_timeout_s=lock_timeout_s,
+                     on_wait=on_wait) as con:
+            yield con
+        return
+    from transforms.spark_engine import SparkEngine, session
+
+    settings = config.spark
+    if read_only and not settings.database and not config.warehouse.is_dir():
+        raise UserError(f"no warehouse at {config.warehouse}: run `journeys run` first")
+    with writer_lock(config.warehouse, lock_timeout_s, on_wait):
+        spark = session(master=settings.master, remote=settings.remote,
+                        conf=dict(settings.conf))
+        eng = SparkEngine(spark, location=None if settings.database else config.warehouse,
+                          database=settings.database)
+        try:
+            yield eng
+        finally:
+            eng.close()

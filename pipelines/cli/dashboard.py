@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transforms.errors import UserError
+
+if TYPE_CHECKING:
+    from transforms.sources import ProjectConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,22 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=handle)
 
 
-def locations(config: str | None) -> tuple[Path, Path]:
-    """The warehouse file and the default dashboard folder of a project config."""
+def _project(config: str | None) -> ProjectConfig:
+    """The project config named by --config (or found as `journeys run` finds it)."""
     from pipelines.project import config_path
     from transforms.sources import load_config
 
-    cfg = load_config(config_path(config))
-    return cfg.warehouse, cfg.output_dir / "dashboard"
+    return load_config(config_path(config))
 
 
 def handle(args: argparse.Namespace) -> int:
     from dashboards.site import DEFAULT_PERIOD_DAYS, PLOTLY_JS, build_site, site_size
-    from transforms.warehouse import connect
+    from transforms.warehouse import open_engine
 
-    database, default_out = locations(args.config)
-    if not database.exists():
-        raise UserError(f"no warehouse at {database}: run `journeys run` first")
+    cfg = _project(args.config)
+    default_out = cfg.output_dir / "dashboard"
     period = DEFAULT_PERIOD_DAYS if args.period_days is None else args.period_days
     if period < 1:
         raise UserError(f"--period-days must be 1 or more, not {period}")
@@ -50,7 +52,7 @@ def handle(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder: pass a folder for the site "
                         "(it is created if missing)")
-    with connect(database, read_only=True) as con:
+    with open_engine(cfg, read_only=True) as con:
         index = build_site(con, out, period_days=period)
     print(index.resolve())
     plotly_js = (out / PLOTLY_JS).stat().st_size

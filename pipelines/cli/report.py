@@ -6,8 +6,6 @@ import argparse
 import datetime as dt
 import json
 
-from transforms.errors import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -36,12 +34,11 @@ def handle(args: argparse.Namespace) -> int:
     from pipelines.project import config_path
     from transforms.report import render_table, report
     from transforms.sources import load_config
-    from transforms.warehouse import connect
+    from transforms.warehouse import open_engine
 
-    database = load_config(config_path(args.config)).warehouse
-    if not database.exists():
-        raise UserError(f"no warehouse at {database}: run `journeys run` first")
-    with connect(database, read_only=True) as con:
+    cfg = load_config(config_path(args.config))
+    database = cfg.warehouse
+    with open_engine(cfg, read_only=True) as con:
         figures = report(con)
     if args.format == "json":
         print(json.dumps(figures, indent=2, default=_json_value))
