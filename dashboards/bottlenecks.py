@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboards import fmt, scope
 from dashboards.charts import (
@@ -14,9 +13,11 @@ from dashboards.charts import (
     GREY,
     LIGHT_GREY,
     OKABE_ITO,
+    Figure,
     cell_labels,
     figure,
     to_div,
+    trace,
 )
 from dashboards.context import ALL_CUSTOMERS, Context
 from dashboards.layout import Page, Safe, not_available, paragraph, section, table
@@ -84,21 +85,21 @@ def _what_changed(ctx: Context, page: Page) -> Safe:
                         "band is the window.")
 
 
-def _finding_chart(r: object, days: pd.DataFrame) -> go.Figure:
+def _finding_chart(r: object, days: pd.DataFrame) -> Figure:
     where = f" · {r.segment_column} = {r.segment_value}" if isinstance(
         r.segment_column, str) else ""
     fig = figure(f"{r.from_step} → {r.to_step}{where}: daily rate", height=240,
                  margin=dict(t=50, b=40, l=60, r=20), showlegend=True,
                  legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
     group = days[days["series"] == "group"]
-    fig.add_trace(go.Scatter(
+    fig.add_trace(trace("scatter", 
         x=group["day"], y=group["rate"], mode="lines+markers", name="rate" if not where
         else f"{r.segment_value}", line=dict(color=OKABE_ITO["vermillion"], width=1.5),
         marker=dict(size=4), customdata=group["n"],
         hovertemplate="%{x|%d %b %Y}: %{y:.1%} of %{customdata:,d}<extra></extra>"))
     base = days[days["series"] == "baseline"]
     if not base.empty:
-        fig.add_trace(go.Scatter(
+        fig.add_trace(trace("scatter", 
             x=base["day"], y=base["rate"], mode="lines", name="the rest",
             line=dict(color=GREY, width=1.5), customdata=base["n"],
             hovertemplate="%{x|%d %b %Y}: %{y:.1%} of %{customdata:,d}<extra></extra>"))
@@ -124,11 +125,11 @@ def _label(df: pd.DataFrame) -> list[str]:
 BOTTLENECK_TITLE = "Where is the bottleneck?"
 
 
-def _steps_chart(steps: pd.DataFrame, *, title: str) -> go.Figure:
+def _steps_chart(steps: pd.DataFrame, *, title: str) -> Figure:
     """Dropout per step, in journey order: `steps` has label, dropout_rate, dropoff_count,
     entered_from, reached_to, flagged (the bottleneck) and small (small n)."""
     fig = figure(title, height=120 + 46 * max(len(steps), 1))
-    fig.add_trace(go.Bar(
+    fig.add_trace(trace("bar", 
         x=steps["dropout_rate"], y=steps["label"], orientation="h",
         marker_color=[OKABE_ITO["vermillion"] if b else GREY if sm else OKABE_ITO["blue"]
                       for b, sm in zip(steps["flagged"], steps["small"], strict=True)],
@@ -246,10 +247,10 @@ def _transitions(ctx: Context, page: Page) -> Safe:
     p90 = timed["p90_seconds"].clip(lower=minutes) / 3600
     for label, a, b in zip(timed["label"], med, p90, strict=True):  # median-to-p90 whisker
         if pd.notna(b):
-            fig2.add_trace(go.Scatter(x=[a, b], y=[label, label], mode="lines",
+            fig2.add_trace(trace("scatter", x=[a, b], y=[label, label], mode="lines",
                                       line=dict(color=LIGHT_GREY, width=4), hoverinfo="skip",
                                       showlegend=False))
-    fig2.add_trace(go.Scatter(
+    fig2.add_trace(trace("scatter", 
         x=med, y=timed["label"], mode="markers+text", name="median",
         marker=dict(color=OKABE_ITO["blue"], size=11),
         text=[fmt.duration(v) for v in timed["median_seconds"]], textposition="top center",
@@ -260,7 +261,7 @@ def _transitions(ctx: Context, page: Page) -> Safe:
         hovertemplate="<b>%{y}</b><br>median %{customdata[0]}, 75th pct %{customdata[1]}, "
                       "90th pct %{customdata[2]}<br>journeys timed: %{customdata[3]:,d}"
                       "<extra></extra>"))
-    fig2.add_trace(go.Scatter(
+    fig2.add_trace(trace("scatter", 
         x=p90, y=timed["label"], mode="markers", name="90th percentile",
         marker=dict(symbol="diamond", size=10, color=OKABE_ITO["orange"]), hoverinfo="skip"))
     ticks = [1 / 60, 0.25, 1, 6, 24, 72, 168, 720]
@@ -338,7 +339,7 @@ def _time_distribution(ctx: Context, page: Page) -> Safe:
     # Log axis in hours: same-instant steps (0 s) are drawn at one minute.
     hours = (q / 3600.0).clip(lower=1 / 60)
     fig = figure("How long does each step take? Time between stages (log scale)", height=420)
-    fig.add_trace(go.Box(
+    fig.add_trace(trace("box", 
         y=labels, q1=hours["p25"], median=hours["p50"], q3=hours["p75"],
         lowerfence=hours["p5"], upperfence=hours["p95"], orientation="h",
         marker_color=OKABE_ITO["blue"], name="time between stages", showlegend=False,
@@ -429,8 +430,8 @@ def _segments(ctx: Context, page: Page) -> Safe:
     common = dict(x=transitions, y=rows, customdata=hover, colorscale=DIVERGING, zmin=-zmax,
                   zmax=zmax, xgap=2, ygap=2,
                   hovertemplate="<b>%{y}</b> at %{x}<br>%{customdata}<extra></extra>")
-    fig.add_trace(go.Heatmap(z=z, opacity=0.3, showscale=False, **common))
-    fig.add_trace(go.Heatmap(z=z_sig, colorbar=dict(title=dict(text="pp vs rest"),
+    fig.add_trace(trace("heatmap", z=z, opacity=0.3, showscale=False, **common))
+    fig.add_trace(trace("heatmap", z=z_sig, colorbar=dict(title=dict(text="pp vs rest"),
                                                     ticksuffix=" pp"), **common))
     cell_labels(fig, transitions, rows, text,
                 [[v is not None and abs(v) / zmax > 0.6 for v in zr] for zr in z_sig])
@@ -512,7 +513,7 @@ def _payments(ctx: Context, page: Page) -> Safe:
             overall = bf["payment_dropout_rate"].iloc[0] if not bf.empty else None
             fig = figure("On which platform do bookings go unpaid? Payment dropout by platform",
                          height=340)
-            fig.add_trace(go.Bar(
+            fig.add_trace(trace("bar", 
                 x=by_platform["platform"], y=by_platform["rate"],
                 marker_color=[COLORWAY[i % len(COLORWAY)] for i in range(len(by_platform))],
                 text=[fmt.pct(v) for v in by_platform["rate"]], textposition="outside",
@@ -567,7 +568,7 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
         text.append(tr)
     fig = figure("Which platform and payment method fail? Failure rate of payment attempts",
                  height=340)
-    fig.add_trace(go.Heatmap(
+    fig.add_trace(trace("heatmap", 
         z=z, x=methods, y=platforms, customdata=custom, colorscale=SEQUENTIAL_RATE,
         xgap=2, ygap=2, zmin=0,
         colorbar=dict(title=dict(text="failure rate"), tickformat=".0%"),
@@ -592,7 +593,7 @@ def _failure_figures(ctx: Context, page: Page) -> list[Safe]:
     fig2 = figure("Why do payments fail? Failed attempts by reason", height=360)
     for i, who in enumerate(top_who + (["other"] if (reasons["who"] == "other").any() else [])):
         part = reasons[reasons["who"] == who].set_index("failure_reason").reindex(order)
-        fig2.add_trace(go.Bar(
+        fig2.add_trace(trace("bar", 
             y=order, x=part["failures"].fillna(0), orientation="h", name=who,
             marker_color=GREY if who == "other" else COLORWAY[i % len(COLORWAY)],
             hovertemplate="<b>%{y}</b><br>%{fullData.name}: %{x:,d} failed attempts"

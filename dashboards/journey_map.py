@@ -448,20 +448,22 @@ def _touch_rows(stages: list[str], touch: pd.DataFrame) -> list[tuple[str, str, 
     """One row per touchpoint dimension (in the order the stages first list them)."""
     if touch.empty:
         return [("Touchpoints", "% of the stage's events", [_none() for _ in stages])]
+    # one pass over the rows, bucketed by (dimension, stage) in their order (a boolean mask per
+    # dimension and stage was most of the journey map page's time)
+    cells_of: dict[object, dict[object, list[tuple[object, object]]]] = {}
+    for dimension, stage, value, share in zip(touch["dimension"], touch["stage"],
+                                              touch["value"], touch["share"], strict=True):
+        cells_of.setdefault(dimension, {}).setdefault(stage, []).append((value, share))
     rows = []
-    for dimension in dict.fromkeys(touch["dimension"]):
-        part = touch[touch["dimension"] == dimension]
+    for dimension, by_stage in cells_of.items():
         cells = []
         for s in stages:
-            mine = part[part["stage"] == s]
-            if mine.empty:
+            mine = by_stage.get(s)
+            if not mine:
                 cells.append(_none())
                 continue
-            summary = ", ".join(f"{v} ({fmt.pct(x)})" for v, x in zip(mine["value"],
-                                                                      mine["share"],
-                                                                      strict=True))
-            items = join(_item(v, fmt.pct(x), x, "touch")
-                         for v, x in zip(mine["value"], mine["share"], strict=True))
+            summary = ", ".join(f"{v} ({fmt.pct(x)})" for v, x in mine)
+            items = join(_item(v, fmt.pct(x), x, "touch") for v, x in mine)
             cells.append(Safe(f'<div title="{esc(f"{dimension}: {summary}")}">{items}</div>'))
         rows.append((str(dimension).replace("_", " ").capitalize(),
                      "top values; % of the stage's events", cells))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboards import fmt, quality, scope
-from dashboards.charts import COLORWAY, GREY, OKABE_ITO, figure, to_div
+from dashboards.charts import COLORWAY, GREY, OKABE_ITO, figure, to_div, trace
 from dashboards.context import ALL_CUSTOMERS, Context
 from dashboards.layout import (
     Page,
@@ -196,7 +195,7 @@ def _funnel(ctx: Context, page: Page, combo: scope.Combination | None = None) ->
     fig = figure("Where do customers drop out? Customers reaching each stage", height=420)
     colors = [OKABE_ITO["vermillion"] if i == worst else GREY if small[i] else OKABE_ITO["blue"]
               for i in df.index]
-    fig.add_trace(go.Bar(
+    fig.add_trace(trace("bar", 
         x=df["entered"], y=labels, orientation="h", marker_color=colors,
         text=[f"{fmt.count(n)} · {fmt.pct(c)} of entry" + (" · small n" if sm else "")
               for n, c, sm in zip(df["entered"], df["overall_conversion"], small, strict=True)],
@@ -289,7 +288,7 @@ def _conversion_trend(ctx: Context, df: pd.DataFrame) -> Safe:
                 x1=pd.Timestamp(part["cohort_date"].max()) + pd.Timedelta(hours=12),
                 fillcolor=GREY, opacity=0.12, line_width=0,
                 annotation_text="windows still open", annotation_position="top left")
-        fig.add_trace(go.Scatter(
+        fig.add_trace(trace("scatter", 
             x=part["cohort_date"], y=part["overall_conversion"],
             mode="lines+markers" if complete else "markers",
             name=name, showlegend=True,
@@ -312,7 +311,7 @@ def _dropout_trend(ctx: Context, df: pd.DataFrame) -> Safe:
         # the line is drawn over fully observed days only; open-window days are grey markers
         part = df[(df["stage"] == stage) & df["complete"].astype(bool)]
         color = COLORWAY[i % len(COLORWAY)]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(trace("scatter", 
             x=part["event_date"], y=part["dropout_rate"], mode="lines+markers", name=str(stage),
             line=dict(color=color, width=1.5), marker=dict(size=5, color=color),
             customdata=list(zip(part["entered"], part["converted"], strict=True)),
@@ -320,7 +319,7 @@ def _dropout_trend(ctx: Context, df: pd.DataFrame) -> Safe:
                           "<br>dropout: %{y:.1%}<br>entered: %{customdata[0]:,d}"
                           ", went on: %{customdata[1]:,d}<extra></extra>"))
     if not open_days.empty:
-        fig.add_trace(go.Scatter(
+        fig.add_trace(trace("scatter", 
             x=open_days["event_date"], y=open_days["dropout_rate"], mode="markers",
             name="window still open (not yet a rate)",
             marker=dict(size=6, color=GREY, symbol="circle-open"),

@@ -17,11 +17,10 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from dashboards import fmt
-from dashboards.charts import COLORWAY, FONT, GREY, OKABE_ITO, SEQUENTIAL, figure, to_div
+from dashboards.charts import COLORWAY, FONT, GREY, OKABE_ITO, SEQUENTIAL, figure, to_div, trace
 from dashboards.context import Context
 from dashboards.layout import (
     Page,
@@ -260,10 +259,11 @@ def _dfg_plotly(ctx: Context, nodes: list[str], stats: dict[str, dict[str, int]]
     for (_, e), color in zip(edges.iterrows(), colors, strict=True):
         xs, ys = _edge_path(xpos[e["source"]], xpos[e["target"]], e["source"] == e["target"])
         width = 1.5 + 12 * math.sqrt(float(e["count"]) / max_count)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=width),
-                                 hoverinfo="skip", showlegend=False))
+        fig.add_trace(trace("scatter", x=xs, y=ys, mode="lines",
+                            line=dict(color=color, width=width), hoverinfo="skip",
+                            showlegend=False))
         k = int(len(xs) * 0.72)
-        fig.add_trace(go.Scatter(
+        fig.add_trace(trace("scatter", 
             x=[xs[k - 1], xs[k]], y=[ys[k - 1], ys[k]], mode="markers", hoverinfo="skip",
             marker=dict(symbol="arrow", angleref="previous", size=[0, 10 + width],
                         color=color, line=dict(width=0)), showlegend=False))
@@ -275,7 +275,7 @@ def _dfg_plotly(ctx: Context, nodes: list[str], stats: dict[str, dict[str, int]]
             f"<b>{e['source']} → {e['target']}</b><br>{fmt.count(e['count'])} times<br>"
             f"median {fmt.duration(e['median_s'])}, mean {fmt.duration(e['mean_s'])}, "
             f"90th pct {fmt.duration(e['p90_s'])}")
-    fig.add_trace(go.Scatter(
+    fig.add_trace(trace("scatter", 
         x=mid_x, y=mid_y, mode="markers+text", text=mid_label, textposition="top center",
         textfont=dict(size=12, color="#222222"), hovertext=mid_text, hoverinfo="text",
         marker=dict(size=14, opacity=0), showlegend=False, name="steps"))
@@ -288,7 +288,7 @@ def _dfg_plotly(ctx: Context, nodes: list[str], stats: dict[str, dict[str, int]]
                           f"journeys ending here: {fmt.count(st['ends'])}")
         sizes.append(st["visits"])
     size_max = max(sizes) if sizes and max(sizes) > 0 else 1
-    fig.add_trace(go.Scatter(
+    fig.add_trace(trace("scatter", 
         x=[xpos[n] for n in nodes], y=[0.0] * len(nodes), mode="markers+text",
         text=node_text, textposition="bottom center", hovertext=node_hover, hoverinfo="text",
         marker=dict(size=[22 + 26 * math.sqrt(v / size_max) for v in sizes],
@@ -296,7 +296,7 @@ def _dfg_plotly(ctx: Context, nodes: list[str], stats: dict[str, dict[str, int]]
         textfont=dict(size=13, family=FONT), showlegend=False, name="stages"))
     tick_vals = [v for v in (60, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
                  if lo <= math.log10(v) <= hi] or [10 ** lo, 10 ** hi]
-    fig.add_trace(go.Scatter(
+    fig.add_trace(trace("scatter", 
         x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
         marker=dict(colorscale=SEQUENTIAL, cmin=lo, cmax=hi, color=[lo], showscale=True,
                     colorbar=dict(title=dict(text="median time"),
@@ -332,7 +332,7 @@ def _variants(ctx: Context, page: Page) -> Safe:
     ys = [float(end - block / 2) for end, block in zip(ends, blocks, strict=True)]
     fig = figure(f"What are the {len(df)} most common paths? Share of journeys; colour: share "
                  "that converted", height=int(130 + 15 * float(ends[-1])))
-    fig.add_trace(go.Bar(
+    fig.add_trace(trace("bar", 
         x=df["share"], y=ys, orientation="h", width=1.5, hovertext=[p for p in df["path"]],
         marker=dict(color=df["converted_share"], colorscale=SEQUENTIAL, cmin=0, cmax=1,
                     colorbar=dict(title=dict(text="converted"), tickformat=".0%")),
@@ -425,7 +425,7 @@ def _sankey(ctx: Context, page: Page) -> Safe:
     steps = max(step for step, _ in keys) + 1
     fig = figure("How do journeys flow from stage to stage? Paths step by step, left to right; "
                  "a flow that stops is where journeys ended", height=700)
-    fig.add_trace(go.Sankey(
+    fig.add_trace(trace("sankey", 
         arrangement="snap",
         textfont=dict(size=12, color="#222222", family=FONT),
         node=dict(label=labels, color=colors, pad=26, thickness=14,
@@ -499,7 +499,7 @@ def _conformance(ctx: Context, page: Page) -> Safe:
                 part = dev[dev["deviation"] == kind].set_index("stage").reindex(stages)
                 if part["journeys"].isna().all():
                     continue
-                fig.add_trace(go.Bar(
+                fig.add_trace(trace("bar", 
                     x=stages, y=part["journeys"].fillna(0), name=kind.replace("_", " "),
                     marker_color=kinds.get(kind, GREY),
                     hovertemplate="<b>%{x}</b><br>%{fullData.name}: %{y:,d} journeys"
@@ -519,7 +519,7 @@ def _conformance(ctx: Context, page: Page) -> Safe:
                          for s in drop["stage"]]
             drop = drop.sort_values("i")
             fig = figure("Where do journeys that never convert end?", height=340)
-            fig.add_trace(go.Bar(
+            fig.add_trace(trace("bar", 
                 x=drop["stage"], y=drop["share"], marker_color=OKABE_ITO["vermillion"],
                 text=[fmt.pct(v) for v in drop["share"]], textposition="outside",
                 customdata=drop["journeys"], showlegend=False,

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboards import fmt
-from dashboards.charts import COLORWAY, OKABE_ITO, TEMPLATE, figure, title_layout, to_div
+from dashboards.charts import COLORWAY, OKABE_ITO, TEMPLATE, figure, title_layout, to_div, trace
 from dashboards.context import Context
 from dashboards.layout import (
     Page,
@@ -175,7 +175,7 @@ def _loads_figure(df: pd.DataFrame, grain: str) -> go.Figure:
                 continue
             pick = [k for k, on in enumerate(keep) if on]
             for col, name, color in kinds:
-                fig.add_trace(go.Bar(
+                fig.add_trace(trace("bar", 
                     x=mid.iloc[pick], y=part[col].iloc[pick], width=[width[k] for k in pick],
                     name=name if whole else f"{name}, {PARTIAL[grain]}", marker_color=color,
                     marker=dict(opacity=1.0 if whole else 0.45,
@@ -264,7 +264,7 @@ def _reasons(ctx: Context, page: Page) -> Safe:
     for i, source in enumerate(sorted(data["source"].astype(str).unique())):
         part = (data[data["source"].astype(str) == source].groupby("reason")["rows"].sum()
                 .reindex(order))
-        fig.add_trace(go.Bar(
+        fig.add_trace(trace("bar", 
             y=order, x=part.fillna(0), orientation="h", name=source,
             marker_color=COLORWAY[i % len(COLORWAY)],
             hovertemplate="%{y}<br>%{fullData.name}: %{x:,d} rows<extra></extra>"))

@@ -10,7 +10,6 @@ weeks (the tables hold both), and colour their cells on one 0-100 % scale.
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboards import fmt
 from dashboards.charts import (
@@ -21,6 +20,7 @@ from dashboards.charts import (
     cell_labels,
     figure,
     to_div,
+    trace,
 )
 from dashboards.context import Context
 from dashboards.layout import (
@@ -164,7 +164,7 @@ def _repeat_rate(ctx: Context, page: Page) -> Safe:
     if not overall.empty:
         fig = figure("How many buyers come back? Repeat rate by horizon (n: buyers observed)",
                      height=380)
-        fig.add_trace(go.Bar(
+        fig.add_trace(trace("bar", 
             x=[f"{h} days" for h in overall["horizon_days"]], y=overall["repeat_rate"],
             marker=dict(color=OKABE_ITO["blue"],
                         opacity=[0.35 if small(n) else 1.0 for n in overall["eligible"]]),
@@ -189,7 +189,7 @@ def _repeat_rate(ctx: Context, page: Page) -> Safe:
                      "first purchase (n: buyers observed)", height=380)
         for value in sorted(rating["group_value"].astype(str).unique()):
             part = rating[rating["group_value"].astype(str) == value]
-            fig.add_trace(go.Bar(
+            fig.add_trace(trace("bar", 
                 x=[f"{h} days" for h in part["horizon_days"]], y=part["repeat_rate"],
                 name=f"first rating {value}",
                 marker=dict(color=_rating_color(value),
@@ -259,7 +259,7 @@ def _repeat_so_far(ctx: Context, page: Page, horizon: int, title: str) -> Safe:
     fig = figure("Who has bought again so far? Share of buyers with a second purchase"
                  + (", by the rating of their first visit" if rated else "")
                  + " (n = buyers)", height=380)
-    fig.add_trace(go.Bar(
+    fig.add_trace(trace("bar", 
         x=groups["label"], y=groups["share"],
         marker=dict(color=[OKABE_ITO["green"] if g == "all" else _rating_color(v)
                            for g, v in zip(groups["group_name"], groups["group_value"],
@@ -423,7 +423,7 @@ def _experience_chart(ctx: Context, ranked: pd.DataFrame, h: int) -> Safe:
     fig = figure(f"Who comes back less? Repeat rate within {h} days minus all other buyers' "
                  "(vermillion / blue: significantly lower / higher)",
                  height=150 + 30 * len(ranked))
-    fig.add_trace(go.Bar(
+    fig.add_trace(trace("bar", 
         x=ranked["rate_diff"], y=labels, orientation="h", marker_color=colors, text=text,
         textposition="outside", cliponaxis=False, showlegend=False, customdata=hover,
         hovertemplate="%{customdata}<extra></extra>"))
@@ -487,7 +487,7 @@ def _timing(ctx: Context, page: Page) -> Safe:
             unit = "day" if width == 1 else "week"
             fig = figure(f"How long until the second purchase? Customers per {unit} from "
                          f"the first to the second purchase (n = {fmt.count(n)})", height=380)
-            fig.add_trace(go.Bar(
+            fig.add_trace(trace("bar", 
                 x=gaps["bin"] * width + width / 2, y=gaps["customers"], width=width * 0.95,
                 marker_color=OKABE_ITO["blue"], showlegend=False,
                 customdata=list(zip(gaps["bin"] * width, gaps["bin"] * width + width,
@@ -512,7 +512,7 @@ def _timing(ctx: Context, page: Page) -> Safe:
             total = int(freq["customers"].sum())
             fig = figure("How many times does a customer buy? Purchases per customer "
                          f"(n = {fmt.count(total)} buyers)", height=380)
-            fig.add_trace(go.Bar(
+            fig.add_trace(trace("bar", 
                 x=freq["purchases"].astype(str), y=freq["customers"],
                 marker_color=OKABE_ITO["green"], showlegend=False,
                 text=[f"{fmt.count(c)}<br>({fmt.pct(v)} of {fmt.count(total)})"
@@ -584,15 +584,15 @@ def _heatmap(ctx: Context, df: pd.DataFrame, column: str, count_column: str, tit
     xlabels = [str(p) for p in periods]
     common = dict(x=xlabels, y=ylabels, zmin=0, zmax=1, xgap=1, ygap=1, customdata=hover,
                   hovertemplate="cohort %{y}, period %{x}<br>%{customdata}<extra></extra>")
-    fig.add_trace(go.Heatmap(z=full, colorscale=SEQUENTIAL, name="complete",
+    fig.add_trace(trace("heatmap", z=full, colorscale=SEQUENTIAL, name="complete",
                              colorbar=dict(title=dict(text="share"),
                                            tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1]),
                              **common))
     # Incomplete cells: the same scale washed out, marked with *.
-    fig.add_trace(go.Heatmap(z=part, colorscale=SEQUENTIAL, opacity=0.35, showscale=False,
+    fig.add_trace(trace("heatmap", z=part, colorscale=SEQUENTIAL, opacity=0.35, showscale=False,
                              name="incomplete", **common))
     # Cohorts of fewer than MIN_N customers: grey, whatever their share.
-    fig.add_trace(go.Heatmap(z=grey, colorscale=SMALL_N_SCALE, showscale=False,
+    fig.add_trace(trace("heatmap", z=grey, colorscale=SMALL_N_SCALE, showscale=False,
                              name="small n", **common))
     cell_labels(fig, xlabels, ylabels, text, dark)
     fig.update_xaxes(title_text="periods since the first purchase", type="category",
@@ -671,7 +671,7 @@ def _lifecycle(ctx: Context, page: Page) -> Safe:
         part = df[df["status"] == status]
         sign = -1 if status == "dormant" else 1
         complete = part["complete"].astype(bool)
-        fig.add_trace(go.Bar(
+        fig.add_trace(trace("bar", 
             x=part["period_start"], y=sign * part["customers"], name=status,
             marker=dict(color=LIFECYCLE_COLORS.get(status, COLORWAY[i % len(COLORWAY)]),
                         pattern=dict(shape=["" if c else "/" for c in complete],

@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import plotly.graph_objects as go
-
-from dashboards.charts import figure_data, to_div
+from dashboards.charts import Figure, figure_data, to_div
 from dashboards.context import ALL_CUSTOMERS, Context
 from dashboards.layout import Page, Safe, esc
 
@@ -46,7 +44,7 @@ class Combination:
         self.html[name] = str(html)
         return Safe(f'<div data-slot="{esc(name)}">{html}</div>')
 
-    def figure(self, div_id: str, fig: go.Figure | None, *, numbers: bool = False) -> Safe:
+    def figure(self, div_id: str, fig: Figure | None, *, numbers: bool = False) -> Safe:
         """A figure that follows the pickers: drawn for the default combination, its traces
         kept for the others (None: this combination has none, the figure is hidden)."""
         self.figs[div_id] = None if fig is None else figure_data(fig)
