@@ -40,7 +40,9 @@ def build_defs(project: Project, *, echo: bool = False,
             "project": ProjectResource(config_path=str(project.config.path)),
             "progress": Progress(echo=echo, verbose=verbose),
         },
-        # DuckDB has one writer: run steps one after another in the run's process
+        # one step after another in the run's process: DuckDB has one writer, and on Spark
+        # each write replaces a whole table (parallel steps on one table would lose rows);
+        # Spark parallelises inside each statement instead
         executor=dg.in_process_executor,
     )
     return dg.Definitions.merge(build_ingest_defs(project, partitions),

@@ -109,9 +109,9 @@ def decode_params(encoded: object) -> Params:
 
 
 def _caller() -> str:
-    """`module:function` of the first frame outside this module."""
+    """`module:function` of the first frame outside this module (and contextlib's wrappers)."""
     frame = sys._getframe(2)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "contextlib"):
         frame = frame.f_back
     if frame is None:
         return "?"

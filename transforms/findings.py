@@ -653,7 +653,7 @@ def _series_list(con: duckdb.DuckDBPyConnection, src: str, spans: dict,
             bin_sql = ("day - ?" if unit == "day" else
                        "(epoch_us(date_trunc('hour', ts)) - epoch_us(cast(? as timestamp)))"
                        " // 3600000000")
-            got = con.execute(f"""
+            got = engine_of(con).query(f"""
                 select cast(from_step as varchar) as f, cast(to_step as varchar) as t,
                        {value} as v, day - ? as d, {bin_sql} as b, count(*) as n,
                        count(*) filter (where success) as x
@@ -661,9 +661,11 @@ def _series_list(con: duckdb.DuckDBPyConnection, src: str, spans: dict,
                 where day is not null and from_step is not null and to_step is not null
                   and {known}{' and ts is not null' * (unit == 'hour')}
                 group by all order by f, t, v""",
-                [first_day, first_day, *([UNKNOWN] if col else [])]).fetchnumpy()
-            f_, t_, v_ = (np.asarray(got[c], dtype=object) for c in ("f", "t", "v"))
-            d, b, cnt, ok = (np.asarray(got[c], dtype=np.int64) for c in ("d", "b", "n", "x"))
+                [first_day, first_day, *([UNKNOWN] if col else [])])
+            f_, t_, v_ = (np.asarray(got.column(c).to_pylist(), dtype=object)
+                          for c in ("f", "t", "v"))
+            d, b, cnt, ok = (got.column(c).to_numpy().astype(np.int64)
+                             for c in ("d", "b", "n", "x"))
             if not len(d):
                 continue
             new_key = np.ones(len(d), dtype=bool)
@@ -1067,4 +1069,12 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, columns: str,
         eng.execute(f"insert into {ident(table)} select {', '.join(ident(n) for n in names)} "
                     f"from {ident(view)}")
     finally:
+        unregister_arrow(eng, view)
+
+
+def unregister_arrow(eng: object, view: str) -> None:
+    """Drop Arrow view `view` (DuckDB: unregister; Spark: the temp view goes)."""
+    if eng.name == "duckdb":
         eng.unregister(view)
+    else:
+        eng.execute(f"drop view if exists {ident(view)}")

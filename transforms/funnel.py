@@ -1,4 +1,4 @@
-"""The funnel engine: who reached each step, in order, within a window (DuckDB and NumPy).
+"""The funnel engine: who reached each step, in order, within a window (DuckDB or Spark, NumPy).
 
 Semantics (terms as in shared/reference/funnel-semantics.md)
 ------------------------------------------------------------
@@ -97,7 +97,10 @@ Reporting. `funnel` returns a FunnelResult whose per-step figures (count, conver
 conversion, drop-off, dropout rate, time to convert) are computed by
 `transforms.funnel_report.step_stats` from the definition macros; see that module.
 
-Execution. ``ordered`` and ``strict``: DuckDB keeps the relevant events (only the funnel's and
+Execution. Every function takes an engine (transforms/engine.py: a DuckDB connection or
+`DuckDBEngine`, or `transforms.spark_engine.SparkEngine`); the engine's ``name`` picks the path.
+
+On DuckDB, ``ordered`` and ``strict``: DuckDB keeps the relevant events (only the funnel's and
 the exclusions' event names unless a step matches any event; every event in strict mode) in one
 narrow temp table and sorts it once on integer keys (a 64-bit hash of the actor, and of the held
 value; time and lowest step as one BIGINT); NumPy then finds step k of every attempt at once
@@ -106,7 +109,21 @@ exclusions and the counted-attempt rule, and the actors' names and breakdown val
 back by row id. The hash must tell the actors apart: when the number of partitions in the sort
 differs from the number of distinct actors (a collision: odds about 3 in 10^8 at 1M actors),
 the sort is redone on exact dense ranks. ``any``: set-based SQL (window functions, ASOF joins and a
-list_reduce over each attempt's window).
+list_reduce over each attempt's window). Results are DuckDB relations, as ever.
+
+On any other engine (Spark), every order takes the engine-neutral path, SQL both engines run
+(tests/transforms/test_funnel_portable.py runs it on DuckDB against the path above, row for
+row): the narrow table is built with exact dense ranks of the actor (and held value) as
+partition keys and an explicit row id, ``row_number()`` over the event order, so row identities
+are the same on both engines; its integer columns come to the driver as Arrow (compact inputs:
+row id, keys, time in microseconds, step and exclusion bitmasks) and NumPy finds the attempts
+as above, ``any`` included (one vectorised pass per event offset from the entry, each event
+filling the lowest unfilled step it matches); the counted attempts go back as an Arrow table
+(times as naive UTC timestamps) joined to the narrow table by row id. No ASOF join, list_reduce,
+relation or DuckDB setting is used there: the session time zone must be UTC (checked, UserError
+otherwise), ISO text is read as `timestamp_ltz` in it. `funnel_actors`, `dropped_actors` and
+`entry_day_completeness` return a `TableResult` there (`sql_query()`, `columns`, `fetchall()`,
+`to_arrow_table()`): what callers use of a relation.
 """
 
 from __future__ import annotations
@@ -116,6 +133,7 @@ import itertools
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -220,7 +238,9 @@ def funnel_actors(
     breakdown_value (text) and attributed, and with a hold held_value. Times are naive UTC
     TIMESTAMPs.
 
-    `events` is a table or view name of `con`, or a relation; `steps` are event names or Steps,
+    `con` is a DuckDB connection or an engine (transforms/engine.py, transforms/spark_engine.py).
+    `events` is a table or view name of `con`, or (on DuckDB) a relation; `steps` are event
+    names or Steps,
     in funnel order (1 to 60). Options (the rules are in the module docstring):
 
     - window_seconds: time allowed from the entry to each later step, in seconds (> 0,
@@ -244,13 +264,14 @@ def funnel_actors(
     Per-step windows are `Step.window_seconds` (ordered and strict orders only).
 
     Raises UserError for an invalid option, a missing column or an unparseable time. The result
-    lives in a temporary table of `con` (dropped with the connection).
+    lives in a temporary table of `con` (dropped with the connection): a DuckDB relation over
+    it on DuckDB, a `TableResult` (`sql_query()`, `columns`) on another engine.
     """
     table = _Plan.build(con, events, steps, window_seconds=window_seconds, order=order,
                         reentry=reentry, exclusions=exclusions, actor_col=actor_col,
                         event_col=event_col, time_col=time_col, breakdown=breakdown,
                         attribution=attribution, hold=hold, start=start, end=end).run()
-    return con.sql(f"select * from {table}")
+    return _result(con, f"select * from {table}")
 
 
 def funnel(
@@ -367,7 +388,8 @@ def dropped_actors(
                         attribution=attribution, hold=hold, start=start, end=end).run()
     extra = (", breakdown_value" if breakdown is not None else "") \
         + (", held_value" if hold is not None else "")
-    return con.sql(
+    return _result(
+        con,
         f"select actor, entry_ts, step_{step}_ts, complete{extra} from {table} "
         f"where furthest_step = {step} order by actor"
     )
@@ -378,12 +400,56 @@ def entry_day_completeness(
 ) -> duckdb.DuckDBPyRelation:
     """One row per UTC entry day of a `funnel_actors` result: actors, incomplete_actors and
     complete (every actor entering that day had their whole window inside the data)."""
-    return con.sql(
+    return _result(
+        con,
         f"select cast(entry_ts as date) as entry_day, count(*) as actors, "
         f"count(*) filter (where not complete) as incomplete_actors, "
         f"bool_and(complete) as complete "
         f"from ({actors.sql_query()}) a group by all order by entry_day"
     )
+
+
+class TableResult:
+    """A query's rows on an engine other than DuckDB, with the two members callers use of the
+    DuckDB relation `funnel_actors` returns there: `sql_query()` (the SELECT, to nest in another
+    statement) and `columns`; plus `fetchall()` and `to_arrow_table()` to read the rows."""
+
+    def __init__(self, engine: Any, sql: str) -> None:
+        self.engine = engine
+        self._sql = sql
+        self._columns: list[str] | None = None
+
+    def sql_query(self) -> str:
+        return self._sql
+
+    @property
+    def columns(self) -> list[str]:
+        if self._columns is None:
+            self._columns = list(self.engine.query(
+                f"select * from ({self._sql}) q limit 0").column_names)
+        return self._columns
+
+    def to_arrow_table(self) -> Any:
+        return self.engine.query(self._sql)
+
+    def fetchall(self) -> list[tuple]:
+        table = self.to_arrow_table()
+        return list(zip(*[c.to_pylist() for c in table.columns], strict=True))
+
+    def __repr__(self) -> str:
+        return f"TableResult({self._sql!r})"
+
+
+def _engine_name(con: Any) -> str:
+    """The engine of `con`: its `name` ("duckdb", "spark"); a bare DuckDB connection is DuckDB."""
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        return "duckdb"
+    return getattr(con, "name", "duckdb")
+
+
+def _result(con: Any, sql: str) -> duckdb.DuckDBPyRelation | TableResult:
+    """The rows of `sql`: a DuckDB relation on DuckDB (as ever), a TableResult elsewhere."""
+    return con.sql(sql) if _engine_name(con) == "duckdb" else TableResult(con, sql)
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,6 +525,11 @@ class _Plan:
     data_end: dt.datetime | None = None
     data_end_us: int | None = None
     data_start_us: int | None = None  # the earliest event time, epoch microseconds
+    engine_name: str = "duckdb"
+    portable: bool = False  # the engine-neutral path (module docstring, Execution)
+
+    # run the engine-neutral path on DuckDB too (the tests compare it with the DuckDB path)
+    _FORCE_PORTABLE = False
 
     @classmethod
     def build(cls, con: duckdb.DuckDBPyConnection, events: str | duckdb.DuckDBPyRelation,
@@ -518,7 +589,19 @@ class _Plan:
 
         prefix = f"__funnel_{next(_counter)}"
         temp_view = None
-        if isinstance(events, str):
+        engine_name = _engine_name(con)
+        if engine_name != "duckdb":
+            if not isinstance(events, str):
+                raise UserError(f"on the {engine_name} engine give the events as a table name")
+            source = ident(events)
+            try:
+                spark_cols = con.columns(events)
+            except Exception:  # noqa: BLE001 - the engine's own error for a missing table
+                raise UserError(f"no table or view named {events!r}: load the events first"
+                                ) from None
+            cols = [c for c, _ in spark_cols]
+            types = [_ENGINE_TYPES.get(t.lower(), t) for _, t in spark_cols]
+        elif isinstance(events, str):
             source = ident(events)
             try:
                 rel = con.sql(f"select * from {source}")
@@ -547,7 +630,7 @@ class _Plan:
             if col not in col_types:
                 raise UserError(f"missing {role} column {col!r} in the events; columns are: "
                                 f"{', '.join(cols)} (choose another with the {role} option)")
-        ts_expr = _utc_expr(ident(time_col), col_types[time_col], time_col)
+        ts_expr = _utc_expr(ident(time_col), col_types[time_col], time_col, engine_name)
         time_is_text = _is_text(col_types[time_col])
         return cls(con=con, source=source, steps=norm, window_us=window_us, order=order,
                    reentry=reentry, exclusions=excl, actor_col=actor_col, event_col=event_col,
@@ -555,7 +638,8 @@ class _Plan:
                    attr_step=attr_step, hold=hold, step_window_us=step_window_us,
                    start=start_b, end=end_b, ts_expr=ts_expr, time_is_text=time_is_text,
                    temp_view=temp_view,
-                   prefix=prefix)
+                   prefix=prefix, engine_name=engine_name,
+                   portable=engine_name != "duckdb" or cls._FORCE_PORTABLE)
 
     # ---- SQL pieces ------------------------------------------------------------------------
 
@@ -599,11 +683,18 @@ class _Plan:
 
     def run(self) -> str:
         con = self.con
-        saved_tz = con.execute("select current_setting('TimeZone')").fetchall()[0][0]
+        on_duckdb = self.engine_name == "duckdb"
+        if on_duckdb:
+            saved_tz = con.execute("select current_setting('TimeZone')").fetchall()[0][0]
+        else:
+            _check_session_utc(con)
         try:
-            con.execute("SET TimeZone = 'UTC'")
+            if on_duckdb:
+                con.execute("SET TimeZone = 'UTC'")
             self._check_times()
-            if self.order == "any":
+            if self.portable:
+                out = self._portable_counted()
+            elif self.order == "any":
                 self._load_events()
                 self._attempts_any()
                 out = self._pick_counted()
@@ -611,12 +702,20 @@ class _Plan:
                 out = self._chain_counted()
         except duckdb.Error as exc:
             raise UserError(f"funnel query failed: {_first_line(exc)}") from None
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - another engine's errors, as one line
+            if on_duckdb:
+                raise
+            raise UserError(f"funnel query failed on {self.engine_name}: "
+                            f"{_first_line(exc)}") from None
         finally:
             for t in ("ev", "att"):
                 con.execute(f"drop table if exists {self._tmp(t)}")
             if self.temp_view:
                 con.execute(f"drop view if exists {ident(self.temp_view)}")
-            con.execute(f"SET TimeZone = {literal(saved_tz)}")  # restore the caller's setting
+            if on_duckdb:  # restore the caller's setting
+                con.execute(f"SET TimeZone = {literal(saved_tz)}")
         return out
 
     def _check_times(self) -> None:
@@ -858,7 +957,9 @@ class _Plan:
         attempts: the sorted row that filled each step, -1 unfilled), T (its time) and reach."""
         ts = a["ts"]
         n_rows, n = len(ts), len(self.steps)
-        entry = self._step_rows(np, a, 1)
+        # any order: every event matching a step is an entry
+        entry = self._step_rows(np, a, 1) if self.order != "any" \
+            else np.flatnonzero(a["mask"] != 0)
         if self.start is not None:
             entry = entry[ts[entry] >= self._us(self.start)]
         if self.end is not None:
@@ -872,6 +973,9 @@ class _Plan:
         lim = T[0] + self.window_us
         reach = np.ones(m, dtype=np.int32)
         alive = np.arange(m)  # attempts that filled every step so far
+        if self.order == "any":
+            self._fill_any(np, a, P, T, reach, lim)
+            alive = alive[:0]
         for k in range(2, n + 1):
             if not len(alive):
                 break
@@ -1001,6 +1105,171 @@ class _Plan:
                 f"from {view} c join {self._tmp('ev')} e on e.rowid = c.rid_e {bd_join}")
         finally:
             self.con.unregister(view)
+        return out
+
+    # ---- the engine-neutral path (any engine; DuckDB with _FORCE_PORTABLE) -------------------
+
+    def _portable_counted(self) -> str:
+        """Every order on any engine: the narrow table built with SQL both engines run (exact
+        dense ranks as partition keys, an explicit row number in the event order as row id),
+        its integer columns fetched as Arrow, the attempts in NumPy (`_counted`, the any order
+        in `_fill_any`), the counted attempts written back as Arrow and joined to the narrow
+        table by row id."""
+        import numpy as np
+
+        self._load_narrow_portable()
+        arrays = self._fetch_portable(np)
+        keys = self._partitions(np, arrays)
+        return self._write_portable(np, self._counted(np, arrays, keys))
+
+    def _load_narrow_portable(self) -> None:
+        """ev: one row per relevant event (every event in strict mode): actor, ts (epoch
+        microseconds), mask, xmask, and bd / hv with a breakdown / a hold; ha (and hh) the
+        dense rank of the actor (and of the held value), rid the row number in the event order
+        (partition, time, lowest step, bitmask, breakdown, exclusion bitmask: rows tying on all
+        of them are alike in every column the funnel reads)."""
+        mask, mparams = self._mask_sql()
+        xmask, xparams = self._xmask_sql()
+        actor = ident(self.actor_col)
+        cols = [f"{actor} as actor", f"epoch_us({self.ts_expr}) as ts", f"{mask} as mask",
+                f"{xmask} as xmask"]
+        if self.breakdown:
+            cols.append(f"cast({ident(self.breakdown)} as varchar) as bd")
+        where = [f"{actor} is not null", f"{ident(self.time_col)} is not null"]
+        ranks = ["dense_rank() over (order by actor) as ha"]
+        if self.hold:
+            hv = ident(self.hold)
+            cols.append(f"{hv} as hv")
+            where.append(f"{hv} is not null")
+            ranks.append("dense_rank() over (order by hv) as hh")
+        params = mparams + xparams
+        keep = ""
+        if self.order != "strict":
+            keep = "where mask <> 0 or xmask <> 0"
+            names = [s.event for s in self.steps]
+            if None not in names:
+                names = list(dict.fromkeys(names + [x.event for x in self.exclusions]))
+                where.append(f"{ident(self.event_col)} in ({', '.join('?' * len(names))})")
+                params += names
+        order = ["ha"] + (["hh"] if self.hold else []) + [
+            "ts", "bit_count((mask & -mask) - 1)", "mask"]
+        if self.breakdown:
+            order.append("bd nulls last")
+        order.append("xmask")
+        self.con.execute(
+            f"create or replace temp table {self._tmp('ev')} as "
+            f"select *, row_number() over (order by {', '.join(order)}) as rid "
+            f"from (select *, {', '.join(ranks)} from "
+            f"(select {', '.join(cols)} from {self.source} where {' and '.join(where)}) t "
+            f"{keep}) r",
+            params,
+        )
+
+    def _fetch_portable(self, np: Any) -> dict[str, Any]:
+        """The integer columns of ev in the event order (row i is rid i + 1), as NumPy arrays
+        ha (and hh), ts, mask and xmask: fetched unsorted as Arrow and placed by rid."""
+        cols = ["rid", "ha"] + (["hh"] if self.hold else []) + ["ts", "mask", "xmask"]
+        sql = f"select {', '.join(cols)} from {self._tmp('ev')}"
+        if self.engine_name == "duckdb":
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Arrow output on a DB-API result")
+                table = self.con.execute(sql).to_arrow_table()
+        else:
+            table = self.con.query(sql)
+        at = table.column("rid").to_numpy().astype(np.int64) - 1
+        out: dict[str, Any] = {}
+        for name in cols[1:]:
+            values = table.column(name).to_numpy()
+            col = np.empty(len(values), dtype=np.int64)
+            col[at] = values
+            out[name] = col
+        out["rid"] = np.arange(1, len(at) + 1, dtype=np.int64)
+        return out
+
+    def _fill_any(self, np: Any, a: dict[str, Any], P: Any, T: Any, reach: Any,
+                  lim: Any) -> None:
+        """Any order: from each entry (P[0]), the partition's rows up to entry + window are
+        taken in event order, each filling the lowest-numbered unfilled step it matches; P, T
+        (the k-th filled step's row and time) and reach are filled in place. One pass per row
+        offset from the entry, over every attempt still open at once."""
+        ts, mask = a["ts"], a["mask"]
+        full = (1 << len(self.steps)) - 1
+        m = P.shape[1]
+        state = np.zeros(m, dtype=np.int64)
+        count = np.zeros(m, dtype=np.int32)
+        att = np.arange(m)
+        row = P[0].copy()
+        while len(att):
+            ok = self._same_rows(np, a, P[0, att], row)
+            ok[ok] = ts[row[ok]] <= lim[att[ok]]
+            att, row = att[ok], row[ok]
+            new = mask[row] & ~state[att]
+            hit = new != 0
+            h, r, bits = att[hit], row[hit], new[hit]
+            state[h] |= bits & -bits
+            P[count[h], h], T[count[h], h] = r, ts[r]
+            count[h] += 1
+            open_ = state[att] != full
+            att, row = att[open_], row[open_] + 1
+        reach[:] = count
+
+    def _write_portable(self, np: Any, c: dict[str, Any]) -> str:
+        """The temp table of `funnel_actors` columns from the counted attempts (handed to the
+        engine as Arrow, times as naive UTC timestamps): actor, held value and breakdown value
+        joined back from ev by row id."""
+        import pyarrow as pa
+
+        n = len(self.steps)
+        P, T, reach = c["P"], c["T"], c["reach"]
+        m = len(reach)
+
+        def times(values: Any, missing: Any = None) -> Any:
+            return pa.array(values.astype("datetime64[us]"), pa.timestamp("us"), mask=missing)
+
+        data_end = self.data_end_us
+        cols: dict[str, Any] = {
+            "rid_e": pa.array(P[0] + 1, pa.int64()),
+            "entry_ts": times(T[0]),
+            # the DuckDB path types it INTEGER (ordered, strict) or BIGINT (any: a list length)
+            "furthest_step": pa.array(reach, pa.int64() if self.order == "any" else pa.int32()),
+        }
+        for k in range(1, n + 1):
+            cols[f"step_{k}_ts"] = times(T[k - 1], reach < k)
+        cols["complete"] = pa.array((T[0] + self.window_us <= data_end) if data_end is not None
+                                    else np.zeros(m, dtype=bool), pa.bool_())
+        bd_cols, bd_join = "", ""
+        if self.breakdown is not None:
+            if self.attr_kind == "first":
+                row, attributed = P[0], np.ones(m, dtype=bool)
+            elif self.attr_kind == "last":
+                row, attributed = P[reach - 1, np.arange(m)], np.ones(m, dtype=bool)
+            else:
+                attributed = reach >= self.attr_step
+                row = np.where(attributed, P[self.attr_step - 1], -1)
+            cols["rid_b"] = pa.array(row + 1, pa.int64(), mask=row < 0)
+            cols["attributed"] = pa.array(attributed, pa.bool_())
+            bd_cols = ", b.bd as breakdown_value, c.attributed"
+            bd_join = f"left join {self._tmp('ev')} b on b.rid = c.rid_b"
+        if self.hold is not None:
+            bd_cols += ", e.hv as held_value"
+        step_cols = ", ".join(f"c.step_{k}_ts" for k in range(1, n + 1))
+        view, out = self._tmp("counted"), self._tmp("actors")
+        table = pa.table(cols)
+        on_duckdb = self.engine_name == "duckdb"
+        if on_duckdb:
+            self.con.register(view, table)
+        else:
+            self.con.register_arrow(view, table)
+        try:
+            self.con.execute(
+                f"create or replace temp table {out} as "
+                f"select e.actor, c.entry_ts, c.furthest_step, {step_cols}, c.complete{bd_cols} "
+                f"from {view} c join {self._tmp('ev')} e on e.rid = c.rid_e {bd_join}")
+        finally:
+            if on_duckdb:
+                self.con.unregister(view)
+            else:
+                self.con.execute(f"drop view if exists {view}")
         return out
 
     def _attempts_any(self) -> None:
@@ -1148,9 +1417,35 @@ def _is_text(type_name: str) -> bool:
     return t in ("VARCHAR", "TEXT", "STRING") or t.startswith("VARCHAR")
 
 
-def _utc_expr(col: str, type_name: str, name: str) -> str:
+# column types as another engine's catalog spells them (Spark's simpleString), in DuckDB's words
+_ENGINE_TYPES = {"string": "VARCHAR", "timestamp_ntz": "TIMESTAMP",
+                 "timestamp": "TIMESTAMP WITH TIME ZONE", "date": "DATE"}
+
+# session time zone names that are UTC
+_UTC_NAMES = ("UTC", "ETC/UTC", "Z", "+00:00", "GMT", "ETC/GMT", "UCT", "ZULU")
+
+
+def _check_session_utc(engine: Any) -> None:
+    """The funnel reads naive times as UTC: on Spark the session time zone must be UTC (it
+    decides how text and TIMESTAMP WITH TIME ZONE values become naive UTC times)."""
+    spark = getattr(engine, "spark", None)
+    if spark is None:
+        return
+    tz = spark.conf.get("spark.sql.session.timeZone")
+    if str(tz).strip().upper() not in _UTC_NAMES:
+        raise UserError(f"the Spark session time zone is {tz!r}, but the funnel needs UTC: "
+                        "set spark.sql.session.timeZone to UTC")
+
+
+def _utc_expr(col: str, type_name: str, name: str, engine_name: str = "duckdb") -> str:
     """SQL turning the time column into a naive UTC TIMESTAMP (NULL when text does not parse)."""
     t = type_name.upper()
+    if engine_name != "duckdb" and (_is_text(t) or t in ("TIMESTAMP WITH TIME ZONE",
+                                                          "TIMESTAMPTZ")):
+        # the session time zone is UTC (`_check_session_utc`): an instant (text with an offset,
+        # a zoned timestamp) as a naive time is its UTC time, naive text is UTC already
+        return (f"cast(try_cast(trim({col}) as timestamp_ltz) as timestamp)" if _is_text(t)
+                else f"cast({col} as timestamp)")
     if _is_text(t):
         # Text with an offset is an instant; naive text is read in the session TimeZone, which
         # `_Plan.run` pins to UTC for the duration of the query (one cast, no regex: 2x faster).

@@ -110,7 +110,11 @@ def _stats(con: duckdb.DuckDBPyConnection, actors: str | duckdb.DuckDBPyRelation
 
 def _ensure_macros(con: duckdb.DuckDBPyConnection) -> None:
     """Create the definition macros on `con` unless they are there (a warehouse connection has
-    them already; a plain `duckdb.connect()` does not)."""
+    them already; a plain `duckdb.connect()` does not). Another engine needs none: its dialect
+    inlines them (transforms/spark_sql.py)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection) and getattr(con, "name", "duckdb") \
+            != "duckdb":
+        return
     have = con.execute(
         "select count(distinct function_name) from duckdb_functions() "
         "where function_type = 'macro' and function_name in (?, ?, ?)", list(_MACROS)

@@ -51,6 +51,12 @@ is loaded, flagged `clock_skew_corrected`).
 
 All values from the files reach SQL as data (read by DuckDB, or bound as parameters); column
 names come from the validated config and are quoted.
+
+On the Spark engine (transforms/spark_engine.py) the same contract holds: the staging step
+(files -> one row per record) is Spark's readers (transforms/spark_ingest.py; JSON lines and
+CSV, other formats raise a one-line UserError) and every statement after it is the same SQL
+text (explicit column lists, no UPDATE or transaction statements on Spark); timestamps are read
+by `readers.timestamp_sql(..., engine="spark")`.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ from transforms.errors import UserError
 from transforms.readers import open_binary, sniff_compression, timestamp_sql
 from transforms.sources import Source, file_date, future_file_day, now_utc
 from transforms.sqlutil import Params, ident, literal
+from transforms.tables import column_names, engine_of
 
 RECON_TABLE = "ingest_reconciliation"
 QUARANTINE_TABLE = "quarantine"
@@ -121,10 +128,56 @@ def raw_table(source: Source) -> str:
     return f"raw_{source.name}"
 
 
+def _sql_type(con: object, kind: str) -> str:
+    """The column type of a source type: Spark has no JSON type, its JSON is the text."""
+    return "VARCHAR" if kind == "json" and _on_spark(con) else SQL_TYPES[kind]
+
+
+def _on_spark(con: object) -> bool:
+    """Whether `con` is the Spark engine (transforms/spark_engine.py): its files are staged by
+    Spark's readers (transforms/spark_ingest.py); everything after staging is the same SQL."""
+    return getattr(type(con), "name", None) == "spark"
+
+
+def _rows_table(con: duckdb.DuckDBPyConnection, name: str, columns: str, schema: pa.Schema,
+                rows: list[list]) -> None:
+    """Temporary table `name` (`columns`: its DuckDB column list) holding `rows`: DuckDB
+    inserts them as parameters, Spark takes them as Arrow (in `schema`)."""
+    if _on_spark(con):
+        con.register_arrow(name, pa.Table.from_pylist(
+            [dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema))
+        return
+    con.execute(f"create or replace temp table {name} ({columns})")
+    if rows:
+        con.executemany(f"insert into {name} values ({', '.join('?' * len(schema))})", rows)
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """Arrow rows queryable as `name` on either engine (`_unregister` drops them)."""
+    if _on_spark(con):
+        con.register_arrow(name, table)
+    else:
+        con.register(name, table)
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    if _on_spark(con):
+        con.execute(f"drop view if exists {name}")
+    else:
+        con.unregister(name)
+
+
+def _not_on_spark(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    """Spark stages JSON lines and CSV; the other formats are read by DuckDB only so far."""
+    if _on_spark(con) and source.format not in ("jsonl", "csv"):
+        raise UserError(f"source {source.name}: the {source.format} format is not read on the "
+                        "Spark engine yet (JSON lines and CSV are); use the DuckDB engine")
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     """Create the raw table of `source` and the shared quarantine/reconciliation tables."""
     cols = ",\n  ".join(
-        f"{ident(c)} {SQL_TYPES[source.type_of(c)]}" for c in source.columns
+        f"{ident(c)} {_sql_type(con, source.type_of(c))}" for c in source.columns
     )
     table = raw_table(source)
     con.execute(f"""
@@ -139,9 +192,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, source: Source) -> None:
         )""")
     expected = [*source.columns, "event_ts", "partition_date", "clock_skew_corrected",
                 "source_file", "source_line", "loaded_at"]
-    actual = [r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = ? "
-        "order by ordinal_position", [table]).fetchall()]
+    actual = column_names(con, table)
     if actual != expected:
         raise UserError(
             f"table {table} in the warehouse was built from a different column mapping "
@@ -188,10 +239,13 @@ def _files_for(source: Source, first: dt.date, last: dt.date) -> list[Path]:
 
 def _register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
     """`_files`: the files of this load and their export days (NULL: not in the name)."""
-    con.execute("create or replace temp table _files (source_file VARCHAR, file_date DATE)")
-    if files:
-        con.executemany("insert into _files values (?, ?)",
-                        [[str(p), file_date(p)] for p in files])
+    _rows_table(con, "_files", "source_file VARCHAR, file_date DATE", _FILES_SCHEMA,
+                [[str(p), file_date(p)] for p in files])
+
+
+_FILES_SCHEMA = pa.schema([("source_file", pa.string()), ("file_date", pa.date32())])
+_BAD_FILES_SCHEMA = pa.schema([("source_file", pa.string()), ("rows_read", pa.int64()),
+                               ("reason", pa.string())])
 
 
 def _compressed(path: Path) -> bool:
@@ -328,6 +382,7 @@ def _stage_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     be read, as `rejected_files` rows [file, rows read, reason]: each bad file is rejected
     alone (`file_problem`, or an error while reading it) and every other file is staged as
     without it. All files are read in one pass; only when that fails, one at a time."""
+    _not_on_spark(con, source)
     stage = _STAGERS.get(source.format, _stage_csv)
     bad: list[list] = []
     good: list[Path] = []
@@ -349,8 +404,8 @@ def _stage_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
         except READ_ERRORS as exc:
             bad.append([str(path), physical_records(path, source), _read_failure(path, exc)])
             continue
-        if staged:
-            con.execute("insert into _stage_all by name select * from _stage")
+        if staged:  # (the same stager: the same columns in the same order)
+            con.execute("insert into _stage_all select * from _stage")
         else:
             con.execute("create or replace temp table _stage_all as select * from _stage")
             staged = True
@@ -369,6 +424,16 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
         return
     utf8 = source.encoding.replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
     plain = [p for p in files if utf8 and not _compressed(p)]
+    if _on_spark(con):
+        from transforms import spark_ingest
+
+        # Spark's text reader decodes bad bytes silently: a file that is not UTF-8 is read in
+        # Python, as DuckDB's read_text refusing it has it read below
+        plain = [p for p in plain if _is_utf8(p)]
+        spark_ingest.stage_jsonl(con, source, plain,
+                                 _packed_lines(source, [p for p in files if p not in plain]),
+                                 _id_columns(source))
+        return
     try:
         _stage_jsonl_lines(con, source, plain, [p for p in files if p not in plain])
     except duckdb.InvalidInputException as exc:
@@ -380,8 +445,9 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
         _stage_jsonl_lines(con, source, plain, [p for p in files if p not in plain])
 
 
-def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: list[Path],
-                       packed: list[Path]) -> None:
+def _packed_lines(source: Source, packed: list[Path]) -> pa.Table:
+    """The lines of `packed` files read in Python: (source_file, source_line, raw_record with
+    its line end, undecodable)."""
     utf8 = source.encoding.replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
     # compressed files, files in another encoding and files with bytes that are not UTF-8 are
     # read line by line in Python (read_text neither decompresses nor decodes); lines end at
@@ -397,11 +463,16 @@ def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: li
                 lines["source_line"].append(n)
                 lines["raw_record"].append(text)
                 lines["undecodable"].append("\ufffd" in text)
-    con.register("_packed_lines", pa.table({
+    return pa.table({
         "source_file": pa.array(lines["source_file"], pa.string()),
         "source_line": pa.array(lines["source_line"], pa.int64()),
         "raw_record": pa.array(lines["raw_record"], pa.string()),
-        "undecodable": pa.array(lines["undecodable"], pa.bool_())}))
+        "undecodable": pa.array(lines["undecodable"], pa.bool_())})
+
+
+def _stage_jsonl_lines(con: duckdb.DuckDBPyConnection, source: Source, plain: list[Path],
+                       packed: list[Path]) -> None:
+    con.register("_packed_lines", _packed_lines(source, packed))
     # every field is pulled out of one parse of the line: a list of JSON paths at once
     text_cols = [c for c in source.columns if source.type_of(c) != "json"]
     json_cols = [c for c in source.columns if source.type_of(c) == "json"]
@@ -721,6 +792,11 @@ def _stage_plain_csv(con: duckdb.DuckDBPyConnection, source: Source,
                      if missing else None)
         layout.append((str(path), file_date(path), width, malformed,
                        [positions.get(c, -1) + 1 for c in cols]))
+    if _on_spark(con):
+        from transforms import spark_ingest
+
+        spark_ingest.stage_plain_csv(con, source, files, layout)
+        return
     con.execute("create or replace temp table _csv_layout (source_file VARCHAR, "
                 "file_date DATE, width BIGINT, header_problem VARCHAR, positions BIGINT[])")
     con.executemany("insert into _csv_layout values (?, ?, ?, ?, ?)", [list(r) for r in layout])
@@ -825,17 +901,18 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
         + [("s_" + c, pa.string()) for c in cols]
     )
     staged = pa.Table.from_pydict(data, schema=schema)
-    con.register("_stage_arrow", staged)
+    _register(con, "_stage_arrow", staged)
     try:
         if plain:
             _stage_plain_csv(con, source, plain)
+            # both in the same column order
             con.execute("create or replace temp table _stage as select * from _stage_arrow "
-                        "union all by name select * from _stage_csv_plain")
+                        "union all select * from _stage_csv_plain")
             con.execute("drop table _stage_csv_plain")
         else:
             con.execute("create or replace temp table _stage as select * from _stage_arrow")
     finally:
-        con.unregister("_stage_arrow")
+        _unregister(con, "_stage_arrow")
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
@@ -925,19 +1002,26 @@ def _empty_stage(con: duckdb.DuckDBPyConnection, source: Source) -> None:
 # --------------------------------------------------------------------------- classifying
 
 
-def _typed_expr(source: Source, col: str, p: Params) -> str:
+def _finite(d: str) -> str:
+    """`isfinite(d)` of a DOUBLE in SQL both engines run (NaN compares above every number on
+    both; NULL stays NULL). Whole is `d % 1 = 0` (fmod on both; `trunc` is a BIGINT cast on
+    Spark, which overflows)."""
+    return f"{d} between -1.7976931348623157e308 and 1.7976931348623157e308"
+
+
+def _typed_expr(source: Source, col: str, p: Params, engine: str = "duckdb") -> str:
     s = ident("s_" + col)
     kind = source.type_of(col)
     if kind == "timestamp":  # ISO 8601, a strftime pattern or epoch numbers (readers.py)
-        return timestamp_sql(s, source.time_format(col), source.timezone, p)
+        return timestamp_sql(s, source.time_format(col), source.timezone, p, engine=engine)
     if kind == "decimal":
         return f"try_cast({s} as {SQL_TYPES['decimal']})"
     if kind == "integer":  # a whole number only (5.0 and 1e3 are; 5.4 is not, never rounded)
         d = f"try_cast({s} as DOUBLE)"
-        return (f"case when isfinite({d}) and {d} = trunc({d}) "
+        return (f"case when {_finite(d)} and {d} % 1 = 0 "
                 f"then coalesce(try_cast({s} as BIGINT), try_cast({d} as BIGINT)) end")
-    if kind == "json":
-        return f"{s}::JSON"
+    if kind == "json":  # (Spark has no JSON type: JSON text, as json_extract wrote it)
+        return s if engine == "spark" else f"{s}::JSON"
     return f"nullif({s}, '')"
 
 
@@ -950,7 +1034,9 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source, append: bool = Fal
     date in its name to the earliest event day of the file's valid rows. A file without a date
     and without one valid row has no partition (NULL): it is a rejected file."""
     p = Params()
-    typed = ",\n".join(f"{_typed_expr(source, c, p)} as {ident(c)}" for c in source.columns)
+    engine = "spark" if _on_spark(con) else "duckdb"
+    typed = ",\n".join(f"{_typed_expr(source, c, p, engine)} as {ident(c)}"
+                       for c in source.columns)
     ev = ident(source.event_time)
     if source.clock_skew_column:
         rc = ident(source.clock_skew_column)
@@ -969,20 +1055,21 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source, append: bool = Fal
         s = ident("s_" + col)
         d = f"try_cast({s} as DOUBLE)"
         if kind == "integer":
-            checks.append(f"when isfinite({d}) and {d} <> trunc({d}) "
+            checks.append(f"when {_finite(d)} and {d} % 1 <> 0 "
                           f"then {p.add(f'not a whole number in {col}: ')} || left({s}, 60)")
         if kind == "decimal":
             checks.append(
-                f"when {ident(col)} is null and isfinite({d}) and abs({d}) >= "
+                f"when {ident(col)} is null and {_finite(d)} and abs({d}) >= "
                 f"{p.add(float(DECIMAL_LIMIT))} then "
                 f"{p.add(f'{col} out of range of {SQL_TYPES[kind]} (below 10^16 in size): ')}"
                 f" || left({s}, 60)")
         if kind == "timestamp" and source.time_format(col) == "iso":
             # an offset lies within ±18:00 (ISO 8601; real zones span -12:00..+14:00) and its
             # minutes below 60; DuckDB would read +25:00 as an instant a day away
-            off = f"regexp_extract({s}, {literal(TZ_OFFSET_RE)}, ['h', 'm'])"
-            h = f"try_cast({off}.h as INTEGER)"
-            m = f"coalesce(try_cast({off}.m as INTEGER), 0)"
+            # (a group each: '' when absent on both engines)
+            h = f"try_cast(regexp_extract({s}, {literal(TZ_OFFSET_RE)}, 1) as INTEGER)"
+            m = (f"coalesce(try_cast(regexp_extract({s}, {literal(TZ_OFFSET_RE)}, 2) "
+                 "as INTEGER), 0)")
             checks.append(f"when {h} * 60 + {m} > 18 * 60 or {m} > 59 "
                           f"then {p.add(f'timestamp offset out of range in {col}: ')} "
                           f"|| left({s}, 60) || ' (offsets lie within ±18:00)'")
@@ -1020,19 +1107,32 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source, append: bool = Fal
     gap_max = p.add(source.max_days_before_data)
     late = p.add(source.late_days)
     checks.append(
-        f"when file_date - cast(_event_ts as DATE) > {late} "
-        "then 'arrived too late: ' || (file_date - cast(_event_ts as DATE))::VARCHAR "
+        f"when cast(file_date as DATE) - cast(_event_ts as DATE) > {late} "
+        "then 'arrived too late: ' "
+        "|| (cast(file_date as DATE) - cast(_event_ts as DATE))::VARCHAR "
         f"|| ' days after its event day (late_days is ' || {late}::VARCHAR || ')'"
     )
-    # the field strings are read here only: _classified holds the typed columns
-    staged = ", ".join(ident("s_" + c) for c in source.columns)
+    # the field strings are read here only: _classified holds the typed columns. Column lists
+    # are written out (no `* EXCLUDE` / `* REPLACE` / UNION BY NAME): the same text runs on
+    # the Spark engine
+    staged = [ident("s_" + c) for c in source.columns]
+    base = [ident(c) for c in ("source_file", "file_date", "source_line", "raw_record",
+                               "malformed")]
+    typed_cols = [ident(c) for c in source.columns]
+    # the columns of `checked` after the field strings, and around `reason`
+    kept = [*base, *typed_cols, "_skew", "_event_ts"]
+    checked_cols = [*base, *staged, *typed_cols, "_skew", "_event_ts", "reason"]
+
+    def cols(names: list[str]) -> str:
+        return ", ".join(names)
+
     head = ("insert into _classified by name select * from (" if append else
             "create or replace temp table _classified as (")
     con.execute(f"""
         {head}
         with typed as (
-            select source_file, file_date, source_line, raw_record, malformed,
-                   {', '.join(ident('s_' + c) for c in source.columns)},
+            select {cols(base)},
+                   {cols(staged)},
                    {typed}
             from _stage
         ), skewed as (
@@ -1063,33 +1163,35 @@ def _classify(con: duckdb.DuckDBPyConnection, source: Source, append: bool = Fal
             -- max_days_before_data days with fewer rows before it than after it: every row
             -- before it is implausibly far before the rest (a file of two distant halves is
             -- a history, not an outlier)
-            select * exclude (_rn, _valid_rows),
+            select {cols(checked_cols)}, _gap,
                    coalesce(_rn <= max(case when _gap > {gap_max} and 2 * _rn < _valid_rows
                                             then _rn end)
                                    over (partition by source_file, reason is null), false)
                       as _cut
             from gapped
         ), cut_reason as (
-            select * replace (case when _cut then 'implausible timestamp: '
+            select {cols(checked_cols[:-1])},
+                   case when _cut then 'implausible timestamp: '
                         || strftime(_event_ts, '%Y-%m-%d %H:%M:%S') || ' UTC is '
-                        || (min(cast(_event_ts as DATE)) filter (where reason is null
-                               and not _cut) over (partition by source_file)
+                        || (cast(min(case when reason is null and not _cut
+                                          then cast(_event_ts as DATE) end)
+                                     over (partition by source_file) as DATE)
                             - cast(_event_ts as DATE))::VARCHAR
                         || ' days before the rest of its file'
-                        else reason end as reason)
+                        else reason end as reason
             from cut
         ), anchored as (
-            select * exclude (_gap, _cut),
-                   min(cast(_event_ts as DATE)) filter (where reason is null)
+            select {cols(checked_cols)},
+                   min(case when reason is null then cast(_event_ts as DATE) end)
                        over (partition by source_file) as _file_first_day
             from cut_reason
         )
-        select * exclude (_file_first_day, {staged}),
+        select {cols(kept)}, reason,
                case when reason is null then cast(_event_ts as DATE)
                     else _file_first_day end as partition_date
         from anchored
-        union all by name
-        select * exclude ({staged}),
+        union all
+        select {cols(kept)}, reason,
                case when reason is null then cast(_event_ts as DATE)
                     else file_date end as partition_date
         from checked
@@ -1261,10 +1363,9 @@ def _rank_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
     data = [c for c in source.columns if c not in ids]
     cols = ", ".join(ident(c) for c in source.columns)
     r_cols = ", ".join(f"r.{ident(c)}" for c in source.columns)
-    con.execute("create or replace temp table _all_files (source_file VARCHAR, file_date DATE)")
     known = {str(p): file_date(p) for p in source.files()}
-    if known:
-        con.executemany("insert into _all_files values (?, ?)", [[k, v] for k, v in known.items()])
+    _rows_table(con, "_all_files", "source_file VARCHAR, file_date DATE", _FILES_SCHEMA,
+                [[k, v] for k, v in known.items()])
     same_id = " and ".join(f"k.{ident(c)} is not distinct from r.{ident(c)}" for c in ids)
     # without id_columns a record is its file and line: it has no copies elsewhere
     loaded = "true" if source.id_columns else "false"
@@ -1278,7 +1379,7 @@ def _rank_copies(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
             select distinct {id_cols} from staged where _in_chunk
         ), candidates as not materialized (
             select * from staged
-            union all by name
+            union all
             select r.source_file, af.file_date, r.source_line, r.partition_date, {r_cols},
                    false as _in_chunk, false as _staged
             from {table} r left join _all_files af using (source_file)
@@ -1348,20 +1449,35 @@ def _demote_later_copies(con: duckdb.DuckDBPyConnection, source: Source, first: 
         where r.partition_date not between ? and ?
           and d._copy > 1 and d._first_in_chunk and not d._in_chunk
     """, [first, last])
+    if _on_spark(con) and not con.query("select count(*) as n from _demoted")["n"][0].as_py():
+        return  # nothing moves (each write below rewrites a whole table on Spark)
     con.execute(f"""
-        delete from {table} r where exists (
-            select 1 from _demoted d where d.source_file = r.source_file
-              and d.source_line = r.source_line and d.partition_date = r.partition_date)""")
+        delete from {table} where exists (
+            select 1 from _demoted d where d.source_file = {table}.source_file
+              and d.source_line = {table}.source_line
+              and d.partition_date = {table}.partition_date)""")
     con.execute(f"""
         insert into {QUARANTINE_TABLE}
         select ?, partition_date, source_file, source_line, raw_record, _dup_reason,
                'duplicate', now()::TIMESTAMP
         from _demoted""", [source.name])
-    con.execute(f"""
-        update {RECON_TABLE} r set rows_loaded = r.rows_loaded - m.n,
-                                   rows_duplicate = r.rows_duplicate + m.n
-        from (select partition_date, count(*) as n from _demoted group by all) m
-        where r.source = ? and r.partition_date = m.partition_date""", [source.name])
+    moved = "(select partition_date, count(*) as n from _demoted group by all)"
+    if not _on_spark(con):
+        con.execute(f"""
+            update {RECON_TABLE} r set rows_loaded = r.rows_loaded - m.n,
+                                       rows_duplicate = r.rows_duplicate + m.n
+            from {moved} m
+            where r.source = ? and r.partition_date = m.partition_date""", [source.name])
+        return
+    # Spark SQL has no UPDATE on a view: the table again, with the counts moved
+    n = "case when r.source = ? then coalesce(m.n, 0) else 0 end"
+    names = column_names(con, RECON_TABLE)
+    new = {"rows_loaded": f"r.rows_loaded - {n}", "rows_duplicate": f"r.rows_duplicate + {n}"}
+    con.create_table_as(RECON_TABLE, f"""
+        select {', '.join(f'{new[c]} as {ident(c)}' if c in new else f'r.{ident(c)}'
+                          for c in names)}
+        from {RECON_TABLE} r left join {moved} m on r.partition_date = m.partition_date""",
+                        [source.name, source.name])
 
 
 def _future_files(con: duckdb.DuckDBPyConnection, source: Source) -> list[list]:
@@ -1396,15 +1512,12 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         bad += _stage_files(con, source, group)
         _classify(con, source, append=n > 0)
         con.execute("drop table _stage")
-    con.execute("create or replace temp table _bad_files "
-                "(source_file VARCHAR, rows_read BIGINT, reason VARCHAR)")
-    if bad:
-        con.executemany("insert into _bad_files values (?, ?, ?)", bad)
+    _rows_table(con, "_bad_files", "source_file VARCHAR, rows_read BIGINT, reason VARCHAR",
+                _BAD_FILES_SCHEMA, bad)
     table = ident(raw_table(source))
     _rank_copies(con, source, first, last)
     cols = ", ".join(ident(c) for c in source.columns)
-    con.execute("begin transaction")
-    try:
+    with engine_of(con).transaction():
         con.execute(f"delete from {table} where partition_date between ? and ?", [first, last])
         con.execute(f"delete from {QUARANTINE_TABLE} where source = ? "
                     "and partition_date between ? and ?", [source.name, first, last])
@@ -1416,7 +1529,11 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         con.execute(f"delete from {REJECTED_FILES_TABLE} where source = ? and (source_file in "
                     "(select source_file from _files) or list_contains(?, source_file))",
                     [source.name, [f for f, _, _ in future]])
-        if future or bad:
+        if (future or bad) and _on_spark(con):
+            _rows_table(con, "_rejected_now", "", _BAD_FILES_SCHEMA, future + bad)
+            con.execute(f"insert into {REJECTED_FILES_TABLE} select ?, source_file, rows_read, "
+                        "reason, now()::TIMESTAMP from _rejected_now", [source.name])
+        elif future or bad:
             con.executemany(f"insert into {REJECTED_FILES_TABLE} values "
                             "(?, ?, ?, ?, now()::TIMESTAMP)",
                             [[source.name, *row] for row in future + bad])
@@ -1445,8 +1562,9 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
         con.execute(f"""
             insert into {RECON_TABLE}
             with days as (
-                select unnest(generate_series(?::DATE, ?::DATE, interval 1 day))::DATE
-                       as partition_date
+                -- (the generator alone in its select: Spark's explode may not be cast)
+                select cast(d as DATE) as partition_date
+                from (select unnest(generate_series(?::DATE, ?::DATE, interval 1 day)) as d) s
             ), counts as (
                 select partition_date, count(*) as rows_read,
                        count(*) filter (where reason is null and _copy = 1) as rows_loaded,
@@ -1475,10 +1593,6 @@ def _load_chunk(con: duckdb.DuckDBPyConnection, source: Source, first: dt.date,
             from days d left join counts c using (partition_date)
             left join day_files df using (partition_date)
         """, [first, last, source.max_days_after_export, source.late_days, source.name])
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
     rows = con.execute(f"""
         select partition_date, rows_read, rows_loaded, rows_quarantined, rows_duplicate,
                clock_skew_corrected
@@ -1503,10 +1617,11 @@ def _note_outside_range(con: duckdb.DuckDBPyConnection, source: Source, run_firs
     Loading that partition replaces them (its load deletes the partition's quarantine)."""
     table = ident(raw_table(source))
     con.execute(f"""
-        delete from {QUARANTINE_TABLE} q
-        where q.source = ? and q.kind = 'outside_range'
-          and exists (select 1 from _classified c where c.source_file = q.source_file
-                                                    and c.source_line = q.source_line)""",
+        delete from {QUARANTINE_TABLE}
+        where source = ? and kind = 'outside_range'
+          and exists (select 1 from _classified c
+                      where c.source_file = {QUARANTINE_TABLE}.source_file
+                        and c.source_line = {QUARANTINE_TABLE}.source_line)""",
                 [source.name])
     con.execute(f"""
         insert into {QUARANTINE_TABLE}

@@ -30,8 +30,10 @@ CREATE OR REPLACE. Grains and columns are in docs/TABLES.md. The rules:
 - **Set-based.** Each per-persona table is one statement over every (period, persona) at
   once: the journeys of each (period length x persona) are a group of temp table
   `_jm_group_members` (an integer g per group, `_build_scope`), the rows per customer are
-  counted once (`_count_per_customer`) and joined to the members, and the metrics run as a
-  LATERAL subquery per group. Period lengths holding the same journeys are computed once.
+  counted once (`_count_per_customer`) and joined to the members, and the metrics run over
+  every group at once, each table cut to the groups' members and every aggregate grouped by
+  g (`per_group_sql`: no correlated subquery, so both engines run it). Period lengths holding
+  the same journeys are computed once.
 
 All are assembled here: their rows follow the map's stages, touchpoints, pains and
 metric roles.
@@ -42,10 +44,13 @@ from __future__ import annotations
 import re
 
 import duckdb
+import sqlglot
+from sqlglot import exp
 
 from transforms.journey_map import JourneyMap, rule_sql
 from transforms.periods import build_segment_members, period_lengths, segment_names
 from transforms.settings import DEFAULT_PERIOD_DAYS, read_settings
+from transforms.spark_sql import DuckDBAsWritten
 from transforms.sqlutil import Params, ident, sql_file
 from transforms.stage_funnels import _funnel_sql
 from transforms.tables import (
@@ -337,7 +342,9 @@ def build_stage_pain_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
                                            order by c.events desc, c.pain, c.reason)
                         as integer) as rank
             from counted c
-            left join reached r using (period_days, segment, segment_value, stage_index)
+            left join reached r
+              on r.period_days = c.period_days and r.segment = c.segment
+             and r.segment_value = c.segment_value and r.stage_index = c.stage_index
         )
         select * from final
         order by period_days, segment <> 'all', segment, segment_value, stage_index, rank
@@ -444,7 +451,9 @@ def build_stage_pains(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> int:
                    cast(row_number() over (partition by c.stage_index
                                            order by c.events desc, c.pain, c.reason)
                         as integer) as rank
-            from counted c left join reached r using (stage_index)
+            -- ON, not USING: `c.*` keeps counted's column order on every engine (Spark puts
+            -- a USING column first)
+            from counted c left join reached r on r.stage_index = c.stage_index
         )
         select * from final order by stage_index, rank
         """
@@ -528,10 +537,10 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
 
     persona False: every customer (`stage_metrics`). persona True: the same metric rows over
     the customers of one group of `_jm_group_members` (the journeys entering in a period, 'all'
-    or with one segment value), correlated on the outer query's `grp.g` (a LATERAL subquery
-    per group, build_stage_metric_segments) — every table read is cut to their rows
-    (p_<table> CTEs; the funnel counted from their journey stages, payment attempts and repeat
-    rates from their events and purchases as transforms/bookings.py and repeat.py count them).
+    or with one segment value), for every group at once (column g first: `per_group_sql`,
+    build_stage_metric_segments) — every table read is cut to their rows (p_<table> CTEs; the
+    funnel counted from their journey stages, payment attempts and repeat rates from their
+    events and purchases as transforms/bookings.py and repeat.py count them).
     segments (`stage_metric_segments`, always with a persona): plus the all-customer value of
     the by-channel campaign metrics and a `row_order` column (the metric's position in the
     definitions)."""
@@ -585,11 +594,12 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
             select coalesce(channel, '(unknown)') as channel,
                    count(*) filter (where {is_new}) as new_customers
             from j group by all""", ["j", "journeys.channel"]),
+        # a join, not IN (subquery): the per-group form joins on the group too
         "offers": (f"""
             select count(*) as offer_views from events e
-            where {offer} and e.customer_id in (
-                select customer_id from journey_stages where stage_index = {consider_idx})""",
-                   ["journey_stages"]),
+            join (select distinct customer_id from journey_stages
+                  where stage_index = {consider_idx}) c using (customer_id)
+            where {offer}""", ["journey_stages"]),
         "consider": (f"""
             select count(*) as customers from journey_stages
             where stage_index = {consider_idx}""", ["journey_stages"]),
@@ -644,10 +654,23 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
             if n not in _PER_CUSTOMER_CTES:
                 cut.append((n, _FROM_TABLE.sub(r"\1 p_\2", sql)))
                 continue
-            cut.append((n, sql))  # over everyone: uncorrelated, computed once
+            cut.append((n, sql))  # over everyone, computed once
             cut.append((f"p_{n}", _group_rows(n)))
-        with_parts = own + cut
-        kept = [_FROM_TABLE.sub(r"\1 p_\2", sql) for sql in kept]
+        # every group at once: each CTE and row carries the group g (per_group_sql)
+        grouped: set[str] = set()
+        with_parts = []
+        for n, sql in own + cut:
+            if n.startswith("p_") and n[2:] in PERSONA_TABLES + _CUT_CTES and \
+                    sql == _group_rows(n[2:]):
+                grouped.add(n)
+            else:
+                sql, carries = per_group_sql(sql, grouped)
+                if carries:
+                    grouped.add(n)
+            with_parts.append((n, sql))
+        kept = [per_group_sql(_FROM_TABLE.sub(r"\1 p_\2", sql), grouped, everywhere=True)[0]
+                for sql in kept]
+        columns = "g, " + columns
     # per group not materialized: each reader's filters reach the scans of the big tables
     with_sql = ",\n".join(
         f"{n} as {'not materialized ' if persona and n not in _PER_CUSTOMER_CTES else ''}({sql})"
@@ -659,8 +682,9 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
                 as r({columns})
         ),
         final as (
-            select r.stage, sl.stage_index, r.metric, r.segment, r.segment_value,
-                   cast(r.value as double) as value, r.unit{", r.row_order" if segments else ""}
+            select {"r.g, " if persona else ""}r.stage, sl.stage_index, r.metric, r.segment,
+                   r.segment_value, cast(r.value as double) as value,
+                   r.unit{", r.row_order" if segments else ""}
             from rows r join (select * from {stage_list_sql(jmap, p)}) sl using (stage)
         )
     """
@@ -697,18 +721,15 @@ def _build_app_time(con: duckdb.DuckDBPyConnection, jmap: JourneyMap) -> None:
 
 
 def _group_rows(table: str) -> str:
-    """The rows of `table` (a table or CTE with customer_id) of the customers of group `grp.g`
-    of `_jm_group_members`: a join with the members and an equality on the outer group, which
-    DuckDB decorrelates into a join on g (an IN subquery here would become a cross product of
-    the table and the groups)."""
-    return (f"select t.* from _jm_group_members m join {table} t using (customer_id) "
-            "where m.g = grp.g")
+    """The rows of `table` (a table or CTE with customer_id) of every group's customers, with
+    the group g of `_jm_group_members` (a customer in several groups: once per group)."""
+    return f"select m.g, t.* from _jm_group_members m join {table} t using (customer_id)"
 
 
 def _persona_ctes(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, p: Params,
                   reads: set[str]) -> list[tuple[str, str]]:
-    """The p_<table> CTEs: each table the metrics read, cut to the customers of the group
-    `grp.g` of `_jm_group_members` (correlated: the outer query names `grp`)."""
+    """The p_<table> CTEs: each table the metrics read, cut to the customers of each group of
+    `_jm_group_members` (column g; the aggregates per group: `per_group_sql`)."""
     mine = _group_rows
     succeeded = role_sql(jmap, "payment_succeeded", p)
     failed = role_sql(jmap, "payment_failed", p)
@@ -766,11 +787,12 @@ def build_stage_metric_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap
     definitions (repeat horizons ascending). Periods holding the same journeys are computed
     once (`_jm_same`). Needs what `stage_metrics` needs, plus `funnel_cohorts`.
 
-    One statement for every (period, persona): the metric statement of `stage_metrics` as a
-    LATERAL subquery per row of `_jm_groups` (_build_scope), its tables cut to that group's
-    customers (`_stage_metrics_sql` with `persona=True`); DuckDB decorrelates it into joins on
-    the group, so each table is scanned once for all groups. `scope_built`: the temp tables
-    of _build_scope and _build_app_time are already built (by build_stage_metrics)."""
+    One statement for every (period, persona): the metric statement of `stage_metrics` over
+    every row of `_jm_groups` (_build_scope) at once, its tables cut to the groups' customers
+    and its aggregates per group (`_stage_metrics_sql` with `persona=True`, `per_group_sql`),
+    so each table is scanned once for all groups, on DuckDB and on Spark. `scope_built`: the
+    temp tables of _build_scope and _build_app_time are already built (by
+    build_stage_metrics)."""
     if not scope_built:
         _build_scope(con, jmap)
         _build_app_time(con, jmap)
@@ -780,7 +802,8 @@ def build_stage_metric_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap
         with computed as (
             select grp.period_days, grp.segment, grp.segment_value, r.stage, r.stage_index,
                    r.metric, r.value, r.unit, r.row_order
-            from _jm_groups grp, lateral ({sql} select * from final where segment = 'all') r
+            from _jm_groups grp
+            join ({sql} select * from final where segment = 'all') r on r.g = grp.g
         ),
         copied as (
             select s.period_days, c.segment, c.segment_value, c.stage, c.stage_index,
@@ -795,6 +818,152 @@ def build_stage_metric_segments(con: duckdb.DuckDBPyConnection, jmap: JourneyMap
                  metric_order
     """, values)
     return count_rows(con, "stage_metric_segments")
+
+
+# --- the metrics per group, as joins on the group (no correlated subquery) ---------------------
+#
+# The persona metric statement reads each table cut to a group's customers. Written once over
+# every group at once: each p_<table> carries the group `g` of `_jm_group_members`, and every
+# CTE and metric row reading one is rewritten (`_per_group`) to carry `g` as well — joins of two
+# such relations also match on g, GROUP BY and window partitions gain g. An aggregate without
+# GROUP BY (one row over a group's rows, also when the group has none) becomes one row per
+# group of `_jm_groups`: its value over the group's rows where it has any, else its value over
+# no rows (the same select with WHERE false: count 0, NULL sums). A metric row reading no cut
+# table is the same for every group (a cross join with the groups).
+
+def _parse(sql: str) -> exp.Expression:
+    return sqlglot.parse_one(sql, read=DuckDBAsWritten)
+
+
+def _g(table: str) -> exp.Column:
+    return exp.column("g", table=table)
+
+
+def _own_aggregates(select: exp.Select) -> bool:
+    """Whether `select` aggregates (an aggregate of its own, not of a window or a subquery)."""
+    for node in [*select.expressions, select.args.get("having")]:
+        if node is None:
+            continue
+        for agg in node.find_all(exp.AggFunc):
+            if agg.find_ancestor(exp.Select, exp.Window, exp.Subquery) is select:
+                return True
+    return False
+
+
+def _output_names(select: exp.Select) -> list[str]:
+    return [e.alias if isinstance(e, exp.Alias) else e.name if isinstance(e, exp.Column)
+            else f"__c{i}" for i, e in enumerate(select.expressions)]
+
+
+def _fill_groups(original: exp.Select, grouped_sql: exp.Select) -> exp.Select:
+    """One row per group of `_jm_groups` for a global aggregate: `grouped_sql` (its rows per
+    group with rows, g first) or else `original` over no rows."""
+    names = _output_names(original)
+    per_group = grouped_sql.copy()
+    per_group.set("expressions", [per_group.expressions[0]] + [
+        exp.alias_(e.this if isinstance(e, exp.Alias) else e, n, quoted=True)
+        for e, n in zip(per_group.expressions[1:], names, strict=True)])
+    empty = original.copy()
+    empty.set("expressions", [exp.alias_(e.this if isinstance(e, exp.Alias) else e, n,
+                                         quoted=True)
+                              for e, n in zip(empty.expressions, names, strict=True)]
+              + [exp.alias_(exp.true(), "__present")])
+    where = empty.args.get("where")
+    empty.set("where", exp.Where(this=exp.and_(where.this, exp.false()) if where
+                                 else exp.false()))
+    cols = [exp.alias_(exp.Case(ifs=[exp.If(this=_g("__s").is_(exp.null()),
+                                            true=exp.column(n, table="__e", quoted=True))],
+                                default=exp.column(n, table="__s", quoted=True)),
+                       n, quoted=True) for n in names]
+    out = (exp.select(exp.alias_(_g("__grp"), "g"), *cols)
+           .from_(exp.to_table("_jm_groups").as_("__grp"))
+           .join(per_group.subquery("__s"), on=exp.EQ(this=_g("__s"), expression=_g("__grp")),
+                 join_type="left")
+           .join(empty.subquery("__e"), on=exp.true(), join_type="left")
+           .where(exp.or_(exp.not_(_g("__s").is_(exp.null())),
+                          exp.column("__present", table="__e").is_(exp.true()))))
+    out.meta["per_group"] = True
+    return out
+
+
+def _per_group(select: exp.Expression, grouped: set[str]) -> exp.Expression | None:
+    """`select` rewritten to carry the group column g of the relations in `grouped` (its
+    CTEs and FROM subqueries first), or None when it reads none of them."""
+    if not isinstance(select, exp.Select):
+        raise ValueError(f"per group: not a SELECT: {select.sql(dialect=DuckDBAsWritten)}")
+    local = set(grouped)
+    with_ = select.args.get("with_")
+    for cte in with_.expressions if with_ else []:
+        new = _rewritten(cte.this, local)
+        if new is not None:
+            cte.set("this", new)
+            local.add(cte.alias_or_name)
+    sources = []  # (alias, join or None) of the relations carrying g
+    items = [(select.args["from_"].this, None)] if select.args.get("from_") else []
+    items += [(j.this, j) for j in select.args.get("joins") or []]
+    for n, (src, join) in enumerate(items):
+        if isinstance(src, exp.Subquery):
+            new = _rewritten(src.this, local)
+            if new is not None:
+                src.set("this", new)
+            if not src.alias:
+                src.set("alias", exp.TableAlias(this=exp.to_identifier(f"__q{n}")))
+            if src.this.meta.get("per_group"):
+                sources.append((src.alias, join))
+        elif isinstance(src, exp.Table) and src.name in local:
+            sources.append((src.alias_or_name, join))
+    if not sources:
+        return None
+    if any(node.args.get("query") for node in select.find_all(exp.In)
+           if node.find_ancestor(exp.Select) is select):
+        raise ValueError("per group: IN (subquery) is not rewritten; join instead")
+    first = sources[0][0]
+    for alias, join in sources[1:]:
+        same = exp.EQ(this=_g(alias), expression=_g(first))
+        if join is not None and join.args.get("using"):
+            join.set("using", [*join.args["using"], exp.to_identifier("g")])
+        elif join is not None and join.args.get("on") is not None:
+            join.set("on", exp.and_(join.args["on"], same))
+        else:
+            select.where(same, copy=False)
+    star = any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and
+               isinstance(e.this, exp.Star) and e.table == first) for e in select.expressions)
+    if not star:
+        select.set("expressions", [exp.alias_(_g(first), "g"), *select.expressions])
+    for window in select.find_all(exp.Window):
+        if window.find_ancestor(exp.Select) is select:
+            window.set("partition_by", [_g(first), *(window.args.get("partition_by") or [])])
+    group = select.args.get("group")
+    is_global = group is None and _own_aggregates(select)
+    if group is not None and not group.args.get("all"):
+        group.set("expressions", [_g(first), *group.expressions])
+    elif group is None and is_global:
+        select.set("group", exp.Group(expressions=[_g(first)]))
+    select.meta["per_group"] = True
+    select.meta["global"] = is_global
+    return select
+
+
+def _rewritten(select: exp.Expression, grouped: set[str]) -> exp.Expression | None:
+    """`_per_group`, a global aggregate made one row per group; None: reads no cut table."""
+    original = select.copy()
+    new = _per_group(select, grouped)
+    if new is None:
+        return None
+    return _fill_groups(original, new) if new.meta.get("global") else new
+
+
+def per_group_sql(sql: str, grouped: set[str], *, everywhere: bool = False
+                  ) -> tuple[str, bool]:
+    """`sql` over the relations `grouped` (each with a column g) per group (see above), and
+    whether it carries g. `everywhere`: a query reading none of them is the same for every
+    group (crossed with `_jm_groups`)."""
+    new = _rewritten(_parse(sql), grouped)
+    if new is not None:
+        return new.sql(dialect=DuckDBAsWritten), True
+    if not everywhere:
+        return sql, False
+    return (f"select __grp.g as g, __x.* from _jm_groups __grp cross join ({sql}) __x", True)
 
 
 # the horizon of a `repeat_rate_<h>d` metric as a number (0 for the others): 7d before 14d

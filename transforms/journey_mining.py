@@ -41,11 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from transforms import mining
+from transforms.findings import unregister_arrow
 from transforms.journey_map import JourneyMap
 from transforms.sqlutil import ident, sql_file
-from transforms.tables import table_columns
+from transforms.tables import engine_of, table_columns
 
 TOP_STAGE_EVENT_VARIANTS = 15
 
@@ -158,14 +160,21 @@ def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance,
                 list(v.deviations.skipped), list(v.deviations.repeated),
                 list(v.deviations.out_of_order), list(v.deviations.unexpected))
                for v in result.variants]
-    con.execute("""
-        create or replace temp table _variant_fitness (
-            stages VARCHAR[], fitness DOUBLE, is_fit BOOLEAN, skipped VARCHAR[],
-            repeated VARCHAR[], out_of_order VARCHAR[], unexpected VARCHAR[])""")
-    if fitness:
-        con.executemany("insert into _variant_fitness values (?, ?, ?, ?, ?, ?, ?)", fitness)
+    # pm4py's per-variant results back to the engine as one Arrow table
+    stages = pa.list_(pa.string())
+    schema = pa.schema([("stages", stages), ("fitness", pa.float64()), ("is_fit", pa.bool_()),
+                        ("skipped", stages), ("repeated", stages), ("out_of_order", stages),
+                        ("unexpected", stages)])
+    eng = engine_of(con)
+    eng.register_arrow("_variant_fitness_rows", pa.Table.from_pylist(
+        [dict(zip(schema.names, row, strict=True)) for row in fitness], schema=schema))
+    try:
+        con.execute("create or replace temp table _variant_fitness as "
+                    "select * from _variant_fitness_rows")
+    finally:
+        unregister_arrow(eng, "_variant_fitness_rows")
     con.execute("create or replace temp table _mining_variants as "
-                + mining.variants(con, paths).sql_query())
+                + mining.paths_variants_sql(paths))
     con.execute("""
         create or replace table variants as
         with base as (
@@ -204,12 +213,11 @@ def _variants_table(con: duckdb.DuckDBPyConnection, result: mining.Conformance,
 
 
 def _dfg_tables(con: duckdb.DuckDBPyConnection, paths: mining.CasePaths) -> None:
-    edges = mining.dfg(con, paths)
     con.execute(f"""
         create or replace table dfg_edges as
         select "from" as source, "to" as target, count, mean_seconds as mean_s,
                median_seconds as median_s, p90_seconds as p90_s
-        from ({edges.sql_query()}) order by count desc, source, target
+        from ({mining.paths_dfg_sql(paths)}) order by count desc, source, target
     """)
     con.execute(f"""
         create or replace table dfg_endpoints as
@@ -306,16 +314,17 @@ def _stage_event_variants(con: duckdb.DuckDBPyConnection) -> None:
             group by e.customer_id
         ),
         runs as (
-            select codes, list_filter(range(1, len(codes) + 1), lambda i: i = 1
+            select codes, list_filter(range(1, array_length(codes) + 1), lambda i: i = 1
                    or stage_of[codes[i]] is distinct from stage_of[codes[i - 1]]) as starts
             from per_customer, dict
         ),
         numbered as (
-            select codes, starts, unnest(range(1, len(starts) + 1)) as visit from runs
+            select codes, starts, unnest(range(1, array_length(starts) + 1)) as visit from runs
         ),
         visits as (
             select codes[starts[visit]] as first_code,
-                   codes[starts[visit]:coalesce(starts[visit + 1] - 1, len(codes))] as visit_codes
+                   codes[starts[visit]:coalesce(starts[visit + 1] - 1, array_length(codes))]
+                       as visit_codes
             from numbered
         ),
         counted as (

@@ -1,7 +1,8 @@
 """Journeys: one per customer, from the customer's stage events.
 
-`build_journeys` takes a DuckDB connection holding `events`, `stage_events`
-(transforms/stages.py) and `purchases` (transforms/purchases.py) and the loaded journey map, and
+`build_journeys` takes a DuckDB connection (or another engine: transforms/spark_engine.py)
+holding `events`, `stage_events` (transforms/stages.py) and `purchases` (transforms/purchases.py)
+and the loaded journey map, and
 (re)creates `journeys` (one row per customer journey), `journey_stages` (one row per journey x
 stage reached) and the view `journeys_wide` (journeys + one column per stage) with CREATE OR
 REPLACE. Grains and columns are in docs/TABLES.md. The rules:
@@ -118,7 +119,7 @@ def _build_journey_stages(con: duckdb.DuckDBPyConnection, jmap: JourneyMap, end:
         with reached as ({' union all '.join(parts)}),
         final as (
             select r.customer_id, r.stage, r.stage_index, r.optional, r.reached_ts, r.observed,
-                   epoch_us(r.reached_ts - lag(r.reached_ts) over w) / 1e6
+                   (epoch_us(r.reached_ts) - epoch_us(lag(r.reached_ts) over w)) / 1e6
                        as seconds_from_previous,
                    a.entry_ts, cast(a.entry_ts as date) as entry_date,
                    coalesce(a.window_end_ts <= $data_end, false) as complete

@@ -49,6 +49,7 @@ import duckdb
 
 from transforms.errors import UserError
 from transforms.sqlutil import ident
+from transforms.tables import column_names, engine_of, list_tables
 
 VariantCounts = Mapping[tuple[str, ...], int]
 
@@ -67,10 +68,9 @@ def _resolve(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelation)
         columns = log.columns
     else:
         name = log
-        try:
-            columns = con.table(log).columns
-        except duckdb.Error:
-            raise UserError(f"no table or view named {log!r} to mine") from None
+        if log not in list_tables(con):
+            raise UserError(f"no table or view named {log!r} to mine")
+        columns = column_names(con, log)
     missing = [c for c in ("case", "activity", "ts") if c not in columns]
     if missing:
         raise UserError(
@@ -85,7 +85,7 @@ def _source(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelation) 
 
 
 def _columns(con: duckdb.DuckDBPyConnection, src: str) -> list[str]:
-    return con.sql(f"select * from {src} limit 0").columns
+    return engine_of(con).query(f"select * from {src} limit 0").column_names
 
 
 def _order(con: duckdb.DuckDBPyConnection, src: str) -> str:
@@ -206,7 +206,8 @@ def case_paths(con: duckdb.DuckDBPyConnection, log: str | duckdb.DuckDBPyRelatio
     return paths
 
 
-def _paths_variants_sql(paths: CasePaths) -> str:
+def paths_variants_sql(paths: CasePaths) -> str:
+    """The query of `variants` over `CasePaths` (any engine)."""
     return f"""
         with grouped as (
             select
@@ -229,12 +230,13 @@ def _paths_variants_sql(paths: CasePaths) -> str:
     """
 
 
-def _paths_dfg_sql(paths: CasePaths) -> str:
+def paths_dfg_sql(paths: CasePaths) -> str:
+    """The query of `dfg` over `CasePaths` (any engine)."""
     mask, bits = paths.mask, paths.bits
     return f"""
         with pairs as (
-            select unnest(path[1:len(path) - 1]) as a, unnest(path[2:]) as b
-            from {ident(paths.table)} where len(path) > 1
+            select unnest(path[1:array_length(path) - 1]) as a, unnest(path[2:]) as b
+            from {ident(paths.table)} where array_length(path) > 1
         ),
         steps as (
             select (a & {mask})::integer as f, (b & {mask})::integer as t,
@@ -263,7 +265,7 @@ def variants(con: duckdb.DuckDBPyConnection,
     seconds, and — when the log has a `converted` column — converted cases and conversion rate.
     """
     if isinstance(log, CasePaths):
-        return con.sql(_paths_variants_sql(log))
+        return con.sql(paths_variants_sql(log))
     sql = f"""
         with {_journeys_ctes(con, log)},
         grouped as (
@@ -309,7 +311,7 @@ def dfg(con: duckdb.DuckDBPyConnection,
         log: str | duckdb.DuckDBPyRelation | CasePaths) -> duckdb.DuckDBPyRelation:
     """One row per directly-follows pair: from, to, count, mean/median/p90 seconds."""
     if isinstance(log, CasePaths):
-        return con.sql(_paths_dfg_sql(log))
+        return con.sql(paths_dfg_sql(log))
     src = _source(con, log)
     sql = f"""
         with steps as (

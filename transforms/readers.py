@@ -178,7 +178,7 @@ def table_options(args: Any) -> dict[str, Any]:
 
 
 def timestamp_sql(expr: str, time_format: str | None, timezone: str, params: Params, *,
-                  source_type: str | None = None) -> str:
+                  source_type: str | None = None, engine: str = "duckdb") -> str:
     """A DuckDB expression turning `expr` into a naive UTC TIMESTAMP, NULL when it does not
     parse (or is empty). Independent of the session TimeZone; values are bound through
     `params` (`$pN`).
@@ -200,9 +200,13 @@ def timestamp_sql(expr: str, time_format: str | None, timezone: str, params: Par
     `source_type` (a DuckDB type name) lets typed columns skip the text route: TIMESTAMPTZ is
     converted to UTC, TIMESTAMP/DATE are wall-clock times in `timezone`, numbers are read by an
     epoch format. Without it, any non-text value is cast to VARCHAR first.
+
+    `engine` "spark": the same values from text for the Spark engine (`_spark_timestamp_sql`).
     """
     fmt = check_time_format(time_format)
     tz = check_timezone(timezone)
+    if engine == "spark" and source_type is None:
+        return _spark_timestamp_sql(expr, fmt, tz, params)
 
     def local(ts: str) -> str:
         if tz == "UTC":
@@ -229,6 +233,35 @@ def timestamp_sql(expr: str, time_format: str | None, timezone: str, params: Par
         return local(parsed)
     return (f"(CASE WHEN regexp_matches({text}, {literal(OFFSET_RE)}) "
             f"THEN timezone('UTC', try_cast({text} AS TIMESTAMPTZ)) "
+            f"ELSE {local(f'try_cast({text} AS TIMESTAMP)')} END)")
+
+
+def _spark_timestamp_sql(expr: str, fmt: str, tz: str, params: Params) -> str:
+    """`timestamp_sql` of text for the Spark engine, in SQL its dialect (transforms/spark_sql.py)
+    turns into Spark's: DuckDB's `timezone()` is Spark's `to_utc_timestamp`, an offset read by
+    a TIMESTAMP_LTZ cast in the session's UTC. An ambiguous autumn wall-clock time is the later,
+    standard-time instant, as ICU gives it in DuckDB (Java takes the earlier one: it moves by
+    the hour of the overlap), a time in the spring-forward gap moves forward by the gap in both.
+    strftime patterns are DuckDB's strptime specifiers: not on Spark yet."""
+    def local(ts: str) -> str:
+        if tz == "UTC":
+            return ts
+        zone = params.add(tz)
+        utc = f"to_utc_timestamp({ts}, {zone})"
+        later = f"({utc} + interval 1 hour)"
+        return (f"CAST(CASE WHEN from_utc_timestamp({later}, {zone}) = {ts} THEN {later} "
+                f"ELSE {utc} END AS TIMESTAMP)")
+
+    text = f"nullif(trim(CAST({expr} AS VARCHAR)), '')"
+    if fmt in EPOCH_FORMATS:
+        us = f"(try_cast({text} AS DECIMAL(38, 9)) * {EPOCH_FORMATS[fmt]})"
+        return (f"(CASE WHEN abs({us}) <= {_YEAR_9999_US} "
+                f"THEN CAST(timestamp_micros(CAST(round({us}) AS BIGINT)) AS TIMESTAMP) END)")
+    if fmt != "iso":
+        raise UserError(f"time format {fmt!r} is not read on the Spark engine yet (ISO 8601 and "
+                        "the epoch formats are); use the DuckDB engine")
+    return (f"(CASE WHEN regexp_matches({text}, {literal(OFFSET_RE)}) "
+            f"THEN CAST(try_cast({text} AS TIMESTAMP_LTZ) AS TIMESTAMP) "
             f"ELSE {local(f'try_cast({text} AS TIMESTAMP)')} END)")
 
 

@@ -47,7 +47,9 @@ import math
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
+from transforms.findings import unregister_arrow
 from transforms.journey_map import JourneyMap
 from transforms.repeat import PER_CUSTOMER_SQL, eligible_sql, repeated_within_sql
 from transforms.sqlutil import Params, ident
@@ -56,6 +58,7 @@ from transforms.tables import (
     built,
     count_rows,
     data_end,
+    engine_of,
     fetch_row,
     rating_group_sql,
     role_sql,
@@ -210,7 +213,8 @@ def build_repeat_by_experience(con: duckdb.DuckDBPyConnection, jmap: JourneyMap)
     rows = _experience_rows(con, jmap, params)
     horizons = ", ".join(f"({int(h)})" for h in jmap.repeat_horizons)
     params.values["data_end"] = data_end(con)
-    counts = con.execute(f"""
+    eng = engine_of(con)
+    counts = eng.query(f"""
         with per_customer as ({PER_CUSTOMER_SQL}),
         experiences as ({" union all ".join(rows)}),
         horizons as (select * from (values {horizons}) h(horizon_days)),
@@ -243,14 +247,15 @@ def build_repeat_by_experience(con: duckdb.DuckDBPyConnection, jmap: JourneyMap)
                    as rate_diff
         from final
         order by experience_type, experience, value, horizon_days
-    """ if rows else "select 1 where false", params.values if rows else None).df()
+    """ if rows else "select 1 where false", params.values if rows else None).to_pandas()
     columns = ["experience_type", "experience", "value", "horizon_days", "purchasers",
                "customers", "repeaters", "repeat_rate", "rest_customers", "rest_repeaters",
                "rest_repeat_rate", "rate_diff"]
     if not rows:
         counts = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
     tested = _with_tests(counts)
-    con.register("_repeat_by_experience", tested)
+    # the tests' columns back to the engine as Arrow (NaN of a float column: NULL)
+    eng.register_arrow("_repeat_by_experience", pa.Table.from_pandas(tested, preserve_index=False))
     try:
         con.execute(f"""
             create or replace table {TABLE} as
@@ -270,7 +275,7 @@ def build_repeat_by_experience(con: duckdb.DuckDBPyConnection, jmap: JourneyMap)
             order by experience_type, experience, value, horizon_days
         """)
     finally:
-        con.unregister("_repeat_by_experience")
+        unregister_arrow(eng, "_repeat_by_experience")
         con.execute("drop table if exists _first_paths")
         con.execute("drop table if exists _path_ranks")
     built(con, [TABLE])

@@ -258,6 +258,14 @@ class SparkEngine:
     def to_arrow_table(self) -> pa.Table:
         return self._result.toArrow()
 
+    def df(self) -> Any:
+        """The last query's rows as a pandas DataFrame, typed as DuckDB's `.df()` types them
+        (DECIMAL as float64, not Python Decimal objects)."""
+        table = self._result.toArrow()
+        cols = [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c
+                for c in table.columns]
+        return pa.table(cols, names=table.column_names).to_pandas()
+
     # --- the catalog --------------------------------------------------------------------------
     def _note_types(self, name: str, df: Any) -> None:
         self._table_types[name] = {f.name.lower(): _duckdb_type(f.dataType.simpleString())

@@ -22,6 +22,8 @@ without an error* (hand-checked in tests/engine/test_spark_transpile.py):
 - `date - date`: an integer in DuckDB, an INTERVAL in Spark: `datediff(a, b)` (the column types
   come from `column_types`, casts and the statement's own aliases).
 - the definition macros of transforms/sql/definitions.sql are inlined (Spark has no macros).
+- `name AS [NOT] MATERIALIZED (...)`: DuckDB's CTE hint, which Spark's parser refuses, is left
+  out (the rows are the same); `TRY_CAST` is Spark syntax, as `CAST`, not in its function list.
 - `?` and `$name` parameters become Spark's named markers `:p0`, `:name` (`spark_args` turns the
   DuckDB parameters into the `args=` of `spark.sql`).
 
@@ -392,6 +394,23 @@ def _window_operand_rule(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def _cte_hint_rule(node: exp.Expression) -> exp.Expression:
+    """`name AS [NOT] MATERIALIZED (...)`: a DuckDB planner hint Spark's parser refuses; the
+    CTE's rows are the same either way."""
+    if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+        out = node.copy()
+        out.set("materialized", None)
+        return out
+    return node
+
+
+def _json_type_rule(node: exp.Expression) -> exp.Expression:
+    """DuckDB's JSON type is JSON text; Spark has no JSON type: STRING (the same text)."""
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.JSON:
+        return exp.DataType.build("STRING")
+    return node
+
+
 def _avg_rule(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Avg) and not isinstance(node.this, exp.Distinct):
         return exp.Avg(this=_double(node.this))
@@ -579,6 +598,9 @@ def spark_function_names(tree: exp.Expression) -> set[str]:
     for node in tree.walk():
         if isinstance(node, exp.Anonymous):
             names.add(node.name.lower())
+        elif isinstance(node, exp.Cast):
+            # CAST / TRY_CAST (x AS type) are Spark syntax (try_cast is not in its function list)
+            names.add("cast")
         elif isinstance(node, exp.Func) and not isinstance(node, exp.Connector | exp.Binary):
             m = _CALL.match(node.sql(dialect=Spark))
             if m:
@@ -632,8 +654,9 @@ def to_spark_tree(sql: str, *, caller: str | None = None,
         tree = _bottom_up(tree, _epoch_rule(types, aliases))
         tree = _bottom_up(tree, _date_sub_rule(types, aliases))
         tree = _bottom_up(tree, _length_rule(types, aliases))
-        for rule in (_avg_rule, _quantile_rule, _div_rule, _bracket_rule, _list_rule,
-                     _json_path_rule, _zipped_unnest_rule, _window_operand_rule):
+        for rule in (_cte_hint_rule, _json_type_rule, _avg_rule, _quantile_rule, _div_rule,
+                     _bracket_rule, _list_rule, _json_path_rule, _zipped_unnest_rule,
+                     _window_operand_rule):
             tree = _bottom_up(tree, rule)
     except NotPortable as e:
         raise NotPortable(e.function, caller, e.detail) from None

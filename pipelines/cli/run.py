@@ -88,6 +88,11 @@ def print_resolved(project: object) -> None:
     warehouse, the output folder, every source's glob (and how many files it matches now),
     and what the privacy block pseudonymises or withholds (never the salt)."""
     cfg = project.config
+    if cfg.engine == "spark":
+        sp = cfg.spark
+        where = f"database {sp.database}" if sp.database else "Parquet tables in the warehouse"
+        print(f"journeys run: engine spark ({sp.remote or sp.master or 'local[*]'}; {where})",
+              flush=True)
     print(f"journeys run: warehouse {cfg.warehouse}", flush=True)
     print(f"journeys run: output    {cfg.output_dir}", flush=True)
     for source in cfg.sources.values():

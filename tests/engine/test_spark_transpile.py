@@ -12,23 +12,21 @@ from tests.engine.conftest import CapturedRun
 from transforms.spark_functions import SPARK_FUNCTIONS
 from transforms.spark_sql import NotPortable, spark_args, to_spark
 
-# (caller, construct) -> why it does not run on Spark yet. Each must still occur in a sample run
-# (test_not_yet_portable_has_no_stale_entries) and leave when its statement is made portable.
-_INGEST = "ingestion reads files with DuckDB's readers: Spark's readers on Spark (issue 14)"
+# (caller, construct) -> why it does not run on Spark: DuckDB-only statements the Spark path never
+# sends. Each must still occur in a sample run (test_not_yet_portable_has_no_stale_entries).
 NOT_YET_PORTABLE: dict[tuple[str, str], str] = {
-    ("transforms.ingest:ensure_tables", "information_schema.columns"):
-        "column look-up: SparkEngine.columns() (the catalog) behind the seam",
-    ("transforms.ingest:_stage_plain_csv", "read_text"): _INGEST,
-    ("transforms.ingest:_stage_jsonl_lines", "read_text"): _INGEST,
-    ("transforms.ingest:_classify", "* REPLACE"):
-        _INGEST + "; `* REPLACE` needs the explicit column list",
+    ("transforms.ingest:_stage_plain_csv", "read_text"):
+        "DuckDB only: DuckDB's reader; on Spark transforms/spark_ingest.py stages the files",
+    ("transforms.ingest:_stage_jsonl_lines", "read_text"):
+        "DuckDB only: DuckDB's reader; on Spark transforms/spark_ingest.py stages the files",
+    ("transforms.ingest:_classify", "timezone"):
+        "DuckDB only: on Spark readers.timestamp_sql(engine='spark') writes Spark's own form",
     ("transforms.ingest:_load_chunk", "transaction"):
-        "BEGIN/COMMIT around a day's reload: replace_partition (an overwrite) on Spark",
+        "DuckDB only: engine.transaction(); on Spark the block's statements simply run",
     ("transforms.funnel:run", "current_setting"):
-        "reads DuckDB's TimeZone setting: the engine's session time zone (UTC) on Spark",
-    ("transforms.funnel:run", "SET"): "sets DuckDB's TimeZone: a session setting on Spark",
-    ("transforms.journey_map_tables:build_stage_metric_segments", "LATERAL (VALUES ...)"):
-        "correlated LATERAL (VALUES ...): a UNION ALL rewrite",
+        "DuckDB only: the funnel pins DuckDB's TimeZone; on Spark it checks the session's",
+    ("transforms.funnel:run", "SET"):
+        "DuckDB only: the funnel pins DuckDB's TimeZone; on Spark it checks the session's",
 }
 
 
@@ -203,6 +201,19 @@ def test_window_operands_are_parenthesised() -> None:
         "SELECT (LAG(n) OVER w) - n AS d FROM t WINDOW w AS (ORDER BY i NULLS LAST)")
 
 
+def test_try_cast_is_sparks_syntax() -> None:
+    # not in Spark's function list (it is syntax, as CAST), so the check must not refuse it
+    assert to_spark("select try_cast(x as integer), try_cast(y as date) from t") == (
+        "SELECT TRY_CAST(x AS INT), TRY_CAST(y AS DATE) FROM t")
+
+
+def test_cte_materialization_hints_are_left_out() -> None:
+    # DuckDB's planner hint; Spark's parser refuses it and the rows are the same without
+    assert to_spark("with a as not materialized (select 1 as x), b as materialized "
+                    "(select 2 as y) select x, y from a, b") == (
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT 2 AS y) SELECT x, y FROM a, b")
+
+
 def test_star_exclude_is_sparks_star_except() -> None:
     assert to_spark("select * exclude (a, b) from t") == "SELECT * EXCEPT (a, b) FROM t"
 
@@ -211,3 +222,9 @@ def test_the_function_list_is_sparks() -> None:
     assert {"percentile", "try_element_at", "collect_list", "array_sort", "unix_micros",
             "datediff", "transform"} <= SPARK_FUNCTIONS
     assert not {"list", "epoch", "quantile_cont", "read_csv", "list_sum"} & SPARK_FUNCTIONS
+
+
+def test_json_values_are_json_text_on_spark() -> None:
+    """Spark has no JSON type: a cast to DuckDB's JSON is a cast to STRING (the same text)."""
+    assert to_spark("select cast(x as json) as j, y::json from t") == \
+        "SELECT CAST(x AS STRING) AS j, CAST(y AS STRING) FROM t"
