@@ -246,6 +246,13 @@ class SparkEngine:
             raise NotPortable(type(tree).__name__.upper(), detail="no Spark mapping yet")
         return self
 
+    def executemany(self, sql: str, rows: Sequence[Params]) -> SparkEngine:
+        """`sql` once per parameter row, in order (an INSERT per row: for the few rows of the
+        settings tables; bulk rows go through `register_arrow`)."""
+        for row in rows:
+            self.execute(sql, row)
+        return self
+
     def fetchall(self) -> list[tuple]:
         return [tuple(r) for r in self._result.collect()] if self._result is not None else []
 

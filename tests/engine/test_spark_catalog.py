@@ -46,6 +46,8 @@ def test_tables_outlive_the_engine_in_their_folder(spark, tmp_path: Path) -> Non
     eng.execute("create table t (a integer, b varchar)")
     eng.execute("insert into t select * from (values (1, 'x'), (2, 'y'), (3, 'z')) v(a, b)")
     eng.execute("delete from t where a = 2")
+    eng.executemany("insert into t values (?, ?)", [(7, "p"), (8, "q")])
+    eng.execute("delete from t where a >= 7")
     eng.execute("create or replace temp table scratch as select a from t")
     eng.execute("create or replace view t_big as select a from t where a > 1")
     eng.register_arrow("arrow_in", pa.table({"a": [9]}))
