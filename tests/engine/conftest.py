@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import importlib.util
 import math
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +32,12 @@ from tests.e2e.conftest import journeys, sample_config
 from transforms.engine import SQL_LOG_ENV, decode_params, read_sql_log
 from transforms.spark_sql import DuckDBAsWritten, NotPortable, _name_placeholders, spark_args
 from transforms.sqlutil import ident
+
+# why the Spark tests skip here, or None when pyspark and Java are both present
+SPARK_MISSING = ("pyspark is not installed (pip install -e '.[spark]')"
+                 if importlib.util.find_spec("pyspark") is None else
+                 "java is not on PATH (Spark needs Java 17)" if shutil.which("java") is None
+                 else None)
 
 
 @dataclass

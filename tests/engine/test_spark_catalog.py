@@ -6,8 +6,6 @@ Needs pyspark and Java 17 (skipped with the reason otherwise)."""
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,11 +13,10 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import sample_config
+from tests.engine.conftest import SPARK_MISSING
 from transforms.sources import load_config
 
-_MISSING = ("pyspark is not installed (pip install -e '.[spark]')"
-            if importlib.util.find_spec("pyspark") is None else
-            "java is not on PATH (Spark needs Java 17)" if shutil.which("java") is None else None)
+_MISSING = SPARK_MISSING
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow,
               pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]

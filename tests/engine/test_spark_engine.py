@@ -9,23 +9,19 @@ memory for the JVM and a few minutes.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import shutil
 import time
 
 import duckdb
 import pyarrow as pa
 import pytest
 
-from tests.engine.conftest import CapturedRun, load_tables, replay, same_rows
+from tests.engine.conftest import SPARK_MISSING, CapturedRun, load_tables, replay, same_rows
 from transforms import warehouse
 from transforms.definitions import create_macros
 from transforms.engine import DuckDBEngine
 from transforms.sqlutil import ident
 
-_MISSING = ("pyspark is not installed (pip install -e '.[spark]')"
-            if importlib.util.find_spec("pyspark") is None else
-            "java is not on PATH (Spark needs Java 17)" if shutil.which("java") is None else None)
+_MISSING = SPARK_MISSING
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow,
               pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]

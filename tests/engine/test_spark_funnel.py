@@ -11,15 +11,13 @@ Needs pyspark (the `spark` extra) and Java 17; skipped with the reason otherwise
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import time
 
 import pyarrow as pa
 import pytest
 
 from tests.conftest import memory_warehouse
-from tests.engine.conftest import CapturedRun, load_tables, same_rows
+from tests.engine.conftest import SPARK_MISSING, CapturedRun, load_tables, same_rows
 from transforms import warehouse
 from transforms.engine import DuckDBEngine
 from transforms.errors import UserError
@@ -34,9 +32,7 @@ from transforms.funnel import (
 )
 from transforms.sqlutil import ident
 
-_MISSING = ("pyspark is not installed (pip install -e '.[spark]')"
-            if importlib.util.find_spec("pyspark") is None else
-            "java is not on PATH (Spark needs Java 17)" if shutil.which("java") is None else None)
+_MISSING = SPARK_MISSING
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow,
               pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]

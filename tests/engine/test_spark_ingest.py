@@ -13,9 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import importlib.util
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import pytest
 
 from tests.conftest import SAMPLE_CONFIG
 from tests.e2e.conftest import sample_config
-from tests.engine.conftest import same_rows
+from tests.engine.conftest import SPARK_MISSING, same_rows
 from transforms import ingest
 from transforms.definitions import create_macros
 from transforms.engine import DuckDBEngine
@@ -33,9 +31,7 @@ from transforms.ingest_periods import build_ingest_reconciliation_periods
 from transforms.sources import load_config
 from transforms.sqlutil import ident
 
-_MISSING = ("pyspark is not installed (pip install -e '.[spark]')"
-            if importlib.util.find_spec("pyspark") is None else
-            "java is not on PATH (Spark needs Java 17)" if shutil.which("java") is None else None)
+_MISSING = SPARK_MISSING
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow,
               pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")]
