@@ -31,8 +31,8 @@ def build_defs(project: Project, *, echo: bool = False,
     raw_tables = [f"raw_{name}" for name in project.config.sources]
     domain = dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([journey_assets, metric_assets, summary_assets,
-                                           mining_assets]),
+            *journey_assets.on_engine(project.config.engine, dg.load_assets_from_modules(
+                [journey_assets, metric_assets, summary_assets, mining_assets])),
             dashboard_asset(raw_tables),
         ],
         asset_checks=dg.load_asset_checks_from_modules([journey_assets, metric_assets]),

@@ -58,6 +58,12 @@ def local_session(app_name: str = "observed-journeys") -> Any:
         "spark.ui.enabled": "false"})
 
 
+# a terminal `journeys run` reports its own progress: no progress bars from Spark (a user's
+# `conf` may turn them back on), and Spark's log below ERROR off (its per-statement WARN lines,
+# e.g. a window without PARTITION BY over a small table, are noise to the user)
+QUIET_CONF = {"spark.ui.showConsoleProgress": "false"}
+LOG_LEVEL = "ERROR"
+
 # settings the SQL's meaning depends on: every session gets them, a user's conf may not change
 # them (transforms/sources.py refuses it)
 REQUIRED_CONF = {
@@ -77,9 +83,11 @@ def session(*, master: str | None = None, remote: str | None = None,
 
     builder = SparkSession.builder.appName(app_name)
     builder = builder.remote(remote) if remote else builder.master(master or "local[*]")
-    for key, value in {**(conf or {}), **REQUIRED_CONF}.items():
+    for key, value in {**QUIET_CONF, **(conf or {}), **REQUIRED_CONF}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    if not remote:  # the run's own progress lines, not Spark's warnings, in the terminal
+        spark.sparkContext.setLogLevel(LOG_LEVEL)
     for key, value in REQUIRED_CONF.items():  # a session that already ran keeps its own
         spark.conf.set(key, value)
     return spark
@@ -282,6 +290,10 @@ class SparkEngine:
         """`df`'s rows (computed now) as table `name`: stored when the catalog keeps tables and
         `name` is not temporary (a TEMP table, or a name first made TEMP), else a temp view."""
         df = df.localCheckpoint(eager=True)
+        # fresh attribute ids: two checkpoints of one lineage (e.g. two temp tables both from
+        # `journeys`) otherwise share them, and Spark's analyser then mis-resolves `t.*` of a
+        # join of the two (MISSING_ATTRIBUTES.RESOLVED_ATTRIBUTE_APPEAR_IN_OPERATION)
+        df = df.select(*[df[c].alias(c) for c in df.columns])
         keep = not temp and (self.location is not None or self.database is not None) and \
             (name in self._stored or name not in self._temp_names())
         if keep and self.location is not None:

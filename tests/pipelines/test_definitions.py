@@ -27,3 +27,19 @@ def test_daily_schedule_requests_yesterday_and_the_late_day_as_one_range() -> No
     assert request.tags["dagster/asset_partition_range_start"] == "2026-10-18"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-10-19"
     assert request.run_key == "daily-2026-10-19"
+
+
+def test_each_warehouse_asset_names_the_projects_engine_as_its_kind() -> None:
+    from pipelines.definitions import build_defs
+    from tests.conftest import REPO
+    from transforms.project import load_project
+
+    for config, engine in (("data/sample/sources.yaml", "duckdb"),
+                           ("examples/spark/sources.yaml", "spark")):
+        graph = build_defs(load_project(REPO / config)).resolve_asset_graph()
+        kinds = {k.to_user_string(): graph.get(k).kinds for k in graph.get_all_asset_keys()}
+        other = ({"duckdb", "spark"} - {engine}).pop()
+        assert not [k for k, v in kinds.items() if other in v], config
+        assert engine in kinds["events"] and engine in kinds["raw_clickstream"]
+        assert kinds["journey_variants"] == {engine, "pm4py"}
+        assert kinds["dashboard"] == {"html", "plotly"}

@@ -54,8 +54,9 @@ bases as (
 periods as (
     -- period n = 0 (current) ends on the basis' last day, n = 1 (previous) just before it
     select l.period_days, b.basis, p.period,
-           b.last_day - (p.n * l.period_days + l.period_days - 1) as start_date,
-           b.last_day - p.n * l.period_days as end_date
+           cast(b.last_day as date)
+               - cast(p.n * l.period_days + l.period_days - 1 as integer) as start_date,
+           cast(b.last_day as date) - cast(p.n * l.period_days as integer) as end_date
     from bases b
     cross join lengths l
     cross join (values ('current', 0), ('previous', 1)) p(period, n)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.defs.journeys.assets import KINDS, on_engine
 from pipelines.resources import Progress, ProjectResource
 from transforms import dashboard_tables, ingest
 from transforms.events import build_events, distinct_raw_records
@@ -117,7 +118,7 @@ def raw_asset(name: str, partitions: dg.PartitionsDefinition
     @dg.asset(
         name=f"raw_{name}",
         group_name="ingest",
-        kinds={"duckdb"},
+        kinds=KINDS,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
@@ -186,7 +187,7 @@ def events_asset(raw: list[dg.AssetsDefinition]
                  ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
     """The unified `events` asset over the raw tables of the event sources, and its check."""
 
-    @dg.asset(name="events", group_name="ingest", kinds={"duckdb"}, deps=raw)
+    @dg.asset(name="events", group_name="ingest", kinds=KINDS, deps=raw)
     def events(project: ProjectResource) -> dg.MaterializeResult:
         """One row per loaded source event, all event sources, on one stitched customer id.
 
@@ -228,7 +229,7 @@ def events_asset(raw: list[dg.AssetsDefinition]
 
 
 def source_summary_asset(raw: list[dg.AssetsDefinition]) -> dg.AssetsDefinition:
-    @dg.asset(name="source_summary", group_name="ingest", kinds={"duckdb"},
+    @dg.asset(name="source_summary", group_name="ingest", kinds=KINDS,
               deps=[*raw, dg.AssetKey("events")])
     def source_summary(project: ProjectResource) -> dg.MaterializeResult:
         """One row per source: events, freshness (latest event, latest file, last load) and the
@@ -250,5 +251,6 @@ def build_ingest_defs(project: Project, partitions: dg.PartitionsDefinition) -> 
     events, events_check = events_asset(
         [a for a, n in zip(assets, project.config.sources, strict=True)
          if n in project.event_sources])
-    return dg.Definitions(assets=[*assets, events, source_summary_asset(assets)],
+    return dg.Definitions(assets=on_engine(project.config.engine,
+                                           [*assets, events, source_summary_asset(assets)]),
                           asset_checks=[*checks, events_check])
