@@ -29,7 +29,9 @@ import datetime as dt
 import functools
 import re
 import shutil
+import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,26 @@ def local_session(app_name: str = "observed-journeys") -> Any:
 # e.g. a window without PARTITION BY over a small table, are noise to the user)
 QUIET_CONF = {"spark.ui.showConsoleProgress": "false"}
 LOG_LEVEL = "ERROR"
+# the same level from the JVM's start (its start-up lines: the default log4j profile, the host
+# name's address), for a local JVM this process starts and a user's conf not setting its own
+# driver Java options
+_LOG4J2 = f"""\
+rootLogger.level = {LOG_LEVEL.lower()}
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{{yy/MM/dd HH:mm:ss}} %p %c{{1}}: %m%n%ex
+"""
+
+
+@functools.cache
+def _log4j2_file() -> str:
+    folder = Path(tempfile.mkdtemp(prefix="journeys-spark-log-"))
+    path = folder / "log4j2.properties"
+    path.write_text(_LOG4J2)
+    return path.as_uri()
 
 # settings the SQL's meaning depends on: every session gets them, a user's conf may not change
 # them (transforms/sources.py refuses it)
@@ -83,9 +105,17 @@ def session(*, master: str | None = None, remote: str | None = None,
 
     builder = SparkSession.builder.appName(app_name)
     builder = builder.remote(remote) if remote else builder.master(master or "local[*]")
-    for key, value in {**QUIET_CONF, **(conf or {}), **REQUIRED_CONF}.items():
+    quiet = dict(QUIET_CONF)
+    if not remote and "spark.driver.extraJavaOptions" not in (conf or {}):
+        quiet["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={_log4j2_file()}"
+    for key, value in {**quiet, **(conf or {}), **REQUIRED_CONF}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with warnings.catch_warnings():
+        # PySpark's notice that it does not fully support pandas 3: the project hands data
+        # over as Arrow, never as pandas (docs/SPARK.md)
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                                category=FutureWarning)
+        spark = builder.getOrCreate()
     if not remote:  # the run's own progress lines, not Spark's warnings, in the terminal
         spark.sparkContext.setLogLevel(LOG_LEVEL)
     for key, value in REQUIRED_CONF.items():  # a session that already ran keeps its own
