@@ -53,8 +53,8 @@ All values from the files reach SQL as data (read by DuckDB, or bound as paramet
 names come from the validated config and are quoted.
 
 On the Spark engine (transforms/spark_engine.py) the same contract holds: the staging step
-(files -> one row per record) is Spark's readers (transforms/spark_ingest.py; JSON lines and
-CSV, other formats raise a one-line UserError) and every statement after it is the same SQL
+(files -> one row per record) is Spark's readers (transforms/spark_ingest.py: JSON lines, CSV
+and Parquet; XES is parsed in Python for both engines) and every statement after it is the same SQL
 text (explicit column lists, no UPDATE or transaction statements on Spark); timestamps are read
 by `readers.timestamp_sql(..., engine="spark")`.
 """
@@ -65,6 +65,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import json
 import os
 import zlib
 from collections.abc import Iterator
@@ -165,13 +166,6 @@ def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
         con.execute(f"drop view if exists {name}")
     else:
         con.unregister(name)
-
-
-def _not_on_spark(con: duckdb.DuckDBPyConnection, source: Source) -> None:
-    """Spark stages JSON lines and CSV; the other formats are read by DuckDB only so far."""
-    if _on_spark(con) and source.format not in ("jsonl", "csv"):
-        raise UserError(f"source {source.name}: the {source.format} format is not read on the "
-                        "Spark engine yet (JSON lines and CSV are); use the DuckDB engine")
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection, source: Source) -> None:
@@ -348,6 +342,10 @@ def _read_failure(path: Path, exc: BaseException) -> str:
     """The rejected_files reason for a file whose reading raised `exc`."""
     comp = sniff_compression(path)
     text = _first_line(exc)
+    if type(exc).__module__.startswith(("py4j", "pyspark")):
+        from transforms import spark_ingest
+
+        text = spark_ingest.error_text(exc)
     for prefix in (f"cannot read {path}: ", f"{path}: "):  # the file is named beside it
         text = text.removeprefix(prefix)
     broken = _gzip_break(path) if comp == "gzip" else None
@@ -382,8 +380,12 @@ def _stage_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     be read, as `rejected_files` rows [file, rows read, reason]: each bad file is rejected
     alone (`file_problem`, or an error while reading it) and every other file is staged as
     without it. All files are read in one pass; only when that fails, one at a time."""
-    _not_on_spark(con, source)
     stage = _STAGERS.get(source.format, _stage_csv)
+    errors = READ_ERRORS
+    if _on_spark(con):
+        from transforms import spark_ingest
+
+        errors += spark_ingest.read_errors()
     bad: list[list] = []
     good: list[Path] = []
     for path in files:
@@ -395,13 +397,13 @@ def _stage_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pat
     try:
         stage(con, source, good)
         return bad
-    except READ_ERRORS:
+    except errors:
         pass  # one of them is unreadable: find which, file by file
     staged = False  # whether _stage_all holds a file yet
     for path in good:
         try:
             stage(con, source, [path])
-        except READ_ERRORS as exc:
+        except errors as exc:
             bad.append([str(path), physical_records(path, source), _read_failure(path, exc)])
             continue
         if staged:  # (the same stager: the same columns in the same order)
@@ -917,16 +919,25 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
     """Stage Parquet files: one row per record (its row number in the file as its line), the
-    record as JSON for the quarantine, mapped fields as text (dotted paths into structs)."""
+    record as JSON for the quarantine, mapped fields as text (dotted paths into structs).
+    Schemas are merged by name: a field a file lacks is null in its rows (as a key a JSON line
+    lacks; a required one quarantines them), whichever files are staged together."""
     if not files:
         _empty_stage(con, source)
         return
+    if _on_spark(con):
+        from transforms import spark_ingest
+
+        spark_ingest.stage_parquet(con, source, files)
+        return
+    present = _parquet_fields(source, files)
 
     def field_sql(path: str) -> str:
         parts = path.split(".")
         return "r." + ".".join(ident(p) for p in parts)
 
     fields = ", ".join(
+        f"cast(null as VARCHAR) as {ident('s_' + c)}" if f not in present else
         f"cast({field_sql(f)} as VARCHAR) as {ident('s_' + c)}"
         if source.type_of(c) != "timestamp" else
         f"case when typeof({field_sql(f)}) like 'TIMESTAMP%' "
@@ -943,42 +954,73 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, source: Source, files: list[P
                               union_by_name = true) r
             join _files f on f.source_file = r.filename""", [[str(p) for p in files]])
     except duckdb.Error as exc:
-        raise UserError(f"cannot read the {source.name} Parquet files: "
-                        f"{_first_line(exc)}; check the column names under "
-                        f"sources.{source.name}.columns") from None
+        raise UserError(_first_line(exc)) from None
+
+
+def _parquet_fields(source: Source, files: list[Path]) -> set[str]:
+    """The mapped fields (dotted paths into structs) some file of `files` holds, from their
+    footers. A file whose footer pyarrow cannot read counts as holding every field: DuckDB's
+    reader then decides (and a file it cannot read is rejected)."""
+    import pyarrow.parquet as pq
+
+    wanted = set(source.columns.values())
+    found: set[str] = set()
+    for path in files:
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, ValueError, pa.ArrowException):
+            return wanted
+        for field_path in wanted - found:
+            kind: pa.Schema | pa.DataType = schema
+            for part in field_path.split("."):
+                if not isinstance(kind, pa.Schema) and not pa.types.is_struct(kind):
+                    break
+                i = kind.get_field_index(part)
+                if i < 0:
+                    break
+                kind = kind.field(i).type
+            else:
+                found.add(field_path)
+    return found
 
 
 def _stage_xes(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:
     """Stage XES event logs: one row per event (its position in the file as its line), its
-    mapped attributes as text (`case:<key>` for trace attributes, as pm4py names them)."""
-    from transforms.readers import _load_xes
+    mapped attributes as text (`case:<key>` for trace attributes, as pm4py names them) and the
+    event as JSON for the quarantine. The files are parsed in Python (streamed with lxml, on
+    the driver on Spark) and handed to either engine as Arrow."""
+    from transforms.readers import xes_table
 
     keys = list(dict.fromkeys(source.columns.values()))
-    parts = []
-    for n in range(len(files)):  # left over from a read that failed
-        con.execute(f"drop table if exists _xes_{n}")
-    for n, path in enumerate(files):
-        raw = f"_xes_{n}"
-        present = _load_xes(con, path, raw, keys)
-        fields = ", ".join(
-            (f"{ident(f)}" if f in present else "cast(null as VARCHAR)") + f" as {ident('s_' + c)}"
-            for c, f in source.columns.items())
-        struct = ", ".join(f"{literal(f)}: {ident(f)}" for f in present) or "'': null"
-        parts.append(f"""
-            select {literal(str(path))} as source_file, row_number() over () as source_line,
-                   cast(to_json({{{struct}}}) as VARCHAR) as raw_record, {fields}
-            from {ident(raw)}""")
-    if not parts:
+    cols = {"source_file": [], "source_line": [], "raw_record": [],
+            **{"s_" + c: [] for c in source.columns}}
+    for path in files:
+        events, present = xes_table(path, keys)
+        values = {k: events.column(k).to_pylist() for k in present}
+        n = events.num_rows  # (an event holding none of the keys is still a record)
+        cols["source_file"] += [str(path)] * n
+        cols["source_line"] += range(1, n + 1)
+        # (as DuckDB's to_json of the attributes the file holds writes it)
+        cols["raw_record"] += [
+            json.dumps({k: values[k][i] for k in present}, ensure_ascii=False,
+                       separators=(",", ":")) for i in range(n)]
+        for c, f in source.columns.items():
+            cols["s_" + c] += values[f] if f in present else [None] * n
+    if not cols["source_file"]:
         _empty_stage(con, source)
         return
-    con.execute(f"""
-        create or replace temp table _stage as
-        select x.source_file, f.file_date, x.source_line, x.raw_record,
-               cast(null as VARCHAR) as malformed,
-               {', '.join(ident('s_' + c) for c in source.columns)}
-        from ({' union all '.join(parts)}) x join _files f using (source_file)""")
-    for n in range(len(files)):
-        con.execute(f"drop table if exists _xes_{n}")
+    _register(con, "_xes_events", pa.table(
+        {k: pa.array(v, pa.int64() if k == "source_line" else pa.string())
+         for k, v in cols.items()}))
+    try:
+        con.execute(f"""
+            create or replace temp table _stage as
+            select x.source_file, f.file_date, x.source_line, x.raw_record,
+                   cast(null as VARCHAR) as malformed,
+                   {', '.join('x.' + ident('s_' + c) for c in source.columns)}
+            from _xes_events x join _files f on f.source_file = x.source_file""")
+    finally:
+        _unregister(con, "_xes_events")
 
 
 def _first_line(exc: BaseException) -> str:

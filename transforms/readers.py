@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from transforms.errors import UserError
 from transforms.sqlutil import Params, ident, literal
@@ -570,7 +571,20 @@ def _load_xes(con: duckdb.DuckDBPyConnection, path: Path, table: str,
               keys: Sequence[str] | None) -> list[str]:
     """Stream the XES file into table `table` (all values as text), keeping only `keys` (None:
     every attribute). Returns the columns created (keys never seen are left out)."""
-    import pyarrow as pa
+    arrow, present = xes_table(path, keys)
+    view = f"__arrow_{uuid.uuid4().hex[:12]}"
+    con.register(view, arrow)
+    try:
+        con.execute(f"CREATE TEMP TABLE {ident(table)} AS SELECT * FROM {ident(view)}")
+    finally:
+        con.unregister(view)
+    return present
+
+
+def xes_table(path: Path, keys: Sequence[str] | None) -> tuple[pa.Table, list[str]]:
+    """The events of an XES file in file order as an Arrow table (all values as text; trace
+    attributes as `case:<key>`), keeping only `keys` (None: every attribute), and the keys it
+    holds (keys never seen are left out). Streamed with lxml: one trace in memory at a time."""
     from lxml import etree
 
     wanted = list(dict.fromkeys(keys)) if keys is not None else None
@@ -628,15 +642,9 @@ def _load_xes(con: duckdb.DuckDBPyConnection, path: Path, table: str,
 
     present = [k for k in order if k in seen]
     arrow = pa.table({k: pa.array(values[k], type=pa.string()) for k in present})
-    if not present:
-        arrow = pa.table({"__empty": pa.array([], type=pa.string())})
-    view = f"__arrow_{uuid.uuid4().hex[:12]}"
-    con.register(view, arrow)
-    try:
-        con.execute(f"CREATE TEMP TABLE {ident(table)} AS SELECT * FROM {ident(view)}")
-    finally:
-        con.unregister(view)
-    return present
+    if not present:  # (the events are still counted: none holds a wanted attribute)
+        arrow = pa.table({"__empty": pa.nulls(n_rows, pa.string())})
+    return arrow, present
 
 
 # --------------------------------------------------------------------------- checks

@@ -61,10 +61,12 @@ def local_session(app_name: str = "observed-journeys") -> Any:
 
 
 # a terminal `journeys run` reports its own progress: no progress bars from Spark (a user's
-# `conf` may turn them back on), and Spark's log below ERROR off (its per-statement WARN lines,
-# e.g. a window without PARTITION BY over a small table, are noise to the user)
+# `conf` may turn them back on), and Spark's log below FATAL off: its per-statement WARN lines
+# (e.g. a window without PARTITION BY over a small table) are noise, and its ERROR lines are
+# Java stack traces of failures Python gets as exceptions anyway (a file Spark cannot read is a
+# rejected file with a one-line reason; any other failure stops the run with its message)
 QUIET_CONF = {"spark.ui.showConsoleProgress": "false"}
-LOG_LEVEL = "ERROR"
+LOG_LEVEL = "FATAL"
 # the same level from the JVM's start (its start-up lines: the default log4j profile, the host
 # name's address), for a local JVM this process starts and a user's conf not setting its own
 # driver Java options

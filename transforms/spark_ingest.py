@@ -15,6 +15,14 @@ record cannot be split into fields) and one `s_<column>` field string per mapped
 - plain CSV (`transforms.ingest._plain_csv`: no record spans lines): the same whole-text read,
   each line after the header split at the delimiter (a line holding a quote as the csv module
   split it, given as Arrow rows).
+- Parquet: Spark's Parquet reader (`stage_parquet`), a row's line its `_metadata.row_index`
+  + 1. Its quarantine record is Spark's JSON of the row (`to_json`: timestamps as ISO text,
+  doubles as Java writes them), where DuckDB's is DuckDB's; the fields are the same text.
+- XES is parsed in Python on both engines (transforms/ingest.py `_stage_xes`) and handed over
+  as Arrow: XES logs are process-mining size, streamed one trace at a time.
+
+A file Spark cannot read (`read_errors`) is one `rejected_files` row with `error_text`'s line,
+as on DuckDB: the other files load.
 
 Needs pyspark; imported only when the engine is Spark. Known differences from DuckDB's JSON
 functions on lines that are no plain JSON object: a line holding an object with a duplicate key
@@ -39,23 +47,90 @@ def _functions() -> Any:
     return functions
 
 
-def _whole_texts(engine: Any, files: list[Path]) -> Any:
-    """(source_file, content): one row per file, the file named as `files` name it."""
-    F = _functions()
-    spark = engine.spark
-    names = {str(p): p for p in files}
-    # Spark names a file by its URI (file:/abs/path, percent-encoded): matched back to the
-    # source's own spelling of the path through a small table of both
+def _uris(engine: Any, files: list[Path]) -> Any:
+    """(uri, source_file): the URIs Spark may name each file by (file:/abs/path,
+    percent-encoded), matched back to the source's own spelling of the path."""
     uris = []
-    for name, path in names.items():
+    for path in files:
         absolute = Path(path).absolute()
         for uri in {absolute.as_uri(), "file:" + str(absolute), "file://" + str(absolute),
                     _hadoop_uri(str(absolute))}:
-            uris.append((uri, name))
-    mapping = spark.createDataFrame(uris, "uri string, source_file string").distinct()
-    texts = (spark.read.text([str(Path(p).absolute()) for p in names.values()], wholetext=True)
+            uris.append((uri, str(path)))
+    return engine.spark.createDataFrame(uris, "uri string, source_file string").distinct()
+
+
+def _whole_texts(engine: Any, files: list[Path]) -> Any:
+    """(source_file, content): one row per file, the file named as `files` name it."""
+    F = _functions()
+    texts = (engine.spark.read.text([str(Path(p).absolute()) for p in files], wholetext=True)
              .select(F.input_file_name().alias("uri"), F.col("value").alias("content")))
-    return texts.join(F.broadcast(mapping), "uri").select("source_file", "content")
+    return texts.join(F.broadcast(_uris(engine, files)), "uri").select("source_file", "content")
+
+
+def stage_parquet(engine: Any, source: Source, files: list[Path]) -> None:
+    """`_stage` of Parquet files read by Spark's Parquet reader (schemas merged by name, as
+    DuckDB's `union_by_name`): the row's position in its file as its line, the row as JSON
+    (Spark's `to_json`, nulls kept) for the quarantine, mapped fields (dotted paths into
+    structs) as text, timestamps written as DuckDB's stager writes them."""
+    F = _functions()
+    from pyspark.sql import types as T
+
+    rows = engine.spark.read.option("mergeSchema", "true").parquet(
+        *[str(Path(p).absolute()) for p in files])
+    fields = []
+    for c, f in source.columns.items():
+        kind: Any = rows.schema
+        for part in f.split("."):
+            names = kind.fieldNames() if isinstance(kind, T.StructType) else []
+            if part not in names:
+                kind = None  # in no file: null, as on DuckDB (a required one quarantines)
+                break
+            kind = kind[part].dataType
+        if kind is None:
+            fields.append(F.lit(None).cast("string").alias("s_" + c))
+            continue
+        col = F.col(".".join(_backquoted(part) for part in f.split(".")))
+        if source.type_of(c) == "timestamp" and isinstance(
+                kind, (T.TimestampType, T.TimestampNTZType)):
+            col = F.date_format(col, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")
+        fields.append(col.cast("string").alias("s_" + c))
+    record = F.to_json(F.struct(*[F.col(_backquoted(n)) for n in rows.columns]),
+                       {"ignoreNullFields": "false"})
+    out = (rows.select(F.col("_metadata.file_path").alias("uri"),
+                       (F.col("_metadata.row_index") + 1).cast("bigint").alias("source_line"),
+                       record.alias("raw_record"), *fields)
+           .join(F.broadcast(_uris(engine, files)), "uri")
+           .join(engine.spark.table("_files"), "source_file")
+           .select("source_file", "file_date", "source_line", "raw_record",
+                   F.lit(None).cast("string").alias("malformed"),
+                   *["s_" + c for c in source.columns]))
+    engine.register_dataframe("_stage", out)
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What Spark raises when a file cannot be read (its JVM errors, its analysis errors)."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    return (Py4JJavaError, PySparkException)
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a Spark error: the innermost cause's message, without the Java class,
+    Spark's error class or its SQLSTATE."""
+    text = str(exc)
+    causes = re.findall(r"^Caused by: [\w.$]+: (.+)$", text, re.M)
+    if causes:
+        line = causes[-1]
+    else:
+        found = re.search(r"^(?::\s*)?[\w.$]+(?:Exception|Error): (.+)$", text, re.M)
+        line = found.group(1) if found else (text.strip().splitlines() or [type(exc).__name__])[0]
+    line = re.sub(r"^\[[A-Z0-9_.]+\]\s*", "", line.strip())
+    return re.sub(r"\s*SQLSTATE: \w+\.?$", "", line).strip()
 
 
 def _hadoop_uri(path: str) -> str:

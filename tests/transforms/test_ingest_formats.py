@@ -155,6 +155,39 @@ def test_parquet_with_native_timestamps(tmp_path) -> None:
     assert json.loads(raw)["order_id"] == "o2"
 
 
+def test_a_parquet_file_lacking_a_field_has_nulls_whichever_files_are_read_with_it(
+        tmp_path) -> None:
+    """Schemas merge by name, as a JSON line lacking a key: a day's file without the optional
+    `amount` loads with no amount, one without the required `customer` is quarantined for it,
+    also when each file is read on its own (a corrupt file among them: the files are then
+    read one at a time, and only the corrupt one is rejected)."""
+    (tmp_path / "orders").mkdir()
+
+    def day(name: str, **cols: list) -> None:
+        pq.write_table(pa.table(cols), tmp_path / "orders" / f"{name}.parquet")
+
+    day("2024-05-01", order_id=["o1"], customer=["c1"], amount=[1.5],
+        placed=pa.array([dt.datetime(2024, 5, 1, 9)], pa.timestamp("us")))
+    day("2024-05-02", order_id=["o2"], customer=["c2"],
+        placed=pa.array([dt.datetime(2024, 5, 2, 9)], pa.timestamp("us")))
+    day("2024-05-03", order_id=["o3"], amount=[3.0],
+        placed=pa.array([dt.datetime(2024, 5, 3, 9)], pa.timestamp("us")))
+    (tmp_path / "orders" / "2024-05-04.parquet").write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    cfg = load_config(orders(tmp_path, "orders/*.parquet", fmt="parquet"))
+    src = cfg.sources["orders"]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    ingest.load_range(con, src, dt.date(2024, 5, 1), dt.date(2024, 5, 4))
+    assert raw_rows(con) == [
+        ("o1", "c1", dt.datetime(2024, 5, 1, 9), 1.5, dt.date(2024, 5, 1)),
+        ("o2", "c2", dt.datetime(2024, 5, 2, 9), None, dt.date(2024, 5, 2))]
+    assert con.execute("select source_file, reason from quarantine").fetchall() == [
+        (str(tmp_path / "orders" / "2024-05-03.parquet"), "missing required field: customer")]
+    ((name, rows, reason),) = ingest.rejected_files(con, src)
+    assert (Path(name).name, rows) == ("2024-05-04.parquet", 0)
+    assert reason.startswith("cannot be read: ") and "column" not in reason
+
+
 def test_xes_event_log(tmp_path) -> None:
     (tmp_path / "log.xes").write_text("""<?xml version="1.0" encoding="UTF-8"?>
 <log xes.version="1.0">
