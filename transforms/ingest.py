@@ -930,46 +930,64 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, source: Source, files: list[P
 
         spark_ingest.stage_parquet(con, source, files)
         return
-    present = _parquet_fields(source, files)
+    present, names = _parquet_fields(source, files)
 
     def field_sql(path: str) -> str:
         parts = path.split(".")
         return "r." + ".".join(ident(p) for p in parts)
 
-    fields = ", ".join(
-        f"cast(null as VARCHAR) as {ident('s_' + c)}" if f not in present else
-        f"cast({field_sql(f)} as VARCHAR) as {ident('s_' + c)}"
-        if source.type_of(c) != "timestamp" else
-        f"case when typeof({field_sql(f)}) like 'TIMESTAMP%' "
-        f"then strftime(cast({field_sql(f)} as TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f') "
-        f"else cast({field_sql(f)} as VARCHAR) end as {ident('s_' + c)}"
-        for c, f in source.columns.items())
+    def field(c: str, f: str) -> str:
+        if f not in present:
+            return "cast(null as VARCHAR)"
+        x = field_sql(f)
+        if source.type_of(c) == "timestamp":
+            return (f"case when typeof({x}) like 'TIMESTAMP%' "
+                    f"then strftime(cast({x} as TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f') "
+                    f"else cast({x} as VARCHAR) end")
+        if source.type_of(c) == "json":  # a struct, list or map as JSON; a text as it is
+            return (f"case when typeof({x}) = 'VARCHAR' then cast({x} as VARCHAR) "
+                    f"else cast(to_json({x}) as VARCHAR) end")
+        return f"cast({x} as VARCHAR)"
+
+    fields = ", ".join(f"{field(c, f)} as {ident('s_' + c)}" for c, f in source.columns.items())
+    # the reader's virtual columns name the file and the row, out of the record's JSON; a file
+    # with its own `filename` column has the file's name under another, and one with its own
+    # `file_row_number` is refused by the option (a rejected file: no row is lost unseen)
+    record, file_col, options = "to_json(r)", "r.filename", ""
+    if "filename" in names:
+        record = "json_merge_patch(to_json(r), '{\"_oj_file\": null}')"
+        file_col, options = "r._oj_file", ", filename = '_oj_file'"
+    if "file_row_number" in names:
+        options += ", file_row_number = true"
     try:
         con.execute(f"""
             create or replace temp table _stage as
-            select r.filename as source_file, f.file_date, r.file_row_number + 1 as source_line,
-                   cast(to_json(r) as VARCHAR) as raw_record,
+            select {file_col} as source_file, f.file_date, r.file_row_number + 1 as source_line,
+                   cast({record} as VARCHAR) as raw_record,
                    cast(null as VARCHAR) as malformed, {fields}
-            from read_parquet(?, filename = true, file_row_number = true,
-                              union_by_name = true) r
-            join _files f on f.source_file = r.filename""", [[str(p) for p in files]])
+            from read_parquet(?, union_by_name = true{options}) r
+            join _files f on f.source_file = {file_col}""", [[str(p) for p in files]])
     except duckdb.Error as exc:
         raise UserError(_first_line(exc)) from None
 
 
-def _parquet_fields(source: Source, files: list[Path]) -> set[str]:
-    """The mapped fields (dotted paths into structs) some file of `files` holds, from their
-    footers. A file whose footer pyarrow cannot read counts as holding every field: DuckDB's
-    reader then decides (and a file it cannot read is rejected)."""
+def _parquet_fields(source: Source, files: list[Path]) -> tuple[set[str], set[str]]:
+    """The mapped fields (dotted paths into structs) some file of `files` holds, and the
+    top-level column names of the files, from their footers. A file whose footer pyarrow
+    cannot read counts as holding every field: DuckDB's reader then decides (and a file it
+    cannot read is rejected)."""
     import pyarrow.parquet as pq
 
     wanted = set(source.columns.values())
     found: set[str] = set()
+    names: set[str] = set()
     for path in files:
         try:
             schema = pq.read_schema(path)
         except (OSError, ValueError, pa.ArrowException):
-            return wanted
+            found = wanted
+            continue
+        names.update(schema.names)
         for field_path in wanted - found:
             kind: pa.Schema | pa.DataType = schema
             for part in field_path.split("."):
@@ -981,7 +999,7 @@ def _parquet_fields(source: Source, files: list[Path]) -> set[str]:
                 kind = kind.field(i).type
             else:
                 found.add(field_path)
-    return found
+    return found, names
 
 
 def _stage_xes(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import logging
 import re
 import shutil
 import tempfile
@@ -120,6 +121,13 @@ def session(*, master: str | None = None, remote: str | None = None,
         spark = builder.getOrCreate()
     if not remote:  # the run's own progress lines, not Spark's warnings, in the terminal
         spark.sparkContext.setLogLevel(LOG_LEVEL)
+    # PySpark logs each SQL or DataFrame error with its Java stack trace as JSON before
+    # raising it: the error is raised (and reported in one line) all the same
+    # (PySpark's own logger class: it logs with keyword arguments a plain Logger refuses)
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
     for key, value in REQUIRED_CONF.items():  # a session that already ran keeps its own
         spark.conf.set(key, value)
     return spark

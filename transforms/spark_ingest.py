@@ -32,7 +32,9 @@ duplicate keys (the check is then skipped); numbers are written back as Jackson 
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +73,47 @@ def stage_parquet(engine: Any, source: Source, files: list[Path]) -> None:
     """`_stage` of Parquet files read by Spark's Parquet reader (schemas merged by name, as
     DuckDB's `union_by_name`): the row's position in its file as its line, the row as JSON
     (Spark's `to_json`, nulls kept) for the quarantine, mapped fields (dotted paths into
-    structs) as text, timestamps written as DuckDB's stager writes them."""
+    structs) as text, timestamps written as DuckDB's stager writes them, a struct, list or
+    map mapped to a json column as its JSON. A file holding a column type Spark's reader
+    refuses (`_spark_refuses`: UUID, nanosecond timestamps, as pandas and DuckDB write them)
+    is read by pyarrow on the driver instead and handed over as Arrow, one file at a time."""
+    F = _functions()
+    refused = [p for p in files if _spark_refuses(p)]
+    native = [p for p in files if p not in refused]
+    parts = []
+    if native:
+        rows = engine.spark.read.option("mergeSchema", "true").parquet(
+            *[str(Path(p).absolute()) for p in native])
+        data = rows.columns
+        rows = (rows.select("*", F.col("_metadata.file_path").alias("_oj_uri"),
+                            (F.col("_metadata.row_index") + 1).alias("_oj_line"))
+                .join(F.broadcast(_uris(engine, native).withColumnRenamed("uri", "_oj_uri")
+                                  .withColumnRenamed("source_file", "_oj_file")), "_oj_uri"))
+        parts.append(_parquet_stage(source, rows, data))
+    for path in refused:
+        table = _spark_readable(path)
+        rows = engine.spark.createDataFrame(table.append_column(
+            "_oj_line", pa.array(range(1, table.num_rows + 1), pa.int64())))
+        parts.append(_parquet_stage(source, rows.withColumn("_oj_file", F.lit(str(path))),
+                                    table.column_names))
+    staged = parts[0]
+    for part in parts[1:]:
+        staged = staged.unionByName(part)
+    out = staged.join(engine.spark.table("_files"), "source_file").select(
+        "source_file", "file_date", "source_line", "raw_record",
+        F.lit(None).cast("string").alias("malformed"), *["s_" + c for c in source.columns])
+    engine.register_dataframe("_stage", out)
+
+
+def _parquet_stage(source: Source, rows: Any, data: list[str]) -> Any:
+    """(source_file, source_line, raw_record, s_<column>...) of Parquet rows: `data` their
+    columns, `_oj_file` and `_oj_line` the file and the row's 1-based position in it."""
     F = _functions()
     from pyspark.sql import types as T
 
-    rows = engine.spark.read.option("mergeSchema", "true").parquet(
-        *[str(Path(p).absolute()) for p in files])
     fields = []
     for c, f in source.columns.items():
-        kind: Any = rows.schema
+        kind: Any = T.StructType([x for x in rows.schema if x.name in data])
         for part in f.split("."):
             names = kind.fieldNames() if isinstance(kind, T.StructType) else []
             if part not in names:
@@ -93,18 +127,59 @@ def stage_parquet(engine: Any, source: Source, files: list[Path]) -> None:
         if source.type_of(c) == "timestamp" and isinstance(
                 kind, (T.TimestampType, T.TimestampNTZType)):
             col = F.date_format(col, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")
+        elif source.type_of(c) == "json" and isinstance(
+                kind, (T.StructType, T.ArrayType, T.MapType)):
+            col = F.to_json(col, {"ignoreNullFields": "false"})
         fields.append(col.cast("string").alias("s_" + c))
-    record = F.to_json(F.struct(*[F.col(_backquoted(n)) for n in rows.columns]),
+    record = F.to_json(F.struct(*[F.col(_backquoted(n)) for n in data]),
                        {"ignoreNullFields": "false"})
-    out = (rows.select(F.col("_metadata.file_path").alias("uri"),
-                       (F.col("_metadata.row_index") + 1).cast("bigint").alias("source_line"),
+    return rows.select(F.col("_oj_file").alias("source_file"),
+                       F.col("_oj_line").cast("bigint").alias("source_line"),
                        record.alias("raw_record"), *fields)
-           .join(F.broadcast(_uris(engine, files)), "uri")
-           .join(engine.spark.table("_files"), "source_file")
-           .select("source_file", "file_date", "source_line", "raw_record",
-                   F.lit(None).cast("string").alias("malformed"),
-                   *["s_" + c for c in source.columns]))
-    engine.register_dataframe("_stage", out)
+
+
+# Parquet logical types Spark's reader refuses ("Illegal Parquet type"), as pyarrow names them
+_REFUSED = {"UUID", "Float16", "Interval"}
+
+
+def _spark_refuses(path: Path) -> bool:
+    """Whether the file's schema holds a type Spark's Parquet reader refuses (a UUID, a
+    nanosecond timestamp). A footer pyarrow cannot read is Spark's to reject."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.ParquetFile(path).schema
+    except (OSError, ValueError, pa.ArrowException):
+        return False
+    for i in range(len(schema)):
+        logical = json.loads(schema.column(i).logical_type.to_json())
+        if logical.get("Type") in _REFUSED or logical.get("timeUnit") == "nanoseconds":
+            return True
+    return False
+
+
+def _spark_readable(path: Path) -> pa.Table:
+    """The file read by pyarrow, its top-level UUIDs as their text (as DuckDB casts them) and
+    nanosecond timestamps as microseconds (the stager writes microseconds on both engines)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    for i, field in enumerate(table.schema):
+        kind = field.type
+        if isinstance(kind, pa.BaseExtensionType):
+            kind = kind.storage_type
+        if pa.types.is_fixed_size_binary(kind) and kind.byte_width == 16:
+            storage = table.column(i)
+            if isinstance(field.type, pa.BaseExtensionType):
+                storage = pa.chunked_array([c.storage for c in storage.chunks], kind)
+            text = [None if b is None else str(uuid.UUID(bytes=b))
+                    for b in storage.to_pylist()]
+            table = table.set_column(i, field.name, pa.array(text, pa.string()))
+        elif pa.types.is_timestamp(kind) and kind.unit == "ns":
+            table = table.set_column(i, field.name, pc.cast(
+                table.column(i), pa.timestamp("us", kind.tz), safe=False))
+    return table
 
 
 def _backquoted(name: str) -> str:

@@ -15,6 +15,7 @@ import datetime as dt
 import gzip
 import json
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -278,8 +279,8 @@ PARQUET_SOURCE = """
     path: orders/*.parquet
     format: parquet
     columns: {order_id: order_id, customer: customer, placed: placed, amount: amount,
-              channel: meta.channel}
-    types: {placed: timestamp, amount: decimal}
+              channel: meta.channel, details: meta, ref: ref}
+    types: {placed: timestamp, amount: decimal, details: json}
     required: [order_id, customer, placed]
     event_time: placed
     id_columns: [order_id]
@@ -327,18 +328,24 @@ def _both(spark, config: Path, skip: dict[str, set[str]]) -> tuple[list, list, d
                                "from quarantine").to_pylist()
         raw = eng.query("select order_id, customer, placed, amount, channel "
                         "from raw_orders order by order_id").to_pylist()
+        details = (eng.query("select details, ref from raw_orders order by order_id").to_pylist()
+                   if "ref" in dict(eng.columns("raw_orders")) else None)
     finally:
         eng.close()
         duck.close()
     for stats, _rejected, problems in (on_duckdb, on_spark):
         assert problems == [] and all(s.reconciles for s in stats)
-    return on_duckdb, on_spark, {"quarantine": quarantine, "raw": raw}
+    return on_duckdb, on_spark, {"quarantine": quarantine, "raw": raw, "details": details}
+
+
+REF = uuid.UUID("12345678-9abc-4def-8123-456789abcdef")
 
 
 def test_parquet_files_give_the_same_rows_and_reasons_on_spark(spark, tmp_path: Path) -> None:
     """Parquet read by Spark's reader: native timestamps (with and without a time zone), a
     field inside a struct, a column one file lacks (schemas merged by name), missing required
-    values and a duplicate to quarantine, and a file with Parquet's markers but a corrupt
+    values and a duplicate to quarantine, a UUID and nanosecond timestamps (which Spark's
+    reader refuses: read by pyarrow), and a file with Parquet's markers but a corrupt
     footer, rejected alone. The quarantine's `raw_record` is each engine's JSON of the row, so
     it is compared as the values it holds."""
     orders = tmp_path / "orders"
@@ -353,10 +360,15 @@ def test_parquet_files_give_the_same_rows_and_reasons_on_spark(spark, tmp_path: 
         "amount": [1.25, 2.0, 3.0, 1.25],
         "meta": pa.array([{"channel": "app"}, {"channel": "web"}, None, {"channel": "app"}],
                          meta)}), orders / "2024-05-01.parquet")
-    pq.write_table(pa.table({   # naive timestamps, no amount column
+    pq.write_table(pa.table({   # no amount column; types Spark's reader refuses
         "order_id": ["o4"], "customer": ["c4"],
-        "placed": pa.array([dt.datetime(2024, 5, 2, 8)], pa.timestamp("ms")),
-        "meta": pa.array([{"channel": "web"}], meta)}), orders / "2024-05-02.parquet")
+        "placed": pa.array([dt.datetime(2024, 5, 2, 8)], pa.timestamp("ns")),
+        "meta": pa.array([{"channel": "web"}], meta),
+        "ref": pa.array([REF.bytes], pa.uuid())}), orders / "2024-05-02.parquet")
+    pq.write_table(pa.table({   # naive millisecond timestamps
+        "order_id": ["o5"], "customer": ["c5"],
+        "placed": pa.array([dt.datetime(2024, 5, 2, 9, 30)], pa.timestamp("ms"))}),
+        orders / "2024-05-02b.parquet")
     (orders / "2024-05-03.parquet").write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
     _, on_spark, seen = _both(spark, _one_source(tmp_path, PARQUET_SOURCE),
                               {"quarantine": {"raw_record"}, "rejected_files": {"reason"}})
@@ -364,7 +376,11 @@ def test_parquet_files_give_the_same_rows_and_reasons_on_spark(spark, tmp_path: 
         {"order_id": "o1", "customer": "c1", "placed": dt.datetime(2024, 5, 1, 9, 0, 0, 500000),
          "amount": Decimal("1.25"), "channel": "app"},
         {"order_id": "o4", "customer": "c4", "placed": dt.datetime(2024, 5, 2, 8),
-         "amount": None, "channel": "web"}]
+         "amount": None, "channel": "web"},
+        {"order_id": "o5", "customer": "c5", "placed": dt.datetime(2024, 5, 2, 9, 30),
+         "amount": None, "channel": None}]
+    assert [(d["details"] and json.loads(d["details"]), d["ref"]) for d in seen["details"]] == [
+        ({"channel": "app"}, None), ({"channel": "web"}, str(REF)), (None, None)]
     by = {(Path(r["source_file"]).name, r["source_line"]): r for r in seen["quarantine"]}
     assert by[("2024-05-01.parquet", 2)]["reason"] == "missing required field: customer"
     assert by[("2024-05-01.parquet", 3)]["reason"] == "missing required field: placed"
@@ -377,7 +393,7 @@ def test_parquet_files_give_the_same_rows_and_reasons_on_spark(spark, tmp_path: 
     reason = rejected[0][2]
     assert reason.startswith("cannot be read: ") and "footer" in reason, reason
     assert not any(w in reason for w in ("org.apache", "Exception", "SQLSTATE", "\n")), reason
-    assert sum(s.rows_read for s in stats) == 5
+    assert sum(s.rows_read for s in stats) == 6
 
 
 def test_xes_logs_give_the_same_rows_and_reasons_on_spark(spark, tmp_path: Path) -> None:

@@ -188,6 +188,68 @@ def test_a_parquet_file_lacking_a_field_has_nulls_whichever_files_are_read_with_
     assert reason.startswith("cannot be read: ") and "column" not in reason
 
 
+def test_a_parquet_struct_or_list_mapped_to_a_json_column_loads_as_its_json(tmp_path) -> None:
+    """A json column from Parquet: a struct or a list is its JSON, a text field holding JSON
+    text stays that text (as a JSON-lines field would give them)."""
+    (tmp_path / "orders").mkdir()
+    placed = pa.array([dt.datetime(2024, 5, 1, 9)], pa.timestamp("us"))
+    pq.write_table(pa.table({"order_id": ["o1"], "customer": ["c1"], "placed": placed,
+                             "props": [{"a": 1, "b": "x"}], "tags": [[1, 2]]}),
+                   tmp_path / "orders" / "2024-05-01.parquet")
+    pq.write_table(pa.table({"order_id": ["o2"], "customer": ["c2"], "placed": placed,
+                             "props": ['{"c": 2}'], "tags": ["[]"]}),
+                   tmp_path / "orders" / "2024-05-02.parquet")
+    source = """
+  orders:
+    path: orders/*.parquet
+    format: parquet
+    columns: {order_id: order_id, customer: customer, placed: placed, props: props, tags: tags}
+    types: {placed: timestamp, props: json, tags: json}
+    event_time: placed
+    id_columns: [order_id]
+    event: {event_name: {default: order_placed}, customer: customer}
+"""
+    cfg = load_config(project(tmp_path, source))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    ingest.load_range(con, cfg.sources["orders"], dt.date(2024, 5, 1), dt.date(2024, 5, 2))
+    got = con.execute("select order_id, cast(props as VARCHAR), cast(tags as VARCHAR) "
+                      "from raw_orders order by order_id").fetchall()
+    assert [(o, json.loads(p), json.loads(t)) for o, p, t in got] == [
+        ("o1", {"a": 1, "b": "x"}, [1, 2]), ("o2", {"c": 2}, [])]
+    assert con.execute("select count(*) from quarantine").fetchone() == (0,)
+
+
+def test_a_parquet_record_is_its_own_columns_even_one_named_filename(tmp_path) -> None:
+    """The quarantine's record holds the file's columns only (not the reader's file name and
+    row number); a file with its own `filename` column keeps it and is still named right;
+    one with its own `file_row_number` is a rejected file with the reason, not lost rows."""
+    (tmp_path / "orders").mkdir()
+    placed = pa.array([dt.datetime(2024, 5, 1, 9), None], pa.timestamp("us"))
+    pq.write_table(pa.table({"order_id": ["o1", "o2"], "customer": ["c1", "c2"],
+                             "placed": placed, "filename": ["upload.png", "cv.pdf"]}),
+                   tmp_path / "orders" / "2024-05-01.parquet")
+    pq.write_table(pa.table({"order_id": ["o3"], "customer": ["c3"], "placed": placed[:1],
+                             "file_row_number": [9]}),
+                   tmp_path / "orders" / "2024-05-02.parquet")
+    con, stats = load_all(orders(tmp_path, "orders/*.parquet", fmt="parquet"))
+    first = str(tmp_path / "orders" / "2024-05-01.parquet")
+    assert raw_rows(con) == [("o1", "c1", dt.datetime(2024, 5, 1, 9), None,
+                              dt.date(2024, 5, 1))]
+    assert con.execute("select source_file, source_line from raw_orders").fetchall() == [
+        (first, 1)]
+    source_file, line, raw, reason = con.execute(
+        "select source_file, source_line, raw_record, reason from quarantine").fetchone()
+    assert (source_file, line, reason) == (first, 2, "missing required field: placed")
+    assert json.loads(raw) == {"order_id": "o2", "customer": "c2", "placed": None,
+                               "filename": "cv.pdf"}
+    ((name, rows, why),) = ingest.rejected_files(
+        con, load_config(tmp_path / "sources.yaml").sources["orders"])
+    assert (Path(name).name, rows) == ("2024-05-02.parquet", 1)
+    assert "file_row_number" in why and why.startswith("cannot be read: ")
+    assert sum(s.rows_read for s in stats) == 2
+
+
 def test_xes_event_log(tmp_path) -> None:
     (tmp_path / "log.xes").write_text("""<?xml version="1.0" encoding="UTF-8"?>
 <log xes.version="1.0">
