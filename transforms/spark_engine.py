@@ -73,6 +73,10 @@ LOG_LEVEL = "FATAL"
 # driver Java options
 _LOG4J2 = f"""\
 rootLogger.level = {LOG_LEVEL.lower()}
+# (PySpark is a "shell" to Spark: without a logger of its own configured for the shell's
+# class, under org, Spark sets the root to WARN at start and says so)
+logger.org.name = org
+logger.org.level = {LOG_LEVEL.lower()}
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
 appender.console.name = console
