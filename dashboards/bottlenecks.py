@@ -158,8 +158,7 @@ def _bottleneck(ctx: Context, combo: scope.Combination) -> Safe:
     k: entered = went on, the row before = reached first)."""
     div_id = ctx.div_id(SLUG, "dropout")
     who = "" if ctx.segment == ALL_CUSTOMERS else f" of {ctx.segment_name()}"
-    df = (ctx.wh.df("select * from period_funnel where period_days = ? and segment = ? and "
-                    "segment_value = ? order by stage_index", [ctx.period_days, *ctx.segment])
+    df = (ctx.wh.scope_rows("period_funnel", ctx.period_days, ctx.segment, "stage_index")
           if ctx.wh.has("period_funnel") and "segment" in ctx.wh.columns("period_funnel")
           else pd.DataFrame())
     if df.empty:

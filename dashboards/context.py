@@ -117,11 +117,9 @@ class Context:
         periods = pd.DataFrame()
         if self.wh.has("period_figures"):
             if "segment" in self.wh.columns("period_figures"):
-                periods = self.wh.df("select * from period_figures where period_days = ? "
-                                     "and segment = ? and segment_value = ?", [days, *seg])
+                periods = self.wh.scope_rows("period_figures", days, seg)
             elif seg == ALL_CUSTOMERS:  # a warehouse from before the segment breakdown
-                periods = self.wh.df("select * from period_figures where period_days = ?",
-                                     [days])
+                periods = self.wh.scope_rows("period_figures", days)
         return replace(self, period_days=days, periods=periods, segment=seg)
 
     def segment_name(self, segment: tuple[str, str] | None = None) -> str:

@@ -16,6 +16,7 @@ import duckdb
 import pandas as pd
 
 from transforms.settings import read_settings
+from transforms.sqlutil import ident
 from transforms.tables import SKIPPED_TABLE, list_tables, table_columns
 
 # Which command produces a table, for the "not available: run X" notes.
@@ -49,6 +50,7 @@ class Warehouse:
         self.con = con
         self._tables = list_tables(con)
         self._columns: dict[str, set[str]] = {}
+        self._scopes: dict[tuple[str, str | None], tuple[dict, pd.DataFrame]] = {}
         # tables the run left out because the data cannot fill them, with the reason
         self.skipped: dict[str, str] = dict(con.execute(
             f"select table_name, reason from {SKIPPED_TABLE}").fetchall()
@@ -80,6 +82,27 @@ class Warehouse:
 
     def df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         return self.con.execute(sql, list(params or [])).df()
+
+    def scope_rows(self, table: str, period_days: int, segment: tuple[str, str] | None = None,
+                   order_by: str | None = None) -> pd.DataFrame:
+        """The rows of a table kept per (period_days[, segment, segment_value]) — period_figures,
+        period_funnel — for one scope of the pickers (`segment` None: by period alone), in
+        `order_by` column's order. The table is read once and grouped in memory: a page of a
+        hundred scopes costs one query, not one per scope (on Spark each query costs a
+        planning round trip)."""
+        key = (table, order_by)
+        if key not in self._scopes:
+            sql = f"select * from {ident(table)}"
+            if order_by is not None:
+                sql += f" order by {ident(order_by)}"
+            rows = self.df(sql)
+            by = ["period_days", *(("segment", "segment_value") if segment else ())]
+            groups = {k: g.reset_index(drop=True)
+                      for k, g in rows.groupby(by, sort=False, dropna=False)}
+            self._scopes[key] = (groups, rows.iloc[0:0])
+        groups, empty = self._scopes[key]
+        found = groups.get((period_days, *(segment or ())), empty)
+        return found.copy()
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         row = self.con.execute(sql, list(params or [])).fetchone()

@@ -150,12 +150,9 @@ def _funnel_rows(ctx: Context) -> tuple[pd.DataFrame, str]:
     who = "journeys" if ctx.segment == ALL_CUSTOMERS else f"journeys of {ctx.segment_name()}"
     if wh.has("period_funnel") and ctx.period_days:
         if "segment" in wh.columns("period_funnel"):
-            df = wh.df("select * from period_funnel where period_days = ? and segment = ? "
-                       "and segment_value = ? order by stage_index",
-                       [ctx.period_days, *ctx.segment])
+            df = wh.scope_rows("period_funnel", ctx.period_days, ctx.segment, "stage_index")
         else:
-            df = wh.df("select * from period_funnel where period_days = ? "
-                       "order by stage_index", [ctx.period_days])
+            df = wh.scope_rows("period_funnel", ctx.period_days, order_by="stage_index")
         if not df.empty and df["entered"].iloc[0] > 0:
             return df, (f"{who} entering {pd.Timestamp(df['first_cohort'].iloc[0]):%d %b} – "
                         f"{pd.Timestamp(df['last_cohort'].iloc[0]):%d %b %Y} whose conversion "
