@@ -32,6 +32,8 @@ class Context:
     settings: dict[str, object] = field(default_factory=dict)
     periods: pd.DataFrame = field(default_factory=pd.DataFrame)
     segment: tuple[str, str] = ALL_CUSTOMERS
+    # figure name -> its first row in `periods` (filled by `figure`, reset by `with_period`)
+    _figure_rows: dict[str, pd.Series] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def read(cls, wh: Warehouse, *, period_days: int | None,
@@ -74,8 +76,12 @@ class Context:
         """The `period_figures` row of one figure for the selected period length."""
         if self.periods.empty:
             return None
-        rows = self.periods[self.periods["figure"] == name]
-        return None if rows.empty else rows.iloc[0]
+        if self._figure_rows is None:  # (a page asks for each figure once per scope)
+            first: dict[str, int] = {}
+            for i, figure in enumerate(self.periods["figure"]):
+                first.setdefault(figure, i)
+            self._figure_rows = {f: self.periods.iloc[i] for f, i in first.items()}
+        return self._figure_rows.get(name)
 
     def period_label(self) -> str:
         row = self.figure("new_customers")
@@ -120,7 +126,7 @@ class Context:
                 periods = self.wh.scope_rows("period_figures", days, seg)
             elif seg == ALL_CUSTOMERS:  # a warehouse from before the segment breakdown
                 periods = self.wh.scope_rows("period_figures", days)
-        return replace(self, period_days=days, periods=periods, segment=seg)
+        return replace(self, period_days=days, periods=periods, segment=seg, _figure_rows=None)
 
     def segment_name(self, segment: tuple[str, str] | None = None) -> str:
         """'All customers' or 'platform = ios'."""
