@@ -50,7 +50,7 @@ class Warehouse:
         self.con = con
         self._tables = list_tables(con)
         self._columns: dict[str, set[str]] = {}
-        self._scopes: dict[tuple[str, str | None], tuple[dict, pd.DataFrame]] = {}
+        self._scopes: dict[tuple[str, str | None, bool], tuple[dict, pd.DataFrame]] = {}
         # tables the run left out because the data cannot fill them, with the reason
         self.skipped: dict[str, str] = dict(con.execute(
             f"select table_name, reason from {SKIPPED_TABLE}").fetchall()
@@ -90,7 +90,7 @@ class Warehouse:
         `order_by` column's order. The table is read once and grouped in memory: a page of a
         hundred scopes costs one query, not one per scope (on Spark each query costs a
         planning round trip)."""
-        key = (table, order_by)
+        key = (table, order_by, segment is not None)
         if key not in self._scopes:
             sql = f"select * from {ident(table)}"
             if order_by is not None:
