@@ -81,13 +81,19 @@ def _ref_sql(ref: ColumnRef, source: Source, sql_type: str, p: Params) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
+# a path's file name (after its last / or \), as DuckDB's parse_filename gives it, in a
+# pattern both engines' regexp_extract read alike (a parameter: no escaping in SQL text)
+FILE_NAME_PATTERN = r"[^/\\]*$"
+
+
 def _records_sql(source: Source, schema: EventsSchema, p: Params) -> str:
     """One source's raw rows as event records: core columns, the source's own customer, and
     every events attribute column (NULL where the source does not fill it)."""
     ev = source.event
     ids = (", ".join(f"cast(r.{ident(c)} as varchar)" for c in source.id_columns)
            if source.id_columns else  # no record id: the file's name and the line
-           "parse_filename(r.source_file), cast(r.source_line as varchar)")
+           f"regexp_extract(r.source_file, {p.add(FILE_NAME_PATTERN)}, 0), "
+           "cast(r.source_line as varchar)")
     name = _ref_sql(ev.event_name, source, "VARCHAR", p)
     if ev.event_name_prefix:
         name = f"{p.add(ev.event_name_prefix)} || {name}"

@@ -647,8 +647,10 @@ def _stage_metrics_sql(con: duckdb.DuckDBPyConnection, jmap: JourneyMap,
     if segments:
         columns += ", row_order"
     if persona:
+        # (only tables the warehouse has: a cut of a missing one is a CTE Spark's analyser
+        # refuses even unread, e.g. booking_outcomes of a log without bookings)
         own = _persona_ctes(con, jmap, p, used | {r for _, (_, rs) in ctes.items()
-                                                            for r in rs if r in tables})
+                                                            for r in rs if r in tables & have})
         cut = []
         for n, sql in with_parts:
             if n not in _PER_CUSTOMER_CTES:

@@ -228,3 +228,36 @@ def test_json_values_are_json_text_on_spark() -> None:
     """Spark has no JSON type: a cast to DuckDB's JSON is a cast to STRING (the same text)."""
     assert to_spark("select cast(x as json) as j, y::json from t") == \
         "SELECT CAST(x AS STRING) AS j, CAST(y AS STRING) FROM t"
+
+
+def test_events_of_a_source_without_record_ids_transpile(tmp_path) -> None:
+    """A source without `id_columns` (an XES log, most process logs) names its events by file
+    name and line, which the sample never does: that SQL runs on Spark too (DuckDB's
+    parse_filename does not), and the file name is the path's last part on both engines."""
+    import duckdb
+
+    from transforms.events import FILE_NAME_PATTERN, _records_sql
+    from transforms.sources import load_config
+    from transforms.sqlutil import Params
+
+    (tmp_path / "log.xes").write_text("<log/>")
+    (tmp_path / "sources.yaml").write_text("""
+warehouse: wh.duckdb
+journey_map: map.yaml
+events: {columns: {}}
+sources:
+  tickets:
+    path: log.xes
+    format: xes
+    columns: {case_id: "case:concept:name", activity: "concept:name", ts: "time:timestamp"}
+    types: {ts: timestamp}
+    event_time: ts
+    event: {event_name: activity, customer: case_id}
+""")
+    cfg = load_config(tmp_path / "sources.yaml")
+    source = cfg.sources["tickets"]
+    assert not source.id_columns
+    to_spark(_records_sql(source, cfg.events, Params()), caller="events")  # raises if not
+    assert duckdb.execute("select regexp_extract(?, ?, 0)",
+                          ["/exports/2026/log.xes.gz", FILE_NAME_PATTERN]).fetchone() == (
+        "log.xes.gz",)
