@@ -3,6 +3,7 @@
 - the Monte Carlo decision per replicate (`_exceeding`: cutoffs on each window's successes)
   against scoring every window of every replicate by its LLR (`_max_llr`);
 - the Monte Carlo p-value against the sequential procedure written out with that scoring;
+- the Monte Carlo cut short (`enough`) against the full one, and the scan's p-values with it;
 - the series read in one query per column (`_series_list`) against counts made in pandas;
 - the cutoff search (`_last_true`) against a linear search.
 """
@@ -25,6 +26,8 @@ from transforms.findings import (
     _last_true,
     _max_llr,
     _monte_carlo_p,
+    _scan_series,
+    _Series,
     _series_list,
     _spans,
 )
@@ -99,6 +102,60 @@ def test_monte_carlo_p_is_the_sequential_p_value_of_the_same_draws(seed):
         p = _monte_carlo_p(n, x, stat, windows, seed)
         assert p == _sequential_p(n, x, stat, windows, seed)
         assert p == _monte_carlo_p(n, x, stat, windows, seed)  # the same seed, the same p
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_monte_carlo_cut_short_is_exact_below_enough_and_a_lower_bound_above(seed):
+    rng = np.random.default_rng(40 + seed)
+    n, x = _series(rng, int(rng.integers(60, 366)))
+    windows = _eligible(n, np.zeros(len(n), dtype=bool), x.sum() / n.sum(),
+                        max_len=min(60, len(n) // 2), min_attempts=20, min_expected=1.0,
+                        steps=True)
+    if not windows:
+        pytest.skip("no eligible window")
+    observed = float(_max_llr(x, float(n.sum()), windows)[0][0])
+    seen = set()
+    # the series' own largest LLR (mostly significant), less, and an LLR that the largest of
+    # nearly every replicate reaches (far from significant: the draws are cut short)
+    for stat in (observed, observed * 0.8, 2.0):
+        exact = _sequential_p(n, x, stat, windows, seed)
+        for enough in (0.001, 0.01, 0.025, 0.2):
+            got = _monte_carlo_p(n, x, stat, windows, seed, enough=enough)
+            if exact < enough:
+                assert got == exact, (stat, enough)
+            else:  # cut short: a bound between enough and the exact value
+                assert enough <= got <= exact, (stat, enough, got, exact)
+            seen.add(exact < enough)
+    assert False in seen  # some were cut short
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scan_p_values_with_the_cut_short_monte_carlo_settle_as_the_full_one(seed, monkeypatch):
+    # what the scan reports: the same windows, p-values and Bonferroni factors; p_scan the
+    # same wherever it is below alpha (the only p_scan values a finding or an adjusted
+    # p-value of one depends on), and at least alpha where the full one is too
+    import transforms.findings as findings_module
+
+    rng = np.random.default_rng(70 + seed)
+    days = int(rng.integers(90, 366))
+    n, x = _series(rng, days)
+    start = dt.date(2025, 1, 1)
+    series = _Series("a", "b", (), [start + dt.timedelta(days=i) for i in range(days)], n, x)
+    kw = dict(alpha=0.05, max_window_days=60, min_attempts=20, min_share=0.005,
+              min_expected=1.0, max_windows=3)
+    fast = _scan_series(series, **kw)
+    full_mc = findings_module._monte_carlo_p
+    monkeypatch.setattr(findings_module, "_monte_carlo_p",
+                        lambda *a, enough=0.0: full_mc(*a))
+    full = _scan_series(series, **kw)
+    assert len(fast) == len(full)
+    for a, b in zip(fast, full, strict=True):
+        assert (a.kind, a.start, a.end, a.nw, a.xw, a.p_value) == \
+               (b.kind, b.start, b.end, b.nw, b.xw, b.p_value)
+        if b.p_scan < 0.05:
+            assert a.p_scan == b.p_scan
+        else:
+            assert a.p_scan >= 0.05
 
 
 def test_last_true_finds_the_last_point_of_a_monotone_predicate():
