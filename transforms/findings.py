@@ -816,7 +816,30 @@ def _testable(nw: int, xw: int, no: int, xo: int, *, min_n: int, min_expected: f
 # --------------------------------------------------------------------------- segment vs the rest
 
 
-def _segment_tests(con: duckdb.DuckDBPyConnection, src: str, spans: dict,
+class _ByTransition:
+    """Per transition, its attempts in a temp table of their own, made on first use: the many
+    counts of the segment tests and of the explained findings (a few hundred queries on a
+    large log) each read one transition's rows instead of filtering the whole table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+        self.con, self.src, self.tables = con, src, {}
+
+    def __call__(self, f: str, t: str) -> str:
+        if (f, t) not in self.tables:
+            name = ident(f"_findings_attempts_{len(self.tables)}")
+            self.con.execute(f"create or replace temp table {name} as "
+                             f"select * from {self.src} where {_transition_sql(f, t)}")
+            self.tables[(f, t)] = name
+        return self.tables[(f, t)]
+
+    def drop(self) -> None:
+        for name in self.tables.values():
+            self.con.execute(f"drop table if exists {name}")
+        self.tables.clear()
+
+
+
+def _segment_tests(con: duckdb.DuckDBPyConnection, parts: _ByTransition, spans: dict,
                    columns: Sequence[Sequence[str]], *, only: dict | None = None,
                    min_attempts: int, min_share: float, min_expected: float) -> list[_Test]:
     """Each value (or pair of values) of `columns` (each item: one column, or two) against the
@@ -825,6 +848,7 @@ def _segment_tests(con: duckdb.DuckDBPyConnection, src: str, spans: dict,
     when one of its two values is in the transition's set."""
     out: list[_Test] = []
     for (f, t), (first, last) in spans.items():
+        src = parts(f, t)
         total = con.execute(f"select count(*) from {src} where {_transition_sql(f, t)} "
                             f"and {_days_sql(first, last)}").fetchone()[0]
         min_n = max(min_attempts, math.ceil(min_share * total))
@@ -926,13 +950,14 @@ def _level_explains(con: duckdb.DuckDBPyConnection, src: str, b: Finding, a: Fin
     return _fisher(xw, nw, xo, no) * max(1.0, factor) >= alpha
 
 
-def _drop_explained(con: duckdb.DuckDBPyConnection, src: str, findings: list[Finding],
-                    spans: dict, **kw: float) -> list[Finding]:
+def _drop_explained(con: duckdb.DuckDBPyConnection, parts: _ByTransition,
+                    findings: list[Finding], spans: dict, **kw: float) -> list[Finding]:
     """The findings, in rank order, without those another kept finding explains (module
     docstring, step 6)."""
     kept: list[Finding] = []
     for b in findings:
         span = spans[(b.from_step, b.to_step)]
+        src = parts(b.from_step, b.to_step)
         keep = True
         for a in list(kept):
             if (a.from_step, a.to_step) != (b.from_step, b.to_step):
@@ -998,7 +1023,24 @@ def find_changes(
                                min_attempts=min_attempts, min_share=min_share,
                                min_expected=min_expected, max_windows=max_windows)
     limits = dict(min_attempts=min_attempts, min_share=min_share, min_expected=min_expected)
-    tested += _segment_tests(con, src, spans, [[c] for c in compare], **limits)
+    parts = _ByTransition(con, src)
+    try:
+        return _tested_findings(con, parts, spans, tested, compare, alpha=alpha,
+                                explain=explain, **limits)
+    finally:
+        parts.drop()
+
+
+def _tested_findings(con: duckdb.DuckDBPyConnection, parts: _ByTransition, spans: dict,
+                     tested: list[_Test], compare: list[str], *, alpha: float, explain: bool,
+                     min_attempts: int, min_share: float, min_expected: float
+                     ) -> list[Finding]:
+    """Steps 4-7 of the module docstring after the scans' `tested`: the segment tests, the
+    FDR, the explained findings dropped, ranked."""
+    from statsmodels.stats.multitest import multipletests
+
+    limits = dict(min_attempts=min_attempts, min_share=min_share, min_expected=min_expected)
+    tested += _segment_tests(con, parts, spans, [[c] for c in compare], **limits)
     if len(compare) > 1 and tested:
         # drill down: pairs of values under a value that is significantly worse on its own
         _, p_adj, _, _ = multipletests([t.p_scan for t in tested], method="fdr_bh")
@@ -1008,7 +1050,7 @@ def find_changes(
                 parents.setdefault((t.from_step, t.to_step), set()).add(t.group[0])
         if parents:
             pairs = [[a, b] for i, a in enumerate(compare) for b in compare[i + 1:]]
-            tested += _segment_tests(con, src, spans, pairs, only=parents, **limits)
+            tested += _segment_tests(con, parts, spans, pairs, only=parents, **limits)
     if not tested:
         return []
     _, p_adj, _, _ = multipletests([t.p_scan for t in tested], method="fdr_bh")
@@ -1032,7 +1074,7 @@ def find_changes(
             end_ts=t.end if hours else None))
     findings.sort(key=_rank_key)
     if explain:
-        findings = _drop_explained(con, src, findings, spans, alpha=alpha,
+        findings = _drop_explained(con, parts, findings, spans, alpha=alpha,
                                    min_attempts=min_attempts, min_expected=min_expected)
     return findings
 
