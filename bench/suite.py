@@ -49,7 +49,10 @@ The parts:
   --daily-customers-per-day), the first H days loaded by one `journeys run --end`, then the
   measured run: what the daily schedule does on the next morning for the new day
   (pipelines/defs/ingest/schedules.py `refresh_range`: the new day and the late_days before
-  it, then everything downstream). Its ratio is to the shortest history's run.
+  it, then everything downstream), --daily-repeat times (default 3) from the same snapshot,
+  the lengths interleaved; the table shows the medians (this machine's speed drifts by a
+  third between minutes) and each step's median wall. Its ratio is to the shortest
+  history's median.
 
 It prints one table (CPU s, wall s, peak RSS, ratios to the floor of the same size) and writes
 the same rows as JSON (--json, default WORKDIR/suite.json), with the load average before and
@@ -62,6 +65,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import re
 import shutil
@@ -69,6 +73,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from bench import funnel as funnel_bench
 from bench import mining as mining_bench
@@ -536,11 +542,17 @@ def bench_size(label: str, events: int, args: argparse.Namespace, report: Report
 
 
 def bench_daily(days_list: list[int], args: argparse.Namespace, report: Report) -> None:
+    """The daily scenario: per history length, the history loaded once (kept as a snapshot of
+    its warehouse and Dagster instance), then the next morning's run from that snapshot,
+    `--daily-repeat` times, the lengths interleaved (30, 365, 30, 365, ...) so that a drift
+    of the machine's speed touches each alike. A row per length gives the median CPU and wall
+    of its runs (every run's CPU in the note), its ratio the median's to the shortest
+    history's median; a row per step its median wall, against the shortest history's."""
     from pipelines.defs.ingest.schedules import refresh_range
     from transforms.project import load_project
 
     per_day = args.daily_customers_per_day
-    base: Measurement | None = None
+    ready: dict[int, tuple[Path, Path, dt.date, dt.date]] = {}
     for days in sorted(days_list):
         label = f"daily {days}d"
         root = args.workdir / "daily" / f"{days}d_{per_day}"
@@ -568,20 +580,52 @@ def bench_daily(days_list: list[int], args: argparse.Namespace, report: Report) 
             shutil.rmtree(root / "history_dagster_home", ignore_errors=True)
             shutil.copytree(root / "dagster_home", root / "history_dagster_home")
             history_key.write_text(json.dumps(key))
-        # the state right after the history run: its warehouse and its Dagster instance
-        shutil.rmtree(root / "dagster_home", ignore_errors=True)
-        shutil.copytree(root / "history_dagster_home", root / "dagster_home")
-        warehouse.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(snapshot, warehouse)
-        m = journeys_run(root, config, "run_daily.log", "--start", first.isoformat(),
-                         "--end", last.isoformat(), fresh=False)
-        if m.exit_code:
-            report.failures.append(f"{label}: daily run failed, see {m.log}")
+        ready[days] = (root, config, first, last)
+
+    runs: dict[int, list[Measurement]] = {d: [] for d in ready}
+    for k in range(args.daily_repeat):
+        for days, (root, config, first, last) in ready.items():
+            # the state right after the history run: its warehouse and its Dagster instance
+            shutil.rmtree(root / "dagster_home", ignore_errors=True)
+            shutil.copytree(root / "history_dagster_home", root / "dagster_home")
+            warehouse = root / "warehouse" / "journeys.duckdb"
+            warehouse.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / "history.duckdb", warehouse)
+            m = journeys_run(root, config, f"run_daily_{k + 1}.log", "--start",
+                             first.isoformat(), "--end", last.isoformat(), fresh=False)
+            if m.exit_code:
+                report.failures.append(f"daily {days}d: daily run failed, see {m.log}")
+                continue
+            runs[days].append(m)
+
+    def median(values: list[float]) -> float:
+        return float(np.median(values)) if values else math.nan
+
+    base_cpu = base_steps = None
+    for days, ms in runs.items():
+        if not ms:
             continue
-        base = base or m
-        row = _row(label, f"daily run after {days} days ({first} … {last})", m, None,
-                   f"{m.cpu_s / base.cpu_s:.2f}x the {min(days_list)}-day run (CPU)")
-        report.rows.append(row)
+        root, _, first, last = ready[days]
+        cpu, wall = median([m.cpu_s for m in ms]), median([m.wall_s for m in ms])
+        steps: dict[str, list[float]] = {}
+        for m in ms:
+            for st in run_steps(m.log.read_text()):
+                steps.setdefault(st["step"], []).append(st["wall_s"])
+        step_wall = {name: median(v) for name, v in steps.items()}
+        if base_cpu is None:
+            base_cpu, base_steps = cpu, step_wall
+        label = f"daily {days}d"
+        every = " / ".join(f"{m.cpu_s:.1f}" for m in ms)
+        report.rows.append(Row(
+            label, f"daily run after {days} days ({first} … {last})", round(cpu, 2),
+            round(wall, 2), round(max(m.peak_rss_mib for m in ms)),
+            note=f"{cpu / base_cpu:.2f}x the {min(runs)}-day run (median CPU of {len(ms)} "
+                 f"runs: {every})"))
+        for name, w in step_wall.items():
+            was = base_steps.get(name)
+            report.rows.append(Row(label, f"  step {name}", None, round(w, 2), None,
+                                   note=f"{min(runs)}-day run: {was:.1f} s" if was is not None
+                                   and days != min(runs) else ""))
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--daily-days", default="30,90,365",
                    help="history lengths of the daily scenario, comma-separated; '' skips it")
     p.add_argument("--daily-customers-per-day", type=int, default=50)
+    p.add_argument("--daily-repeat", type=int, default=3,
+                   help="runs of each daily scenario, interleaved; the table shows medians")
     p.add_argument("--no-replay", action="store_true",
                    help="skip token replay in the mining comparison (both sides)")
     p.add_argument("--input-format", choices=INPUT_FORMATS, default=None,
@@ -641,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         daily = [int(d) for d in args.daily_days.split(",") if d.strip()]
     except (argparse.ArgumentTypeError, ValueError) as exc:
         p.error(str(exc))
+    if args.daily_repeat < 1:
+        p.error(f"--daily-repeat {args.daily_repeat}: at least 1 run per history length")
     args.workdir = args.workdir.resolve()
     args.workdir.mkdir(parents=True, exist_ok=True)
     report = Report()

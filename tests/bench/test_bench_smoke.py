@@ -19,8 +19,9 @@ SIZE = "10k"
 def test_suite_runs_every_part_and_checks_identity(tmp_path: Path) -> None:
     out = tmp_path / "suite.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--size", SIZE, "--daily-days", "3",
-         "--daily-customers-per-day", "10", "--workdir", str(tmp_path / "work"),
+        [sys.executable, "-m", "bench.suite", "--size", SIZE, "--daily-days", "3,4",
+         "--daily-customers-per-day", "10", "--daily-repeat", "2",
+         "--workdir", str(tmp_path / "work"),
          "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -34,8 +35,19 @@ def test_suite_runs_every_part_and_checks_identity(tmp_path: Path) -> None:
     steps = {w.split()[1] for w in works if w.startswith("  step ")}
     assert {"raw_clickstream", "raw_bookings", "raw_payments", "events", "journeys",
             "mining_log", "dashboard"} <= steps
-    daily = [r for r in report["rows"] if r["size"] == "daily 3d"]
-    assert len(daily) == 1 and daily[0]["work"].startswith("daily run after 3 days")
+    # the daily scenario: per history length one row of medians over the repeated runs
+    # (every run's CPU in its note), then its steps; the ratio is to the shortest history
+    for days in (3, 4):
+        daily = [r for r in report["rows"] if r["size"] == f"daily {days}d"]
+        assert daily[0]["work"].startswith(f"daily run after {days} days")
+        assert "median CPU of 2 runs" in daily[0]["note"]
+        assert {r["work"].split()[1] for r in daily[1:]} >= {"events", "findings", "dashboard"}
+        assert all(r["work"].startswith("  step ") and r["wall_s"] >= 0 for r in daily[1:])
+    ratio = float(report["rows"][[r["size"] for r in report["rows"]].index("daily 4d")]
+                  ["note"].split("x")[0])
+    short = next(r for r in report["rows"] if r["size"] == "daily 3d")
+    longer = next(r for r in report["rows"] if r["size"] == "daily 4d")
+    assert ratio == pytest.approx(longer["cpu_s"] / short["cpu_s"], abs=0.01)
     # measured rows have all three figures; the floor is the reference of its size
     for r in report["rows"]:
         if not r["work"].startswith("  "):
