@@ -163,6 +163,7 @@ def _loads_figure(df: pd.DataFrame, grain: str) -> go.Figure:
         mid = start + (end - start) / 2
         width = ((end - start).dt.total_seconds() * 1000 * 0.85).tolist()
         complete = part["complete"].astype(bool)
+        read = part["rows_read"].tolist()  # per bar below: a list, not a pandas lookup each
         days = [(pd.Timestamp(b) - pd.Timestamp(a)).days + 1
                 for a, b in zip(part["period_start"], part["period_end"], strict=True)]
         label = [_period_label(grain, a, b) + ("" if c else f" ({PARTIAL[grain]}: data on {d} "
@@ -181,7 +182,7 @@ def _loads_figure(df: pd.DataFrame, grain: str) -> go.Figure:
                     marker=dict(opacity=1.0 if whole else 0.45,
                                 pattern=dict(shape="" if whole else "/")),
                     legendgroup=name, showlegend=i == 1 and whole,
-                    customdata=[(label[k], part["rows_read"].iloc[k]) for k in pick],
+                    customdata=[(label[k], read[k]) for k in pick],
                     hovertemplate="%{customdata[0]}<br>" + name + ": %{y:,d} of "
                                   "%{customdata[1]:,d} rows read<extra></extra>"),
                     row=i, col=1)
