@@ -552,7 +552,8 @@ def bench_daily(days_list: list[int], args: argparse.Namespace, report: Report) 
     from transforms.project import load_project
 
     per_day = args.daily_customers_per_day
-    ready: dict[int, tuple[Path, Path, dt.date, dt.date]] = {}
+    # per history length: its folder, config, refreshed days, snapshot and warehouse
+    ready: dict[int, tuple[Path, Path, dt.date, dt.date, Path, Path]] = {}
     for days in sorted(days_list):
         label = f"daily {days}d"
         root = args.workdir / "daily" / f"{days}d_{per_day}"
@@ -580,17 +581,16 @@ def bench_daily(days_list: list[int], args: argparse.Namespace, report: Report) 
             shutil.rmtree(root / "history_dagster_home", ignore_errors=True)
             shutil.copytree(root / "dagster_home", root / "history_dagster_home")
             history_key.write_text(json.dumps(key))
-        ready[days] = (root, config, first, last)
+        ready[days] = (root, config, first, last, snapshot, warehouse)
 
     runs: dict[int, list[Measurement]] = {d: [] for d in ready}
     for k in range(args.daily_repeat):
-        for days, (root, config, first, last) in ready.items():
+        for days, (root, config, first, last, snapshot, warehouse) in ready.items():
             # the state right after the history run: its warehouse and its Dagster instance
             shutil.rmtree(root / "dagster_home", ignore_errors=True)
             shutil.copytree(root / "history_dagster_home", root / "dagster_home")
-            warehouse = root / "warehouse" / "journeys.duckdb"
             warehouse.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / "history.duckdb", warehouse)
+            shutil.copy2(snapshot, warehouse)
             m = journeys_run(root, config, f"run_daily_{k + 1}.log", "--start",
                              first.isoformat(), "--end", last.isoformat(), fresh=False)
             if m.exit_code:
@@ -605,7 +605,7 @@ def bench_daily(days_list: list[int], args: argparse.Namespace, report: Report) 
     for days, ms in runs.items():
         if not ms:
             continue
-        root, _, first, last = ready[days]
+        first, last = ready[days][2:4]
         cpu, wall = median([m.cpu_s for m in ms]), median([m.wall_s for m in ms])
         steps: dict[str, list[float]] = {}
         for m in ms:

@@ -838,7 +838,6 @@ class _ByTransition:
         self.tables.clear()
 
 
-
 def _segment_tests(con: duckdb.DuckDBPyConnection, parts: _ByTransition, spans: dict,
                    columns: Sequence[Sequence[str]], *, only: dict | None = None,
                    min_attempts: int, min_share: float, min_expected: float) -> list[_Test]:
@@ -1011,8 +1010,6 @@ def find_changes(
     value of each column in `segments`; segment values (and pairs) of the columns in `compare`
     (default: `segments`) worse than the rest. Ranked: drops by customers lost (descending),
     then improvements by customers gained."""
-    from statsmodels.stats.multitest import multipletests
-
     src = ident(attempts_table)
     spans = _spans(con, src)
     compare = list(segments if compare is None else compare)
@@ -1022,11 +1019,11 @@ def find_changes(
         tested += _scan_series(s, alpha=alpha, max_window_days=max_window_days,
                                min_attempts=min_attempts, min_share=min_share,
                                min_expected=min_expected, max_windows=max_windows)
-    limits = dict(min_attempts=min_attempts, min_share=min_share, min_expected=min_expected)
     parts = _ByTransition(con, src)
     try:
         return _tested_findings(con, parts, spans, tested, compare, alpha=alpha,
-                                explain=explain, **limits)
+                                explain=explain, min_attempts=min_attempts,
+                                min_share=min_share, min_expected=min_expected)
     finally:
         parts.drop()
 
